@@ -1,0 +1,43 @@
+# All set-up lives here: a fresh Debian machine needs only `make demo` and `make test`, as root.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYRUNC := $(VENV)/bin/pyrunc
+BUNDLE := bundles/busybox
+APT_PKGS := busybox-static runc crun libseccomp2 libcap-dev uidmap iproute2 procps
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup deps bundle demo test conformance bench stress clean
+
+setup: $(VENV)/.installed
+
+# apt: only what is missing, so a prepared machine does no network at all
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; fi
+
+$(VENV)/.installed: pyproject.toml
+	@$(MAKE) --no-print-directory deps
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@touch $@
+
+bundle: deps $(BUNDLE)/rootfs/bin/busybox
+$(BUNDLE)/rootfs/bin/busybox:
+	bash $(BUNDLE)/build-rootfs.sh
+
+demo: setup bundle
+	$(PYRUNC) run --bundle $(BUNDLE) pyrunc-demo-$$$$
+
+test: setup bundle
+	$(PY) -m pytest -q tests
+
+conformance: setup bundle
+	$(PY) -m conformance --runtime $(PYRUNC) --runtime runc --runtime crun
+
+bench: setup bundle
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(BUNDLE)/rootfs build *.egg-info
