@@ -1,0 +1,245 @@
+"""cgroup v2 resource writers, the v1->v2 value translations of the OCI fields, and stats."""
+import os
+
+from runtime.cgroups import _kv, _read, _write, warn
+from runtime.errors import Error
+
+MAX_SHARES, MIN_SHARES = 262144, 2
+
+
+# ---------------------------------------------------------------- pure translations
+
+def shares_to_weight(shares):
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], linearly (runc 1.1's mapping); 0 = unset."""
+    if not shares:
+        return 0
+    return 1 + ((int(shares) - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
+
+
+def cpu_max(quota, period):
+    """OCI quota/period -> cpu.max text; "" when neither is set. Quota <= 0 means no limit."""
+    if not quota and not period:
+        return ""
+    period = int(period) if period else 100000  # the kernel's default period
+    if quota is None or quota <= 0:
+        return f"max {period}"
+    return f"{int(quota)} {period}"
+
+
+def blkio_weight_to_io_weight(weight):
+    """blkio.weight [10, 1000] -> io.weight [1, 10000]; 0 = unset."""
+    if not weight:
+        return 0
+    return 1 + (int(weight) - 10) * 9999 // 990
+
+
+def swap_to_v2(swap, memory):
+    """OCI memory.swap is memory+swap (a v1 memsw limit); v2 memory.swap.max is swap alone.
+
+    Returns -1 for "max", 0 for "leave unset"."""
+    if memory == -1 and not swap:
+        return -1  # unlimited memory with unset swap: both unlimited, like v1
+    if swap in (-1, 0, None):
+        return swap or 0
+    if memory in (None, 0, -1):
+        raise Error("linux.resources.memory.swap: cannot set a swap limit without a memory limit")
+    if memory < 0:
+        raise Error(f"linux.resources.memory.limit: invalid value {memory}")
+    if swap < memory:
+        raise Error("linux.resources.memory.swap: memory+swap limit must be >= memory limit")
+    return swap - memory
+
+
+def mem_value(v):
+    """-1 -> "max"; others as is."""
+    return "max" if v is None or v < 0 else str(int(v))
+
+
+def io_max_lines(block_io):
+    """throttle* entries -> io.max lines "maj:min rbps=N" (one key per line, merged by the kernel)."""
+    out = []
+    for key, name in (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+                      ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops")):
+        for e in block_io.get(key) or []:
+            rate = int(e["rate"])
+            out.append(f"{int(e['major'])}:{int(e['minor'])} {name}={rate if rate > 0 else 'max'}")
+    return out
+
+
+def resources_to_files(r, have=lambda name: True):
+    """linux.resources (minus devices) -> ordered [(controller or "", file, value)] for a v2 cgroup.
+
+    `have(file)` tells whether an optional interface file exists (e.g. io.bfq.weight)."""
+    out = []
+    m = r.get("memory") or {}
+    if m:
+        limit = m.get("limit")
+        swap = swap_to_v2(m.get("swap"), limit)
+        # swap.max first: lowering memory.max while swap.max stays is always fine, and vice versa
+        if swap:
+            out.append(("memory", "memory.swap.max", mem_value(swap)))
+        if limit:
+            out.append(("memory", "memory.max", mem_value(limit)))
+        if m.get("reservation"):
+            out.append(("memory", "memory.low", mem_value(m["reservation"])))
+        if m.get("disableOOMKiller"):
+            warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2")
+        if m.get("swappiness") is not None:
+            warn("linux.resources.memory.swappiness is not supported on cgroup v2")
+        if m.get("kernel") or m.get("kernelTCP"):
+            warn("linux.resources.memory.kernel/kernelTCP are deprecated and ignored")
+    c = r.get("cpu") or {}
+    if c:
+        if c.get("realtimeRuntime") or c.get("realtimePeriod"):
+            raise Error("linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2")
+        if c.get("shares"):
+            out.append(("cpu", "cpu.weight", str(shares_to_weight(c["shares"]))))
+        cm = cpu_max(c.get("quota"), c.get("period"))
+        if cm:
+            out.append(("cpu", "cpu.max", cm))
+        if c.get("burst") is not None:
+            out.append(("cpu", "cpu.max.burst", str(int(c["burst"]))))
+        if c.get("idle") is not None:
+            out.append(("cpu", "cpu.idle", str(int(c["idle"]))))
+        if c.get("cpus"):
+            out.append(("cpuset", "cpuset.cpus", c["cpus"]))
+        if c.get("mems"):
+            out.append(("cpuset", "cpuset.mems", c["mems"]))
+    p = r.get("pids")
+    if p and p.get("limit") is not None:
+        out.append(("pids", "pids.max", "max" if p["limit"] <= 0 else str(int(p["limit"]))))
+    b = r.get("blockIO") or {}
+    if b:
+        # BFQ takes the v1 range directly; the io.weight interface needs converting
+        bfq = have("io.bfq.weight")
+        if b.get("weight"):
+            if bfq:
+                out.append(("io", "io.bfq.weight", str(int(b["weight"]))))
+            else:
+                out.append(("io", "io.weight", f"default {blkio_weight_to_io_weight(b['weight'])}"))
+        if b.get("leafWeight"):
+            warn("linux.resources.blockIO.leafWeight is not supported on cgroup v2")
+        for e in b.get("weightDevice") or []:
+            if e.get("weight"):
+                dev = f"{int(e['major'])}:{int(e['minor'])}"
+                if bfq:
+                    out.append(("io", "io.bfq.weight", f"{dev} {int(e['weight'])}"))
+                else:
+                    out.append(("io", "io.weight", f"{dev} {blkio_weight_to_io_weight(e['weight'])}"))
+        for line in io_max_lines(b):
+            out.append(("io", "io.max", line))
+    for h in r.get("hugepageLimits") or []:
+        out.append(("hugetlb", f"hugetlb.{h['pageSize']}.max", mem_value(h["limit"])))
+    n = r.get("network") or {}
+    if n.get("classID") is not None or n.get("priorities"):
+        raise Error("linux.resources.network: net_cls/net_prio do not exist on cgroup v2")
+    if r.get("rdma"):
+        for dev, lim in r["rdma"].items():
+            parts = []
+            if lim.get("hcaHandles") is not None:
+                parts.append(f"hca_handle={int(lim['hcaHandles'])}")
+            if lim.get("hcaObjects") is not None:
+                parts.append(f"hca_object={int(lim['hcaObjects'])}")
+            if parts:
+                out.append(("rdma", "rdma.max", f"{dev} {' '.join(parts)}"))
+    for key, value in (r.get("unified") or {}).items():
+        if "/" in key or key.startswith(".") or "." not in key:
+            raise Error(f"linux.resources.unified: invalid key {key!r}")
+        ctrl = key.split(".", 1)[0]
+        out.append(("" if ctrl == "cgroup" else ctrl, key, str(value)))
+    return out
+
+
+# ---------------------------------------------------------------- writing
+
+def _enable(mgr, d, ctrl):
+    """Make `ctrl` available in d: enable it in the subtree_control of every ancestor up to the
+    hierarchy root (runc does the same when it creates the cgroup)."""
+    if ctrl in _read(os.path.join(d, "cgroup.controllers")).split():
+        return
+    root = mgr.roots.get("", "/sys/fs/cgroup").rstrip("/")
+    chain, p = [], os.path.dirname(d)
+    while p.startswith(root) and len(p) >= len(root):
+        chain.append(p)
+        if p == root:
+            break
+        p = os.path.dirname(p)
+    for p in reversed(chain):
+        if ctrl not in _read(os.path.join(p, "cgroup.controllers")).split():
+            raise Error(f"{ctrl} cgroup controller is not available in {p} (cgroup.controllers)")
+        if ctrl not in _read(os.path.join(p, "cgroup.subtree_control")).split():
+            _write(os.path.join(p, "cgroup.subtree_control"), "+" + ctrl)
+
+
+def set_resources(mgr, r):
+    d = mgr._paths[""]
+    files = resources_to_files(r, have=lambda n: os.path.exists(os.path.join(d, n)))
+    for ctrl, name, value in files:
+        if ctrl:
+            _enable(mgr, d, ctrl)
+        p = os.path.join(d, name)
+        if not os.path.exists(p):
+            raise Error(f"linux.resources: {name} is not supported by this kernel ({ctrl or 'cgroup'} controller)")
+        _write(p, value)
+    if "devices" in r:
+        from runtime.cgroups import devices_bpf, v1
+        devices_bpf.apply(d, v1.device_rules(mgr, r))
+
+
+# ---------------------------------------------------------------- stats
+
+def stats(mgr):
+    d = mgr._paths[""]
+    s = {}
+
+    def kv(name):
+        try:
+            return _kv(os.path.join(d, name))
+        except (FileNotFoundError, OSError):
+            return {}
+
+    def num(name, default=0):
+        try:
+            v = _read(os.path.join(d, name)).strip()
+        except (FileNotFoundError, OSError):
+            return default
+        return 2 ** 64 - 1 if v == "max" else int(v) if v else default
+    st = kv("cpu.stat")
+    s["cpu"] = {"usage": {"total": st.get("usage_usec", 0) * 1000, "kernel": st.get("system_usec", 0) * 1000,
+                          "user": st.get("user_usec", 0) * 1000},
+                "throttling": {"periods": st.get("nr_periods", 0), "throttled_periods": st.get("nr_throttled", 0),
+                               "throttled_time": st.get("throttled_usec", 0) * 1000}}
+    if os.path.exists(os.path.join(d, "memory.current")):
+        raw = kv("memory.stat")
+        ev = kv("memory.events")
+        s["memory"] = {"cache": raw.get("file", 0),
+                       "usage": {"limit": num("memory.max"), "usage": num("memory.current"),
+                                 "max": num("memory.peak"), "failcnt": ev.get("max", 0)},
+                       "swap": {"limit": num("memory.swap.max"), "usage": num("memory.swap.current"),
+                                "max": num("memory.swap.peak"), "failcnt": 0},
+                       "kernel": {}, "kernelTCP": {}, "raw": raw}
+    if os.path.exists(os.path.join(d, "pids.current")):
+        mx = num("pids.max")
+        s["pids"] = {"current": num("pids.current"), "limit": 0 if mx == 2 ** 64 - 1 else mx}
+    if os.path.exists(os.path.join(d, "io.stat")):
+        sb, sv = [], []
+        for line in _read(os.path.join(d, "io.stat")).splitlines():
+            f = line.split()
+            if not f or ":" not in f[0]:
+                continue
+            mj, mn = (int(x) for x in f[0].split(":"))
+            vals = dict(x.split("=", 1) for x in f[1:] if "=" in x)
+            for key, op, lst in (("rbytes", "Read", sb), ("wbytes", "Write", sb),
+                                 ("rios", "Read", sv), ("wios", "Write", sv)):
+                if key in vals:
+                    lst.append({"major": mj, "minor": mn, "op": op, "value": int(vals[key])})
+        s["blkio"] = {"ioServiceBytesRecursive": sb, "ioServicedRecursive": sv}
+    huge = {}
+    for f in sorted(os.listdir(d)):
+        if f.startswith("hugetlb.") and f.endswith(".current"):
+            size = f.split(".")[1]
+            huge[size] = {"usage": num(f), "max": num(f"hugetlb.{size}.max"),
+                          "failcnt": kv(f"hugetlb.{size}.events").get("max", 0)}
+    if huge:
+        s["hugetlb"] = huge
+    return s
