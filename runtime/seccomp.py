@@ -58,9 +58,10 @@ _FLAG_TSYNC_ESRCH = 1 << 4
 _ATTR_CTL_NNP = 3
 _ATTR_CTL_OPTIMIZE = 8
 
-# Syscalls the runtime itself makes between load() and execve. A NOTIFY rule on them would block
-# the init process before anyone holds the listener fd (runc rejects `write` for the same reason).
-NOTIFY_FORBIDDEN = frozenset({"write"})
+# Syscalls the init process makes under the filter before the agent holds the notify fd: a
+# NOTIFY rule on them would wait forever. load() connects to the listener *before* installing the
+# filter so only sendmsg is left; `write` is refused too, as runc does (sync pipes).
+NOTIFY_FORBIDDEN = frozenset({"write", "sendmsg"})
 
 _MAX_ARGS = 6  # syscall arguments seccomp can look at
 _U64 = (1 << 64) - 1
@@ -247,10 +248,15 @@ def check(seccomp: dict) -> None:
 
 
 class _Prepared:
-    __slots__ = ("ctx", "notify", "flags", "lib")
+    __slots__ = ("ctx", "notify", "flags", "lib", "listener")
 
-    def __init__(self, ctx, notify, flags, lib):
+    def __init__(self, ctx, notify, flags, lib, listener):
         self.ctx, self.notify, self.flags, self.lib = ctx, notify, flags, lib
+        self.listener = listener
+
+
+# (listenerPath, connected socket) opened by load() for the following send_notify_fd().
+_pending = None
 
 
 def _oserr(rc):
@@ -283,7 +289,12 @@ def prepare(seccomp: dict) -> _Prepared:
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return _Prepared(ctx, plan["notify"], plan["flags"], lib)
+    if plan["notify"]:
+        # Import now: imports under the user's filter would open/stat/mmap files.
+        import array  # noqa: F401
+        import json  # noqa: F401
+        import socket  # noqa: F401
+    return _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"))
 
 
 def _attr(lib, ctx, attr, value, field):
@@ -324,7 +335,20 @@ def load(prepared: _Prepared):
     The context is deliberately not released: after loading, the fewer syscalls (free ->
     munmap) before execve the better, and execve discards it anyway.
     """
+    global _pending
     lib, ctx = prepared.lib, prepared.ctx
+    if prepared.notify:
+        _pending = (prepared.listener, _connect(prepared.listener))
+        try:
+            return _load(lib, ctx, prepared)
+        except BaseException:
+            _pending[1].close()
+            _pending = None
+            raise
+    return _load(lib, ctx, prepared)
+
+
+def _load(lib, ctx, prepared):
     bits = 0
     for f in prepared.flags:
         bits |= _FLAGS[f][1]
@@ -382,41 +406,68 @@ def _load_raw(lib, ctx, bits):
     return fd
 
 
+def _connect(listener_path):
+    """Connect to the seccomp agent; the socket is left blocking with a kernel send timeout."""
+    import socket
+    import struct
+
+    field = "linux.seccomp.listenerPath"
+    dfd = None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.settimeout(LISTENER_TIMEOUT)
+        addr = listener_path
+        if len(os.fsencode(addr)) >= 108:
+            # sun_path is 108 bytes; reach long paths through the directory's O_PATH fd.
+            d, base = os.path.split(listener_path)
+            dfd = os.open(d or ".", os.O_PATH | os.O_CLOEXEC)
+            addr = f"/proc/self/fd/{dfd}/{base}"
+        s.connect(addr)
+        # Blocking + SO_SNDTIMEO: sending is then exactly one sendmsg(2), no poll/fcntl, and a
+        # wedged agent still cannot hang us forever.
+        s.settimeout(None)
+        tv = struct.pack("@ll", int(LISTENER_TIMEOUT), 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    except OSError as e:
+        s.close()
+        raise Error(f"{field}: connecting to {listener_path}: {e.strerror or e}") from None
+    finally:
+        if dfd is not None:
+            os.close(dfd)
+    return s
+
+
 def send_notify_fd(listener_path: str, notify_fd: int, state: dict, metadata=None) -> None:
     """Send the container process state plus the seccomp notify fd to the listener (SCM_RIGHTS).
 
-    One connection per state, closed afterwards, fd only in the first sendmsg (spec). The caller
-    still owns and closes notify_fd.
+    One connection per state, closed afterwards, fd only in the first sendmsg (spec). Reuses the
+    connection load() opened before the filter went in, else connects now. The caller still owns
+    and closes notify_fd.
     """
     import array
     import json
     import socket
 
+    global _pending
     msg = {"ociVersion": SPEC_VERSION, "fds": ["seccompFd"], "pid": state.get("pid"), "state": state}
     if metadata is not None:
         msg["metadata"] = metadata
     data = json.dumps(msg, separators=(",", ":")).encode()
-    field = "linux.seccomp.listenerPath"
-    dfd = None
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            s.settimeout(LISTENER_TIMEOUT)
-            addr = listener_path
-            if len(os.fsencode(addr)) >= 108:
-                # sun_path is 108 bytes; reach long paths through the directory's O_PATH fd.
-                d, base = os.path.split(listener_path)
-                dfd = os.open(d or ".", os.O_PATH | os.O_CLOEXEC)
-                addr = f"/proc/self/fd/{dfd}/{base}"
-            s.connect(addr)
+    if _pending is not None and _pending[0] == listener_path:
+        s, _pending = _pending[1], None
+    else:
+        s = _connect(listener_path)
+    with s:
+        try:
             fds = array.array("i", [notify_fd])
             sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             if sent < len(data):
                 s.sendall(data[sent:])
-    except OSError as e:
-        raise Error(f"{field}: sending seccomp fd to {listener_path}: {e.strerror or e}") from None
-    finally:
-        if dfd is not None:
-            os.close(dfd)
+        except OSError as e:
+            raise Error(
+                f"linux.seccomp.listenerPath: sending seccomp fd to {listener_path}: "
+                f"{e.strerror or e}"
+            ) from None
 
 
 LISTENER_TIMEOUT = 30.0  # seconds; a wedged agent must not hang `create` forever

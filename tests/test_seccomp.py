@@ -325,6 +325,36 @@ def test_notify_listener_gets_state_and_fd(tmp_path, flags):
     assert len(agent.fds) == 1
 
 
+def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
+    # No socket/connect/poll/fcntl/open allowed after load: load() connected beforehand.
+    path = str(tmp_path / "agent.sock")
+    cfg = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": errno.ENOTSUP,
+        "listenerPath": path,
+        "syscalls": [
+            {"names": PYTHON_BASICS + ["sendmsg"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+        ],
+    }
+    agent = Agent(path, [(-errno.EXDEV, 0)])
+    agent.start()
+
+    def hand_over(fd):
+        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "c", "status": "creating",
+                                    "pid": 1, "bundle": "/"}, None)
+        os.close(fd)
+
+    try:
+        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a")), raw_syscall("getppid")],
+                 after_load=hand_over)
+    finally:
+        agent.join(TIMEOUT)
+    assert agent.error is None, agent.error
+    assert res == [-errno.EXDEV, -errno.ENOTSUP]
+    assert "metadata" not in agent.state and agent.state["state"]["id"] == "c"
+
+
 def test_no_notify_returns_none():
     def after(fd):
         if fd is not None:
@@ -419,6 +449,8 @@ def _sc(**kw):
      r"linux\.seccomp\.syscalls\[1\]\.args\[0\]\.valueTwo"),
     (_sc(names=["write"], action="SCMP_ACT_NOTIFY") | {"listenerPath": "/x"},
      r"linux\.seccomp\.syscalls\[1\]\.action: SCMP_ACT_NOTIFY cannot be used for write"),
+    (_sc(names=["mount", "sendmsg"], action="SCMP_ACT_NOTIFY") | {"listenerPath": "/x"},
+     r"linux\.seccomp\.syscalls\[1\]\.action: SCMP_ACT_NOTIFY cannot be used for sendmsg"),
 ])
 def test_check_rejects(cfg, field):
     with pytest.raises(Error, match=field):
@@ -457,3 +489,11 @@ def test_import_is_lazy():
             "assert 'ctypes' not in sys.modules and 'pyseccomp' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=TIMEOUT,
                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_load_fails_before_filtering_when_listener_is_absent(tmp_path):
+    cfg = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "none.sock"),
+           "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+    status, out = in_child(cfg, lambda: 1)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+    assert "linux.seccomp.listenerPath: connecting to" in out["err"]
