@@ -1,0 +1,142 @@
+"""Reading and validating a bundle's config.json (config.md, config-linux.md).
+
+Validation is two-staged: the JSON schemas of the runtime-spec (vendored in oci-schemas/), then the
+semantic rules the schemas cannot express. Errors name the field as a JSON path.
+"""
+import json
+import os
+
+from .errors import Error
+
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oci-schemas")
+
+NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+def load(bundle):
+    """Read, parse and validate BUNDLE/config.json; returns the config dict."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise Error(f"config.json: no such file in bundle {bundle}") from None
+    except OSError as e:
+        raise Error(f"config.json: cannot read {path}: {e.strerror}") from None
+    try:
+        cfg = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Error(f"config.json: invalid JSON: {e}") from None
+    validate(cfg)
+    return cfg
+
+
+def json_path(parts):
+    """['linux', 'namespaces', 0, 'type'] -> 'linux.namespaces[0].type'."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(root)"
+
+
+_validator = None
+
+
+def schema_validator():
+    """The full jsonschema validator of config-schema.json (imported lazily: it costs ~60 ms)."""
+    global _validator
+    if _validator is None:
+        import jsonschema
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
+
+        resources = []
+        for name in os.listdir(SCHEMA_DIR):
+            if name.endswith(".json"):
+                with open(os.path.join(SCHEMA_DIR, name)) as f:
+                    resources.append((name, Resource.from_contents(json.load(f), default_specification=DRAFT4)))
+        registry = Registry().with_resources(resources)
+        schema = registry.contents("config-schema.json")
+        _validator = jsonschema.Draft4Validator(schema, registry=registry)
+    return _validator
+
+
+def schema_errors(cfg):
+    """All schema violations as one-line messages, most specific first."""
+    from jsonschema.exceptions import best_match
+
+    v = schema_validator()
+    errs = list(v.iter_errors(cfg))
+    if not errs:
+        return []
+    e = best_match(errs)
+    # descend into anyOf/oneOf to the error that names the deepest field
+    while e.context:
+        e = best_match(e.context)
+    return [f"config.json: {json_path(e.absolute_path)}: {e.message}"]
+
+
+def validate(cfg):
+    """Schema then semantic validation; raises Error naming the first bad field."""
+    if not isinstance(cfg, dict):
+        raise Error("config.json: (root): must be a JSON object")
+    from . import fastcheck
+
+    if not fastcheck.ok(cfg):
+        errs = schema_errors(cfg)
+        if errs:
+            raise Error(errs[0])
+    semantic_check(cfg)
+
+
+def semantic_check(cfg):
+    """Rules of config.md/config-linux.md beyond the schema."""
+    if "ociVersion" not in cfg:
+        raise Error("config.json: ociVersion: is required")
+    root = cfg.get("root")
+    if not root or not root.get("path"):
+        raise Error("config.json: root.path: is required on Linux")
+    proc = cfg.get("process")
+    if proc is not None:
+        if not proc.get("args"):
+            raise Error("config.json: process.args: must name the program to run")
+        cwd = proc.get("cwd", "")
+        if not cwd.startswith("/"):
+            raise Error(f"config.json: process.cwd: must be an absolute path, not {cwd!r}")
+    linux = cfg.get("linux") or {}
+    seen = set()
+    for i, ns in enumerate(linux.get("namespaces") or []):
+        t = ns.get("type")
+        if t not in NAMESPACES:
+            raise Error(f"config.json: linux.namespaces[{i}].type: unknown namespace type {t!r}")
+        if t in seen:
+            raise Error(f"config.json: linux.namespaces[{i}].type: duplicate namespace {t!r}")
+        seen.add(t)
+        p = ns.get("path")
+        if p is not None and not p.startswith("/"):
+            raise Error(f"config.json: linux.namespaces[{i}].path: must be absolute, not {p!r}")
+    has_userns = "user" in seen
+    if has_userns:
+        userns_new = not any(ns.get("type") == "user" and ns.get("path") for ns in linux.get("namespaces"))
+        if userns_new and not (linux.get("uidMappings") and linux.get("gidMappings")):
+            raise Error("config.json: linux.uidMappings: a new user namespace needs uidMappings and gidMappings")
+    elif linux.get("uidMappings") or linux.get("gidMappings"):
+        raise Error("config.json: linux.uidMappings: mappings given without a user namespace")
+    if "timeOffsets" in linux and "time" not in seen:
+        raise Error("config.json: linux.timeOffsets: given without a time namespace")
+    if "mount" not in seen:
+        raise Error("config.json: linux.namespaces: a mount namespace is required")
+    for i, m in enumerate(cfg.get("mounts") or []):
+        d = m.get("destination", "")
+        if not d.startswith("/"):
+            # config.md: SHOULD be absolute; runc resolves relative ones against / as well
+            m["destination"] = "/" + d
+    if cfg.get("hostname") and "uts" not in seen:
+        raise Error("config.json: hostname: setting the hostname needs a uts namespace")
+    if cfg.get("domainname") and "uts" not in seen:
+        raise Error("config.json: domainname: setting the domainname needs a uts namespace")
+
+
+def namespaces(cfg):
+    """{type: path-or-None} of linux.namespaces."""
+    return {ns["type"]: ns.get("path") for ns in (cfg.get("linux") or {}).get("namespaces") or []}

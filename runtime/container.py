@@ -1,0 +1,514 @@
+"""The container lifecycle of runtime.md: create, start, run, state, kill, delete, list.
+
+The runtime process (this module) claims the id, builds a plan from config.json, clones the init
+(runtime/init.py) into its namespaces, writes the id maps, places it in its cgroups, runs the
+runtime-namespace hooks, and records state. Everything it made is undone when a step fails.
+"""
+import json
+import os
+import signal
+import socket
+import time
+
+from . import config as configmod
+from . import linux as L
+from . import process, rootfs, state
+from .errors import Error, NotExist
+
+NS_FLAGS = {
+    "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS, "ipc": L.CLONE_NEWIPC,
+    "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
+}
+# setns order for joined namespaces: user first (it owns the others), mount last but before pid
+_JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
+
+
+def warn(msg):
+    from . import log
+    log.warning(msg)
+
+
+class Ctx:
+    """Everything the init child needs, computed and checked before it exists."""
+
+
+def _now_rfc3339():
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
+    """Check everything that can be checked without a process and build the init's Ctx."""
+    ctx = Ctx()
+    linux = cfg.get("linux") or {}
+    root = cfg["root"]
+    rpath = root["path"]
+    ctx.rootfs = os.path.realpath(rpath if os.path.isabs(rpath) else os.path.join(bundle, rpath))
+    if not os.path.isdir(ctx.rootfs):
+        raise Error(f"config.json: root.path: rootfs {ctx.rootfs} does not exist or is not a directory")
+    ctx.root_readonly = bool(root.get("readonly"))
+    ctx.no_pivot = no_pivot
+    ctx.preserve_fds = preserve_fds
+    nss = configmod.namespaces(cfg)
+    ctx.ns_paths = {t: p for t, p in nss.items() if p}
+    ctx.ns_joins = []
+    for t in _JOIN_ORDER:
+        p = ctx.ns_paths.get(t)
+        if p:
+            _check_ns_path(t, p)
+            ctx.ns_joins.append((t, p, NS_FLAGS[t]))
+    ctx.new_flags = 0
+    for t, p in nss.items():
+        if not p:
+            ctx.new_flags |= NS_FLAGS[t]
+    ctx.userns = "user" in nss
+    ctx.uid_mappings = linux.get("uidMappings") or []
+    ctx.gid_mappings = linux.get("gidMappings") or []
+    ctx.cgroupns = "cgroup" in nss
+    ctx.time_offsets = linux.get("timeOffsets") or {}
+    ctx.hostname = cfg.get("hostname")
+    ctx.domainname = cfg.get("domainname")
+    ctx.root_propagation = 0
+    rp = linux.get("rootfsPropagation")
+    if rp:
+        if rp not in rootfs.ROOT_PROPAGATION:
+            raise Error(f"config.json: linux.rootfsPropagation: unknown propagation {rp!r}")
+        ctx.root_propagation = rootfs.ROOT_PROPAGATION[rp]
+    ctx.mounts = rootfs.plan_mounts(cfg, bundle)
+    ctx.devices = []
+    for i, d in enumerate(linux.get("devices") or []):
+        if d.get("type") not in ("c", "b", "u", "p"):
+            raise Error(f"config.json: linux.devices[{i}].type: unknown device type {d.get('type')!r}")
+        if d.get("type") != "p" and ("major" not in d or "minor" not in d):
+            raise Error(f"config.json: linux.devices[{i}]: major and minor are required for type {d['type']!r}")
+        ctx.devices.append(d)
+    ctx.masked_paths = linux.get("maskedPaths") or []
+    ctx.readonly_paths = linux.get("readonlyPaths") or []
+    ctx.sysctl = linux.get("sysctl") or {}
+    if linux.get("mountLabel"):
+        raise Error("config.json: linux.mountLabel: SELinux is not enabled on this host")
+    proc = cfg.get("process")
+    if proc is None:
+        raise Error("config.json: process: is required to create a container")
+    ctx.proc = process.plan_process(proc)
+    ctx.terminal = bool(proc.get("terminal"))
+    ctx.seccomp = linux.get("seccomp")
+    if ctx.seccomp is not None:
+        from . import seccomp
+        seccomp.check(ctx.seccomp)
+    ctx.hooks = cfg.get("hooks") or {}
+    ctx.runtime_hooks = bool(ctx.hooks.get("prestart") or ctx.hooks.get("createRuntime"))
+    ctx.fifo_fd = -1
+    ctx.cgroup_manager = None
+    return ctx
+
+
+def _check_ns_path(t, path):
+    """A joined namespace must exist and be of the type it is listed as."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise Error(f"config.json: linux.namespaces: {t} namespace path {path}: {e.strerror}") from None
+    try:
+        import fcntl
+        NS_GET_NSTYPE = 0xB703
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        raise Error(f"config.json: linux.namespaces: {path} is not a namespace file") from None
+    finally:
+        os.close(fd)
+    if nstype != NS_FLAGS[t]:
+        raise Error(f"config.json: linux.namespaces: {path} is not a {t} namespace")
+
+
+# ------------------------------------------------------------------ create / run
+def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
+           foreground=False, keep=False):
+    """create (and for run, start): returns the exit status for a foreground run, else 0."""
+    bundle = os.path.abspath(bundle or ".")
+    if not os.path.isdir(bundle):
+        raise Error(f"bundle {bundle}: no such directory")
+    cfg = configmod.load(bundle)
+    ctx = prepare(cfg, bundle, no_pivot, preserve_fds)
+    c = state.Container(root, cid)
+    c.make()
+    try:
+        data = {
+            "ociVersion": cfg["ociVersion"], "id": cid, "pid": 0, "status": "creating",
+            "bundle": bundle, "rootfs": ctx.rootfs, "created": _now_rfc3339(), "owner": "",
+            "annotations": cfg.get("annotations") or {}, "creator": os.getpid(),
+            "creator_start": state.proc_start_time(os.getpid()),
+            "hooks": {k: v for k, v in ctx.hooks.items() if k in ("poststart", "poststop")},
+            "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or []},
+                       "process": {"terminal": ctx.terminal}},
+        }
+        from . import cgroups
+        mgr = cgroups.new_manager(cid, cfg.get("linux") or {})
+        data["cgroup"] = mgr.to_dict()
+        c.write(data)
+        mgr.create()
+        ctx.cgroup_manager = mgr
+        if not start_now:
+            os.mkfifo(c.fifo, 0o622)
+            ctx.fifo_fd = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: never blocks
+        if foreground:
+            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the slow path
+        pid, sock = spawn(ctx, c, cfg, mgr)
+    except BaseException:
+        _destroy_partial(c)
+        raise
+    if ctx.fifo_fd >= 0:
+        os.close(ctx.fifo_fd)
+    if pid_file:
+        write_pid_file(pid_file, pid)
+    if not start_now:
+        c.data["status"] = "created"
+        c.write()
+        c.unlock()
+        return 0
+    # run: start now
+    c.data["status"] = "running"
+    c.write()
+    c.unlock()
+    if foreground:
+        fwd = _forward_signals(pid)
+    try:
+        sock.send(b"start")
+    except OSError:
+        pass
+    _poststart(c)
+    if not foreground:
+        return 0
+    status = _wait_exit(pid, sock, fwd)
+    if not keep:
+        delete(root, cid, force=True)
+    return status
+
+
+def spawn(ctx, c, cfg, mgr):
+    """Clone the init and drive it to "ready"; returns (init pid, sync socket)."""
+    psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    slow = bool(ctx.ns_joins)
+    flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
+    from . import init
+    child = L.clone(flags)
+    if child == 0:
+        # the child must not hold the state lock, the runtime's socket end, or anything else
+        c.unlock()
+        psock.close()
+        if slow:
+            init.slow_path_main(ctx, csock)
+        init.child_main(ctx, csock)
+    csock.close()
+    pid = child
+    try:
+        if slow:
+            while True:
+                msg = _recv(psock, pid)
+                if msg == b"userns":
+                    write_id_maps(child, ctx)
+                    psock.send(b"mapped")
+                elif msg.startswith(b"pid:"):
+                    pid = int(msg[4:])
+                    os.waitpid(child, 0)
+                    break
+                else:
+                    raise Error(f"sync: unexpected message {msg[:40]!r}")
+        elif ctx.userns:
+            write_id_maps(pid, ctx)
+        c.data["pid"] = pid
+        c.data["pid_start"] = state.proc_start_time(pid)
+        c.write()
+        mgr.apply(pid)
+        res = (cfg.get("linux") or {}).get("resources")
+        if res:
+            mgr.set(res)
+        st = oci_state(c, "creating", pid)
+        psock.send(b"go:" + st.encode())
+        while True:
+            msg = _recv(psock, pid)
+            if msg == b"hooks":
+                from . import hooks
+                hooks.run_hooks(ctx.hooks, "prestart", st)
+                hooks.run_hooks(ctx.hooks, "createRuntime", st)
+                psock.send(b"ok")
+            elif msg == b"ready":
+                break
+            else:
+                raise Error(f"sync: unexpected message {msg[:40]!r}")
+    except BaseException:
+        _kill_reap(pid)
+        if slow and pid != child:
+            _kill_reap(child)
+        raise
+    return pid, psock
+
+
+def _recv(sock, pid):
+    try:
+        msg = sock.recv(1 << 16)
+    except OSError as e:
+        msg = b""
+    if msg.startswith(b"err:"):
+        raise Error(msg[4:].decode(errors="replace"))
+    if not msg:
+        raise Error("container init exited before it was ready")
+    return msg
+
+
+def _kill_reap(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def write_id_maps(pid, ctx):
+    for name, maps in (("uid_map", ctx.uid_mappings), ("gid_map", ctx.gid_mappings)):
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            field = "uidMappings" if name == "uid_map" else "gidMappings"
+            raise Error(f"config.json: linux.{field}: the kernel refused the mapping: {e.strerror}") from None
+
+
+def write_pid_file(path, pid):
+    """Bare digits, no newline, written atomically (containerd parses it strictly)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyrunc-tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _destroy_partial(c):
+    """Undo a failed create: whatever exists of process, cgroup and state goes."""
+    d = c.data or {}
+    pid = d.get("pid")
+    if pid and state.proc_alive(pid, d.get("pid_start")):
+        _kill_reap(pid)
+    if d.get("cgroup"):
+        from . import cgroups
+        try:
+            cgroups.load_manager(d["cgroup"]).destroy()
+        except (OSError, Error):
+            pass
+    try:
+        c.remove()
+    except OSError:
+        pass
+
+
+def oci_state(c, status=None, pid=None):
+    """The state JSON of runtime.md (state-schema.json) plus runc's extra fields."""
+    d = c.data
+    status = status or c.status()
+    out = {"ociVersion": d.get("ociVersion", "1.0.2"), "id": c.id, "status": status}
+    p = pid if pid is not None else d.get("pid", 0)
+    if status != "stopped" and p:
+        out["pid"] = p
+    out["bundle"] = d.get("bundle", "")
+    out["rootfs"] = d.get("rootfs", "")
+    out["created"] = d.get("created", "")
+    out["owner"] = d.get("owner", "")
+    if d.get("annotations"):
+        out["annotations"] = d["annotations"]
+    return json.dumps(out, indent=2)
+
+
+# ------------------------------------------------------------------ start
+def start(root, cid):
+    c = state.Container(root, cid).open()
+    st = c.status()
+    if st != "created":
+        raise Error(f"cannot start a container that has {'already ' if st != 'creating' else ''}"
+                    f"{'been started' if st in ('running', 'paused') else st}"
+                    if st != "stopped" else "cannot start an already stopped container")
+    try:
+        fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise Error("cannot start container: its init is no longer waiting") from None
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+    os.unlink(c.fifo)
+    c.data["status"] = "running"
+    c.write()
+    _poststart(c)
+    c.unlock()
+    return 0
+
+
+def _poststart(c):
+    hooks = (c.data.get("hooks") or {}).get("poststart")
+    if hooks:
+        from . import hooks as hk
+        hk.run_hooks(c.data["hooks"], "poststart", oci_state(c, "running"), warn=warn)
+
+
+def _forward_signals(pid):
+    """Foreground run: every catchable signal the runtime gets goes to the container's init."""
+    def fwd(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+    for s in signal.valid_signals():
+        if s not in skip and s < signal.SIGRTMIN:
+            try:
+                signal.signal(s, fwd)
+            except (OSError, ValueError):
+                pass
+    return fwd
+
+
+def _wait_exit(pid, sock, fwd):
+    """Wait for the init; its exit code, or 128+N when killed by signal N."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except ChildProcessError:
+            return 255
+        except InterruptedError:
+            continue
+    # the init may have failed between "start" and execve: say why
+    try:
+        sock.setblocking(False)
+        msg = sock.recv(1 << 16)
+        if msg.startswith(b"err:"):
+            from . import log
+            log.error(msg[4:].decode(errors="replace"))
+    except OSError:
+        pass
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# ------------------------------------------------------------------ state / kill / delete / list
+def state_json(root, cid):
+    c = state.Container(root, cid).open(shared=True)
+    out = oci_state(c)
+    c.unlock()
+    return out
+
+
+def kill(root, cid, sig, all_procs=False):
+    c = state.Container(root, cid).open(shared=True)
+    try:
+        st = c.status()
+        if st == "stopped" and not all_procs:
+            raise Error("container not running")
+        d = c.data
+        if all_procs and d.get("cgroup"):
+            from . import cgroups
+            cgroups.load_manager(d["cgroup"]).kill_all(sig)
+            return 0
+        if st == "stopped":
+            raise Error("container not running")
+        signal_pid(d["pid"], d.get("pid_start"), sig)
+    finally:
+        c.unlock()
+    return 0
+
+
+def signal_pid(pid, start, sig):
+    """Signal through a pidfd checked against the start time: never a recycled pid."""
+    try:
+        fd = L.pidfd_open(pid)
+    except OSError:
+        raise Error("container not running") from None
+    try:
+        if not state.proc_alive(pid, start):
+            raise Error("container not running")
+        L.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        raise Error("container not running") from None
+    finally:
+        os.close(fd)
+
+
+def delete(root, cid, force=False):
+    c = state.Container(root, cid)
+    try:
+        c.open()
+    except NotExist:
+        if force:
+            return 0
+        raise
+    st = c.status()
+    d = c.data
+    if st != "stopped":
+        if not force:
+            c.unlock()
+            raise Error(f"cannot delete container {cid} that is not stopped: {st}")
+        _kill_all(d)
+    elif d.get("cgroup"):
+        _kill_all(d)  # stragglers of a stopped init (e.g. no pid namespace)
+    if d.get("cgroup"):
+        from . import cgroups
+        try:
+            cgroups.load_manager(d["cgroup"]).destroy()
+        except OSError as e:
+            warn(f"cgroup of {cid}: {e}")
+    hooks = (d.get("hooks") or {}).get("poststop")
+    if hooks and not d.get("broken"):
+        from . import hooks as hk
+        hk.run_hooks(d["hooks"], "poststop", oci_state(c, "stopped"), warn=warn)
+    c.remove()
+    return 0
+
+
+def _kill_all(d):
+    pid = d.get("pid")
+    pidfd = -1
+    if pid and state.proc_alive(pid, d.get("pid_start")):
+        try:
+            pidfd = L.pidfd_open(pid)
+            L.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+    if d.get("cgroup"):
+        from . import cgroups
+        try:
+            mgr = cgroups.load_manager(d["cgroup"])
+            mgr.kill_all(signal.SIGKILL)
+        except (OSError, Error):
+            mgr = None
+    if pidfd >= 0:
+        import select
+        select.select([pidfd], [], [], 5)  # readable once the init is dead
+        os.close(pidfd)
+    # the init may be our own child (run, or a create from this same process): reap it
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, TypeError):
+        pass
+    if d.get("cgroup") and mgr is not None:
+        deadline = time.monotonic() + 5
+        while mgr.pids() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+def list_states(root):
+    out = []
+    for cid in state.list_ids(root):
+        c = state.Container(root, cid)
+        try:
+            c.open(shared=True)
+        except (NotExist, Error):
+            continue
+        st = json.loads(oci_state(c))
+        st.setdefault("pid", 0)
+        out.append(st)
+        c.unlock()
+    return out

@@ -1,0 +1,192 @@
+"""The container's init process: everything between clone() and execve() of the user program.
+
+Runs in the child created by container.spawn(). It is single-threaded, uses no logging, no locks and
+no threads, and talks to the runtime only through the sync socket (one SOCK_SEQPACKET message per
+step). Every descriptor it opens is O_CLOEXEC, so nothing of the runtime reaches the user program.
+Any failure is sent to the runtime as b"err:<message>" and the child exits.
+
+Protocol (runtime <-> child):
+  child   -> "userns"            (slow path only: ask the runtime to write the id maps)
+  runtime -> "mapped"
+  child   -> "pid:<n>"           (slow path only: the init's pid, from the intermediate process)
+  runtime -> "go:<state json>"   (id maps written, cgroups joined)
+  child   -> "hooks"             (mounts done: run prestart + createRuntime; reply "ok")
+  child   -> "ready"             (waiting for start)
+  runtime -> "start"             (run only; create uses the exec FIFO)
+"""
+import os
+import socket
+
+from . import linux as L
+from . import process, rootfs
+from .errors import Error
+
+
+def _recv(sock, expect):
+    msg = sock.recv(1 << 20)
+    if not msg:
+        os._exit(1)  # the runtime died: never run a half-made container
+    if not msg.startswith(expect):
+        raise Error(f"sync: expected {expect!r}, got {msg[:40]!r}")
+    return msg[len(expect):]
+
+
+def child_main(ctx, sock):
+    """Entry of the cloned child; never returns."""
+    code = 1
+    try:
+        _init(ctx, sock)
+    except Error as e:
+        _report(sock, str(e))
+    except OSError as e:
+        _report(sock, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
+    except BaseException as e:  # noqa: BLE001 - the child must never unwind into the runtime
+        _report(sock, f"container init: {type(e).__name__}: {e}")
+    os._exit(code)
+
+
+def _report(sock, msg):
+    try:
+        sock.send(b"err:" + msg.encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def slow_path_main(ctx, sock):
+    """Intermediate process for namespace paths to join: join them, make the new ones, then fork
+    the init (a pid namespace, joined or new, only applies to children)."""
+    try:
+        joins = ctx.ns_joins  # [(type, path, nstype flag)] with user first
+        fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC), flag) for t, p, flag in joins]
+        for t, fd, flag in fds:
+            if t == "user":
+                L.setns(fd, flag)
+        if ctx.new_flags & L.CLONE_NEWUSER:
+            L.unshare(L.CLONE_NEWUSER)
+            sock.send(b"userns")
+            _recv(sock, b"mapped")
+        for t, fd, flag in fds:
+            if t != "user":
+                try:
+                    L.setns(fd, flag)
+                except OSError as e:
+                    raise Error(f"linux.namespaces: joining {t} namespace {ctx.ns_paths[t]}: {e.strerror}") from None
+            os.close(fd)
+        L.unshare(ctx.new_flags & ~(L.CLONE_NEWUSER | L.CLONE_NEWCGROUP | L.CLONE_NEWTIME))
+        pid = os.fork()
+        if pid == 0:
+            child_main(ctx, sock)
+        sock.send(b"pid:%d" % pid)
+        os._exit(0)
+    except Error as e:
+        _report(sock, str(e))
+    except OSError as e:
+        _report(sock, str(e.strerror or e))
+    except BaseException as e:  # noqa: BLE001
+        _report(sock, f"container init: {type(e).__name__}: {e}")
+    os._exit(1)
+
+
+def _init(ctx, sock):
+    # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
+    # non-dumpable until execve, which resets it.
+    L.prctl(L.PR_SET_DUMPABLE, 0)
+    state_json = _recv(sock, b"go:")
+    if ctx.userns:
+        # now mapped: become the namespace's root so files owned by it are ours
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    if ctx.new_flags & L.CLONE_NEWCGROUP:
+        L.unshare(L.CLONE_NEWCGROUP)  # after the runtime moved us: our cgroup becomes the root
+    if ctx.new_flags & L.CLONE_NEWTIME:
+        L.unshare(L.CLONE_NEWTIME)
+        with open("/proc/self/timens_offsets", "w") as f:
+            for clock, off in ctx.time_offsets.items():
+                f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
+        fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
+        L.setns(fd, L.CLONE_NEWTIME)
+        os.close(fd)
+    if ctx.hostname is not None:
+        L.sethostname(ctx.hostname)
+    if ctx.domainname is not None:
+        L.setdomainname(ctx.domainname)
+    if ctx.new_flags & L.CLONE_NEWNET:
+        _loopback_up()
+
+    rootfs.setup_rootfs(ctx)
+    if ctx.runtime_hooks:
+        sock.send(b"hooks")
+        _recv(sock, b"ok")
+    if ctx.hooks and ctx.hooks.get("createContainer"):
+        from . import hooks
+        hooks.run_hooks(ctx.hooks, "createContainer", state_json)
+    rootfs.pivot(ctx.rootfs, ctx.no_pivot)
+    _sysctl(ctx.sysctl)
+    rootfs.finish_rootfs(ctx)
+
+    p = ctx.proc
+    env = process.env_dict(p.env)
+    try:
+        os.chdir(p.cwd)
+    except OSError as e:
+        raise Error(f"process.cwd: {p.cwd}: {e.strerror}") from None
+    p.path = process.lookup(p.args[0], env)
+    process.apply_early(p)
+    seccomp_prepared = None
+    if ctx.seccomp is not None:
+        from . import seccomp
+        seccomp_prepared = seccomp.prepare(ctx.seccomp)
+
+    # ready: wait for start (the exec FIFO for create, the socket for run)
+    sock.send(b"ready")
+    if ctx.fifo_fd >= 0:
+        os.read(ctx.fifo_fd, 1)
+        os.close(ctx.fifo_fd)
+    else:
+        _recv(sock, b"start")
+    if ctx.hooks and ctx.hooks.get("startContainer"):
+        from . import hooks
+        hooks.run_hooks(ctx.hooks, "startContainer", _started_state(state_json))
+    process.apply_user(p)
+    if seccomp_prepared is not None:
+        from . import seccomp
+        nfd = seccomp.load(seccomp_prepared)
+        if nfd is not None:
+            import json
+            st = json.loads(state_json)
+            seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
+            os.close(nfd)
+    # only stdio and --preserve-fds cross execve (everything else is O_CLOEXEC already; this
+    # catches anything inherited from our own caller)
+    L.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+    try:
+        os.execve(p.path, p.args, env)
+    except OSError as e:
+        raise Error(f"exec {p.args[0]}: {e.strerror}") from None
+
+
+def _started_state(state_json):
+    return state_json
+
+
+def _loopback_up():
+    """Bring lo up in the new network namespace (what runc's loopback network does)."""
+    import fcntl
+    import struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        ifr = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), 0x8913, ifr))[1]  # SIOCGIFFLAGS
+        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 1))  # SIOCSIFFLAGS IFF_UP
+    finally:
+        s.close()
+
+
+def _sysctl(sysctl):
+    for key, value in (sysctl or {}).items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise Error(f"linux.sysctl: {key}: {e.strerror}") from None

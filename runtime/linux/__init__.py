@@ -1,0 +1,217 @@
+"""Thin ctypes layer over the Linux syscalls that the os module lacks (x86_64 and aarch64).
+
+Every wrapper raises OSError with errno and a short context, like the os module does.
+"""
+import ctypes
+import os
+import platform
+
+_libc = ctypes.CDLL(None, use_errno=True)
+# PyDLL keeps the GIL held across the call: required for clone(), whose child must come back
+# into the interpreter owning the GIL, exactly as os.fork() leaves it.
+_pylibc = ctypes.PyDLL(None, use_errno=True)
+
+_MACHINE = platform.machine()
+if _MACHINE == "x86_64":
+    SYS = dict(clone=56, pivot_root=155, setns=308, pidfd_open=434, pidfd_send_signal=424,
+               mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
+               close_range=436, seccomp=317)
+elif _MACHINE in ("aarch64", "arm64"):
+    SYS = dict(clone=220, pivot_root=41, setns=268, pidfd_open=434, pidfd_send_signal=424,
+               mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
+               close_range=436, seccomp=277)
+else:  # pragma: no cover - other architectures are not built for yet
+    raise ImportError(f"unsupported architecture {_MACHINE}")
+
+# namespace clone flags
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# mount flags
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+# mount_setattr attributes
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+
+# openat2 resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# prctl
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def _check(ret, what):
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+    return ret
+
+
+def _b(s):
+    if s is None:
+        return None
+    return s if isinstance(s, bytes) else os.fsencode(s)
+
+
+def clone(flags):
+    """fork() with namespace flags: returns 0 in the child, its pid in the parent.
+
+    Brackets the raw syscall with the interpreter's own fork hooks so the child is a sound
+    Python process (the same thing os.fork does).
+    """
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    sysc = _pylibc.syscall
+    sysc.restype = ctypes.c_long
+    # x86_64 and aarch64 share the argument order: flags, stack, parent_tid, child_tid, tls
+    pid = sysc(ctypes.c_long(SYS["clone"]), ctypes.c_ulong(flags | 17),  # 17 = SIGCHLD
+               ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone: {os.strerror(err)}")
+    return pid
+
+
+def unshare(flags):
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd, nstype=0):
+    _check(_syscall(SYS["setns"], ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {source} to {target}: {os.strerror(e)}")
+
+
+def umount2(target, flags=0):
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+
+
+def pivot_root(new_root, put_old):
+    _check(_syscall(SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
+
+
+def pidfd_open(pid, flags=0):
+    return _check(_syscall(SYS["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(flags)),
+                  f"pidfd_open {pid}")
+
+
+def pidfd_send_signal(pidfd, sig):
+    _check(_syscall(SYS["pidfd_send_signal"], ctypes.c_int(pidfd), ctypes.c_int(sig),
+                    ctypes.c_void_p(0), ctypes.c_uint(0)), "pidfd_send_signal")
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    _check(_syscall(SYS["mount_setattr"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
+                    ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
+           f"mount_setattr {path}")
+
+
+def open_tree(dirfd, path, flags):
+    return _check(_syscall(SYS["open_tree"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags)),
+                  f"open_tree {path}")
+
+
+def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
+    _check(_syscall(SYS["move_mount"], ctypes.c_int(from_dirfd), _b(from_path),
+                    ctypes.c_int(to_dirfd), _b(to_path), ctypes.c_uint(flags)),
+           f"move_mount to {to_path}")
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd, path, flags, mode=0, resolve=0):
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_syscall(SYS["openat2"], ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
+                           ctypes.c_size_t(ctypes.sizeof(how))), f"openat2 {path}")
+
+
+def close_range(first, last=0xFFFFFFFF, flags=0):
+    _check(_syscall(SYS["close_range"], ctypes.c_uint(first), ctypes.c_uint(last),
+                    ctypes.c_uint(flags)), "close_range")
+
+
+def sethostname(name):
+    b = _b(name)
+    _check(_libc.sethostname(b, ctypes.c_size_t(len(b))), "sethostname")
+
+
+def setdomainname(name):
+    b = _b(name)
+    _check(_libc.setdomainname(b, ctypes.c_size_t(len(b))), "setdomainname")

@@ -1,0 +1,190 @@
+"""The process settings of config.md "process" applied in the child just before execve:
+rlimits, user and groups, capabilities, noNewPrivileges, oomScoreAdj, and the PATH lookup.
+
+Capabilities are set with capset(2) and prctl(2) directly: python-prctl knows neither ambient
+capabilities nor CAP_CHECKPOINT_RESTORE (40), both of which config.md allows.
+"""
+import ctypes
+import os
+import resource
+
+from . import linux as L
+from .errors import Error
+
+CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+        "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE")
+CAP_INDEX = {n: i for i, n in enumerate(CAPS)}
+CAP_SETS = ("bounding", "effective", "inheritable", "permitted", "ambient")
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+PR_CAPBSET_DROP = 24
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def _last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return len(CAPS) - 1
+
+
+class Plan:
+    """What the child must apply, computed and checked in the runtime process."""
+    __slots__ = ("uid", "gid", "groups", "umask", "caps", "rlimits", "nnp", "oom", "cwd", "env",
+                 "args", "path", "apparmor", "selinux")
+
+
+def plan_process(proc, prefix="process"):
+    """Check config.md process fields; raises Error naming the bad one."""
+    p = Plan()
+    user = proc.get("user") or {}
+    p.uid = user.get("uid", 0)
+    p.gid = user.get("gid", 0)
+    p.groups = list(user.get("additionalGids") or [])
+    p.umask = user.get("umask")
+    p.caps = None
+    caps = proc.get("capabilities")
+    if caps is not None:
+        last = _last_cap()
+        p.caps = {}
+        for kind in CAP_SETS:
+            bits = 0
+            for name in caps.get(kind) or []:
+                idx = CAP_INDEX.get(name)
+                if idx is None:
+                    raise Error(f"config.json: {prefix}.capabilities.{kind}: unknown capability {name!r}")
+                if idx <= last:  # runc skips capabilities the kernel does not know
+                    bits |= 1 << idx
+            p.caps[kind] = bits
+    p.rlimits = []
+    seen = set()
+    for i, r in enumerate(proc.get("rlimits") or []):
+        t = r.get("type")
+        if t not in RLIMITS:
+            raise Error(f"config.json: {prefix}.rlimits[{i}].type: unknown rlimit {t!r}")
+        if t in seen:
+            raise Error(f"config.json: {prefix}.rlimits[{i}].type: duplicate rlimit {t!r}")
+        seen.add(t)
+        soft, hard = r.get("soft", 0), r.get("hard", 0)
+        if soft > hard:
+            raise Error(f"config.json: {prefix}.rlimits[{i}]: soft limit {soft} exceeds hard limit {hard}")
+        p.rlimits.append((RLIMITS[t], min(soft, 2**64 - 1), min(hard, 2**64 - 1)))
+    p.nnp = bool(proc.get("noNewPrivileges"))
+    p.oom = proc.get("oomScoreAdj")
+    p.cwd = proc.get("cwd") or "/"
+    p.env = proc.get("env") or []
+    p.args = proc.get("args") or []
+    p.path = None
+    p.apparmor = proc.get("apparmorProfile")
+    p.selinux = proc.get("selinuxLabel")
+    if p.apparmor and not os.path.exists("/sys/kernel/security/apparmor"):
+        raise Error(f"config.json: {prefix}.apparmorProfile: apparmor is not enabled on this host")
+    if p.selinux and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise Error(f"config.json: {prefix}.selinuxLabel: SELinux is not enabled on this host")
+    return p
+
+
+def env_dict(env):
+    out = {}
+    for e in env:
+        k, sep, v = e.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def lookup(args0, env):
+    """PATH lookup as execvp does, in the current (container) root; raises Error when not found."""
+    if "/" in args0:
+        if not os.access(args0, os.X_OK):
+            if not os.path.exists(args0):
+                raise Error(f"exec: {args0!r}: no such file or directory")
+            raise Error(f"exec: {args0!r}: permission denied")
+        return args0
+    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", args0)
+        if os.access(cand, os.X_OK) and not os.path.isdir(cand):
+            return cand
+    raise Error(f'exec: "{args0}": executable file not found in $PATH')
+
+
+# ---------------------------------------------------------------- child side
+def apply_early(p):
+    """Settings that need the runtime's privileges: rlimits and oomScoreAdj."""
+    for res, soft, hard in p.rlimits:
+        soft = resource.RLIM_INFINITY if soft >= 2**64 - 1 else soft
+        hard = resource.RLIM_INFINITY if hard >= 2**64 - 1 else hard
+        resource.setrlimit(res, (soft, hard))
+    if p.oom is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(p.oom))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _capset(eff, perm, inh):
+    hdr = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    data = (_CapData * 2)()
+    for i in range(2):
+        data[i].effective = (eff >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (perm >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (inh >> (32 * i)) & 0xFFFFFFFF
+    if L._libc.capset(ctypes.byref(hdr), data) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"capset: {os.strerror(e)}")
+
+
+def apply_user(p):
+    """Drop to the configured user with exactly the configured capabilities (the order matters:
+    the bounding set needs CAP_SETPCAP, setuid clears caps unless KEEPCAPS is on)."""
+    caps = p.caps
+    if caps is not None:
+        last = _last_cap()
+        for i in range(last + 1):
+            if not caps["bounding"] >> i & 1:
+                L.prctl(PR_CAPBSET_DROP, i)
+        L.prctl(PR_SET_KEEPCAPS, 1)
+    os.setgroups(p.groups)
+    os.setresgid(p.gid, p.gid, p.gid)
+    os.setresuid(p.uid, p.uid, p.uid)
+    if caps is not None:
+        L.prctl(PR_SET_KEEPCAPS, 0)
+        _capset(caps["effective"], caps["permitted"], caps["inheritable"])
+        L.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        for i in range(_last_cap() + 1):
+            if caps["ambient"] >> i & 1:
+                try:
+                    L.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i)
+                except OSError:
+                    pass  # not in permitted+inheritable: the kernel refuses, runc ignores it too
+    if p.umask is not None:
+        os.umask(p.umask)
+    else:
+        os.umask(0o022)
+    if p.nnp:
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)

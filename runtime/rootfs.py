@@ -1,0 +1,345 @@
+"""The container's filesystem view, built inside its mount namespace (config.md "Mounts",
+config-linux.md "Mounts", "Devices", "maskedPaths", "readonlyPaths"; runtime-linux.md "Default Devices").
+
+Parsing happens in the runtime process (plan_mounts) so that a bad option is reported before any
+process exists; the child only executes the plan. Mount destinations are opened with
+openat2(RESOLVE_IN_ROOT) and mounted through their /proc/self/fd link, so a symlink in the rootfs,
+even one swapped in during setup, can never redirect a mount outside the rootfs.
+"""
+import os
+import stat
+
+from . import linux as L
+from .errors import Error
+
+# option word -> (flags to set, flags to clear)
+_FLAGS = {
+    "defaults": (0, 0), "ro": (L.MS_RDONLY, 0), "rw": (0, L.MS_RDONLY),
+    "suid": (0, L.MS_NOSUID), "nosuid": (L.MS_NOSUID, 0), "dev": (0, L.MS_NODEV),
+    "nodev": (L.MS_NODEV, 0), "exec": (0, L.MS_NOEXEC), "noexec": (L.MS_NOEXEC, 0),
+    "sync": (L.MS_SYNCHRONOUS, 0), "async": (0, L.MS_SYNCHRONOUS), "dirsync": (L.MS_DIRSYNC, 0),
+    "remount": (L.MS_REMOUNT, 0), "mand": (L.MS_MANDLOCK, 0), "nomand": (0, L.MS_MANDLOCK),
+    "atime": (0, L.MS_NOATIME), "noatime": (L.MS_NOATIME, 0), "diratime": (0, L.MS_NODIRATIME),
+    "nodiratime": (L.MS_NODIRATIME, 0), "relatime": (L.MS_RELATIME, 0),
+    "norelatime": (0, L.MS_RELATIME), "strictatime": (L.MS_STRICTATIME, 0),
+    "nostrictatime": (0, L.MS_STRICTATIME), "lazytime": (L.MS_LAZYTIME, 0),
+    "nolazytime": (0, L.MS_LAZYTIME), "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
+    "silent": (L.MS_SILENT, 0), "loud": (0, L.MS_SILENT), "nosymfollow": (L.MS_NOSYMFOLLOW, 0),
+    "symfollow": (0, L.MS_NOSYMFOLLOW),
+}
+_PROPAGATION = {
+    "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC, "shared": L.MS_SHARED,
+    "rshared": L.MS_SHARED | L.MS_REC, "slave": L.MS_SLAVE, "rslave": L.MS_SLAVE | L.MS_REC,
+    "unbindable": L.MS_UNBINDABLE, "runbindable": L.MS_UNBINDABLE | L.MS_REC,
+}
+# recursive attributes applied with mount_setattr(AT_RECURSIVE): word -> (set, clear)
+_RATTR = {
+    "rro": (L.MOUNT_ATTR_RDONLY, 0), "rrw": (0, L.MOUNT_ATTR_RDONLY),
+    "rnosuid": (L.MOUNT_ATTR_NOSUID, 0), "rsuid": (0, L.MOUNT_ATTR_NOSUID),
+    "rnodev": (L.MOUNT_ATTR_NODEV, 0), "rdev": (0, L.MOUNT_ATTR_NODEV),
+    "rnoexec": (L.MOUNT_ATTR_NOEXEC, 0), "rexec": (0, L.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (L.MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, L.MOUNT_ATTR_NODIRATIME),
+    "rnoatime": (L.MOUNT_ATTR_NOATIME, L.MOUNT_ATTR__ATIME),
+    "rstrictatime": (L.MOUNT_ATTR_STRICTATIME, L.MOUNT_ATTR__ATIME),
+    "rrelatime": (L.MOUNT_ATTR_RELATIME, L.MOUNT_ATTR__ATIME),
+    "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
+}
+ROOT_PROPAGATION = {k: v for k, v in _PROPAGATION.items()}
+
+DEFAULT_DEVICES = (  # runtime-linux.md "Default Devices": name, major, minor
+    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
+    ("tty", 5, 0),
+)
+DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
+                ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
+
+
+class Mount:
+    __slots__ = ("source", "dest", "type", "flags", "clear", "prop", "data", "rset", "rclr",
+                 "bind", "index", "idmap", "uid_mappings", "gid_mappings")
+
+
+def plan_mounts(cfg, bundle):
+    """Turn config mounts into Mount plans; raises Error naming mounts[i] on a bad option."""
+    plans = []
+    for i, m in enumerate(cfg.get("mounts") or []):
+        p = Mount()
+        p.index = i
+        p.dest = "/" + os.path.normpath(m["destination"]).lstrip("/")
+        p.type = m.get("type") or ""
+        src = m.get("source") or ""
+        flags = clear = prop = rset = rclr = 0
+        data = []
+        idmap = None
+        for opt in m.get("options") or []:
+            if opt in _FLAGS:
+                s, c = _FLAGS[opt]
+                flags = (flags | s) & ~c
+                clear |= c
+            elif opt in _PROPAGATION:
+                prop = _PROPAGATION[opt]
+            elif opt in _RATTR:
+                s, c = _RATTR[opt]
+                rset |= s
+                rclr |= c
+            elif opt in ("idmap", "ridmap"):
+                idmap = opt
+            elif opt in ("tmpcopyup", "copy-symlink"):
+                pass  # runc extensions: accepted, copy-up is not done
+            elif "=" in opt or opt.isidentifier() or opt.replace("_", "").replace("-", "").isalnum():
+                data.append(opt)  # filesystem-specific data, e.g. mode=755, size=64k
+            else:
+                raise Error(f"config.json: mounts[{i}].options: unknown option {opt!r}")
+        p.bind = bool(flags & L.MS_BIND) or p.type == "bind"
+        if p.bind:
+            flags |= L.MS_BIND
+            if not src:
+                raise Error(f"config.json: mounts[{i}].source: a bind mount needs a source")
+            if not os.path.isabs(src):
+                src = os.path.join(bundle, src)
+            if not os.path.exists(src):
+                raise Error(f"config.json: mounts[{i}].source: {src}: no such file or directory")
+        elif not p.type:
+            raise Error(f"config.json: mounts[{i}].type: needed for a non-bind mount")
+        p.source, p.flags, p.clear, p.prop, p.data = src, flags, clear, prop, ",".join(data)
+        p.rset, p.rclr, p.idmap = rset, rclr, idmap
+        p.uid_mappings = m.get("uidMappings")
+        p.gid_mappings = m.get("gidMappings")
+        plans.append(p)
+    return plans
+
+
+# ---------------------------------------------------------------- child side: safe paths
+def open_in_root(rootfd, path, flags=os.O_PATH, mkdir=True, isfile=False):
+    """Open PATH (absolute, container view) under ROOTFD, never escaping it; create it when
+    missing (a dir, or a file when ISFILE). Returns an O_PATH|O_CLOEXEC fd."""
+    rel = path.lstrip("/") or "."
+    res = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+    try:
+        return L.openat2(rootfd, rel, flags | os.O_CLOEXEC, 0, res)
+    except FileNotFoundError:
+        if not mkdir:
+            raise
+    # create missing components one by one, each parent opened safely
+    parts = [p for p in rel.split("/") if p and p != "."]
+    fd = os.dup(rootfd)
+    try:
+        for j, part in enumerate(parts):
+            last = j == len(parts) - 1
+            try:
+                nfd = L.openat2(fd, part, os.O_PATH | os.O_CLOEXEC, 0, res)
+            except FileNotFoundError:
+                if last and isfile:
+                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=fd))
+                else:
+                    try:
+                        os.mkdir(part, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                nfd = L.openat2(fd, part, os.O_PATH | os.O_CLOEXEC, 0, res)
+            os.close(fd)
+            fd = nfd
+        if flags != os.O_PATH:
+            nfd = os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def fdpath(fd):
+    return f"/proc/self/fd/{fd}"
+
+
+def _mount_at(rootfd, p, target_is_file):
+    fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
+    try:
+        tgt = fdpath(fd)
+        # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
+        L.mount(p.source, tgt, p.type if not p.bind else None, p.flags & ~L.MS_REMOUNT if p.bind else p.flags,
+                p.data or None)
+        if p.bind and p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
+            # re-open: the fd still points at the mountpoint beneath the new bind mount
+            nfd = open_in_root(rootfd, p.dest, mkdir=False)
+            try:
+                L.mount(None, fdpath(nfd), None, p.flags | L.MS_REMOUNT | _locked_flags(fdpath(nfd)), None)
+            finally:
+                os.close(nfd)
+        if p.prop or p.rset or p.rclr:
+            nfd = open_in_root(rootfd, p.dest, mkdir=False)
+            try:
+                if p.prop:
+                    L.mount(None, fdpath(nfd), None, p.prop, None)
+                if p.rset or p.rclr:
+                    L.mount_setattr(nfd, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
+            finally:
+                os.close(nfd)
+    finally:
+        os.close(fd)
+
+
+def _locked_flags(path):
+    """The per-mount flags a remount must keep (the kernel refuses to clear locked ones)."""
+    st = os.statvfs(path)
+    f = 0
+    for vf, mf in ((os.ST_NOSUID, L.MS_NOSUID), (os.ST_NODEV, L.MS_NODEV), (os.ST_NOEXEC, L.MS_NOEXEC),
+                   (os.ST_NOATIME, L.MS_NOATIME), (os.ST_NODIRATIME, L.MS_NODIRATIME),
+                   (os.ST_RELATIME, L.MS_RELATIME)):
+        if st.f_flag & vf:
+            f |= mf
+    return f
+
+
+def setup_rootfs(ctx):
+    """Executed in the child, in its new mount namespace, before pivot_root."""
+    rootfs = ctx.rootfs
+    # 1. nothing we mount may propagate back to the host
+    prop = ctx.root_propagation or (L.MS_SLAVE | L.MS_REC)
+    L.mount(None, "/", None, prop, None)
+    # pivot_root needs the rootfs to be a mount point whose parent is not shared
+    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
+    _make_parent_private(rootfs)
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for p in ctx.mounts:
+            try:
+                if p.type == "cgroup":
+                    _mount_cgroup(ctx, rootfd, p)
+                    continue
+                isfile = p.bind and not os.path.isdir(p.source)
+                _mount_at(rootfd, p, isfile)
+            except OSError as e:
+                raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}") from None
+        dev_is_tmpfs = any(p.dest == "/dev" for p in ctx.mounts)
+        create_devices(ctx, rootfd, defaults=dev_is_tmpfs)
+        if dev_is_tmpfs:
+            for target, name in DEV_SYMLINKS:
+                _symlink(rootfd, target, f"/dev/{name}")
+            _symlink(rootfd, "pts/ptmx", "/dev/ptmx")
+    finally:
+        os.close(rootfd)
+
+
+def _make_parent_private(path):
+    """Make the mount holding PATH's parent private, or pivot_root refuses a shared parent."""
+    parent = os.path.dirname(path.rstrip("/")) or "/"
+    best, best_len = "/", 0
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split(" ", 5)[4]
+            mp = mp.replace("\\040", " ")
+            if (parent == mp or parent.startswith(mp.rstrip("/") + "/")) and len(mp) > best_len:
+                best, best_len = mp, len(mp)
+    L.mount(None, best, None, L.MS_PRIVATE, None)
+
+
+def _mount_cgroup(ctx, rootfd, p):
+    from . import cgroups
+    fd = open_in_root(rootfd, p.dest)
+    try:
+        # the tmpfs it mounts first hides what fd points at: hand over the checked real path
+        real = os.readlink(fdpath(fd))
+        if not (real + "/").startswith(ctx.rootfs.rstrip("/") + "/"):
+            raise Error(f"mounts[{p.index}]: destination {p.dest} resolves outside the rootfs")
+        cgroups.mount_cgroupfs(real, ctx.cgroup_manager, bool(p.flags & L.MS_RDONLY), ctx.cgroupns)
+    finally:
+        os.close(fd)
+
+
+def _symlink(rootfd, target, path):
+    parent = open_in_root(rootfd, os.path.dirname(path))
+    try:
+        os.symlink(target, os.path.basename(path), dir_fd=os.open(fdpath(parent), os.O_DIRECTORY | os.O_CLOEXEC))
+    except FileExistsError:
+        pass
+    finally:
+        os.close(parent)
+
+
+def _dirfd(rootfd, path):
+    pfd = open_in_root(rootfd, path)
+    try:
+        return os.open(fdpath(pfd), os.O_DIRECTORY | os.O_CLOEXEC)
+    finally:
+        os.close(pfd)
+
+
+def create_devices(ctx, rootfd, defaults):
+    """linux.devices, plus the default devices when /dev is a fresh tmpfs. mknod where the kernel
+    allows it; a bind of the host's node inside a user namespace, where it does not."""
+    devs = []
+    if defaults:
+        for name, major, minor in DEFAULT_DEVICES:
+            devs.append({"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor,
+                         "fileMode": 0o666, "uid": 0, "gid": 0})
+    devs.extend(ctx.devices)
+    for d in devs:
+        path = os.path.normpath(d["path"])
+        dfd = _dirfd(rootfd, os.path.dirname(path))
+        name = os.path.basename(path)
+        try:
+            try:
+                os.unlink(name, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+            mode = d.get("fileMode", 0o666) & 0o7777
+            if ctx.userns:
+                _bind_device(dfd, name, path)
+            else:
+                os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dfd)
+                os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
+                os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
+        except OSError as e:
+            raise Error(f"linux.devices: {path}: {e.strerror}") from None
+        finally:
+            os.close(dfd)
+
+
+def _bind_device(dfd, name, path):
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000, dir_fd=dfd))
+    fd = os.open(name, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+    try:
+        L.mount(path, fdpath(fd), None, L.MS_BIND, None)
+    finally:
+        os.close(fd)
+
+
+def pivot(rootfs, no_pivot):
+    """Make ROOTFS the root: pivot_root (the old root detached), or MS_MOVE + chroot (--no-pivot)."""
+    os.chdir(rootfs)
+    if no_pivot:
+        L.mount(rootfs, "/", None, L.MS_MOVE, None)
+        os.chroot(".")
+    else:
+        # pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ours
+        L.pivot_root(".", ".")
+        L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC, None)  # no umount event reaches the host
+        L.umount2(".", L.MNT_DETACH)
+    os.chdir("/")
+
+
+def finish_rootfs(ctx):
+    """After pivot_root: readonly and masked paths, then a read-only root."""
+    for path in ctx.readonly_paths:
+        try:
+            L.mount(path, path, None, L.MS_BIND | L.MS_REC, None)
+            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(path), None)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise Error(f"linux.readonlyPaths: {path}: {e.strerror}") from None
+    for path in ctx.masked_paths:
+        try:
+            if os.path.isdir(path):
+                L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY, None)
+            else:
+                L.mount("/dev/null", path, None, L.MS_BIND, None)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise Error(f"linux.maskedPaths: {path}: {e.strerror}") from None
+    if ctx.root_readonly:
+        L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags("/"), None)

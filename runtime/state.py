@@ -1,0 +1,168 @@
+"""Per-container state under --root: ROOT/ID/state.json, the exec FIFO, and the lock.
+
+state.json is written atomically (write to a temp file, rename). A command that changes a container
+holds an exclusive flock on the container's directory for its whole run, so two commands on one id
+never interleave. The status is computed from the kernel, never trusted from the file.
+"""
+import fcntl
+import json
+import os
+import re
+
+from .errors import Error, NotExist
+
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+FIFO = "exec.fifo"
+STATE = "state.json"
+
+
+def check_id(cid):
+    if not cid:
+        raise Error("container id cannot be empty")
+    if not _ID_RE.match(cid) or cid in (".", "..") or len(cid) > 1024:
+        raise Error(f"invalid container id {cid!r}: only letters, digits, '_', '+', '-' and '.' are allowed")
+
+
+def ensure_root(root):
+    try:
+        os.makedirs(root, mode=0o711, exist_ok=True)
+    except OSError as e:
+        raise Error(f"cannot create state root {root}: {e.strerror}") from None
+
+
+class Container:
+    """A handle on ROOT/ID; `data` is the saved state.json contents."""
+
+    def __init__(self, root, cid):
+        check_id(cid)
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self.data = None
+        self._lockfd = -1
+
+    # ---- creation and locking ----
+    def make(self):
+        """Claim the id: mkdir is atomic, so of racing creators exactly one wins."""
+        ensure_root(self.root)
+        try:
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise Error(f"container with id {self.id} already exists") from None
+        except OSError as e:
+            raise Error(f"cannot create state dir {self.dir}: {e.strerror}") from None
+        self.lock()
+
+    def lock(self, shared=False):
+        """flock the state dir; for an existing container, load state.json after the lock is held."""
+        try:
+            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotExist(self.id) from None
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        self._lockfd = fd
+        return self
+
+    def open(self, shared=False):
+        """Lock and load an existing container (NotExist when unknown or already deleted)."""
+        self.lock(shared)
+        self.data = self.read()
+        if self.data is None:
+            # a creator that died before its first write, or a delete that won the lock first
+            if not os.path.isdir(self.dir):
+                raise NotExist(self.id)
+            self.data = {"id": self.id, "pid": 0, "status": "creating", "broken": True}
+        return self
+
+    def unlock(self):
+        if self._lockfd >= 0:
+            os.close(self._lockfd)
+            self._lockfd = -1
+
+    # ---- state.json ----
+    def read(self):
+        try:
+            with open(os.path.join(self.dir, STATE), "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return None
+
+    def write(self, data=None):
+        if data is not None:
+            self.data = data
+        tmp = os.path.join(self.dir, f".{STATE}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, separators=(",", ":"))
+        os.rename(tmp, os.path.join(self.dir, STATE))
+
+    @property
+    def fifo(self):
+        return os.path.join(self.dir, FIFO)
+
+    def remove(self):
+        """Remove the state dir (the last step of delete)."""
+        for name in os.listdir(self.dir):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except IsADirectoryError:
+                pass
+        os.rmdir(self.dir)
+        self.unlock()
+
+    # ---- status from the kernel ----
+    def status(self):
+        d = self.data
+        pid = d.get("pid") or 0
+        if not pid:
+            creator = d.get("creator") or 0
+            if d.get("status") == "creating" and creator and proc_alive(creator, d.get("creator_start")):
+                return "creating"
+            return "stopped"
+        if not proc_alive(pid, d.get("pid_start")):
+            return "stopped"
+        if d.get("status") == "creating":
+            return "creating"
+        if os.path.exists(self.fifo):
+            return "created"
+        if d.get("paused_check", True) and self.frozen():
+            return "paused"
+        return "running"
+
+    def frozen(self):
+        cg = self.data.get("cgroup")
+        if not cg:
+            return False
+        from . import cgroups
+        try:
+            return cgroups.load_manager(cg).frozen()
+        except (OSError, Error):
+            return False
+
+
+def list_ids(root):
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+
+
+def proc_start_time(pid):
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None when gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # the comm field may hold spaces and parentheses: split after the last ')'
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] in (b"Z", b"X"):
+        return None
+    return int(rest[19])
+
+
+def proc_alive(pid, start):
+    st = proc_start_time(pid)
+    return st is not None and (start is None or st == start)
