@@ -301,7 +301,7 @@ class Ctx:
             cid = self.new_id()
         if bundle is None:
             bundle = self.write_bundle()
-        r = self.call("create", *extra, "--bundle", bundle, cid, out=self.path("ctr-%s.out" % cid))
+        r = self.call("create", *extra, "--bundle", bundle, cid, out=self.path("ctr-%s.out" % cid.replace("/", "_")))
         if check_ok:
             r.ok("create")
             st = self.state(cid)
@@ -311,7 +311,7 @@ class Ctx:
 
     def ctr_output(self, cid):
         try:
-            with open(self.path("ctr-%s.out" % cid)) as f:
+            with open(self.path("ctr-%s.out" % cid.replace("/", "_"))) as f:
                 return f.read()
         except OSError:
             return ""
