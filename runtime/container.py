@@ -309,10 +309,11 @@ def oci_state(c, status=None, pid=None):
     """The state JSON of runtime.md (state-schema.json) plus runc's extra fields."""
     d = c.data
     status = status or c.status()
-    out = {"ociVersion": d.get("ociVersion", "1.0.2"), "id": c.id, "status": status}
+    out = {"ociVersion": d.get("ociVersion", "1.0.2"), "id": c.id}
     p = pid if pid is not None else d.get("pid", 0)
     if status != "stopped" and p:
         out["pid"] = p
+    out["status"] = status
     out["bundle"] = d.get("bundle", "")
     out["rootfs"] = d.get("rootfs", "")
     out["created"] = d.get("created", "")
