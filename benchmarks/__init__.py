@@ -1,0 +1,1 @@
+"""Benchmarks for pyrunc against runc and crun: `python -m benchmarks --help`."""

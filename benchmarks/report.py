@@ -1,0 +1,193 @@
+"""Ratios, targets, the stdout table and the JSON document."""
+
+from __future__ import annotations
+
+import json
+import os
+
+MIB = 1024.0
+
+# Targets are shown, never asserted.
+SINGLE_VERBS = ("create", "start", "state", "kill", "delete", "exec", "list")
+WAIT_RSS_TARGET_MIB = 12.0
+
+
+def subject_name(names: list[str]) -> str:
+    return "pyrunc" if "pyrunc" in names else names[0]
+
+
+def _median(fig: dict, name: str):
+    return fig["runtimes"].get(name, {}).get("median_ms")
+
+
+def ratios(fig: dict, subject: str) -> dict:
+    out = {}
+    s = _median(fig, subject)
+    for ref in ("runc", "crun"):
+        if ref == subject or ref not in fig["runtimes"]:
+            continue
+        r = _median(fig, ref)
+        out[ref] = round(s / r, 3) if (s is not None and r) else None
+    return out
+
+
+def targets(name: str, fig: dict, subject: str) -> list[dict]:
+    """Each target: text, value, met (True/False/None when not measurable)."""
+    rat = fig.get("ratios", {})
+    out = []
+
+    def add(text, value, limit):
+        out.append({"target": text, "value": value,
+                    "met": None if value is None else value <= limit})
+    if name == "run" and "runc" in rat:
+        add(f"{subject}/runc <= 1.0", rat["runc"], 1.0)
+    if name in SINGLE_VERBS and "runc" in rat:
+        add(f"{subject}/runc <= 1.0", rat["runc"], 1.0)
+    if name == "state" and "crun" in rat:
+        add(f"{subject}/crun <= 2.0", rat["crun"], 2.0)
+    if name == "create":
+        w = fig["runtimes"].get(subject, {}).get("wait_rss_kb_median")
+        add(f"waiting process RSS <= {WAIT_RSS_TARGET_MIB:g} MiB",
+            None if w is None else round(w / MIB, 2), WAIT_RSS_TARGET_MIB)
+    return out
+
+
+def annotate(results: dict, names: list[str]) -> None:
+    subject = subject_name(names)
+    for fname, fig in results["figures"].items():
+        fig["ratios"] = ratios(fig, subject)
+        fig["targets"] = targets(fname, fig, subject)
+    results["subject"] = subject
+
+
+# -- text ---------------------------------------------------------------------
+
+def _cell_ms(r: dict) -> str:
+    if r.get("median_ms") is None:
+        return f"FAIL({r.get('errors', 0)} err)"
+    s = f"{r['median_ms']:.2f}"
+    if r.get("errors"):
+        s += f" ({r['errors']} err)"
+    return s
+
+
+def _fmt_ratio(v) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def _fmt_target(t: dict) -> str:
+    mark = {True: "MET", False: "MISSED", None: "n/a"}[t["met"]]
+    return f"{t['target']}: {mark}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    sep = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def render(results: dict) -> str:
+    names = results["runtime_order"]
+    subject = results["subject"]
+    refs = [r for r in ("runc", "crun") if r in names and r != subject]
+    figs = results["figures"]
+    out = []
+    m = results["meta"]
+    out.append(f"pyrunc benchmarks  reps={m['reps']} warmup={m['warmup']}{'  (quick)' if m['quick'] else ''}  "
+               f"kernel {m['kernel']}  {m['cpus']} cpus")
+    out.append(f"conditions: {m['conditions']}")
+    for n in names:
+        rt = results["runtimes"][n]
+        out.append(f"  {n:8s} {rt['path']}  [{rt['version']}]")
+    out.append("")
+
+    lat = [(k, v) for k, v in figs.items() if v["meta"]["kind"] == "latency"]
+    if lat:
+        headers = ["figure (median ms)", *names, *[f"{subject}/{r}" for r in refs], "targets"]
+        rows = []
+        for k, v in lat:
+            label = k if k != "list" else f"list ({m['list_n']} ctrs)"
+            rows.append([label, *[_cell_ms(v["runtimes"][n]) for n in names],
+                         *[_fmt_ratio(v["ratios"].get(r)) for r in refs],
+                         "; ".join(_fmt_target(t) for t in v["targets"] if "RSS" not in t["target"])])
+        out.append(_table(headers, rows))
+        out.append("")
+        notes = []
+        if "run" in figs and "run_seccomp" in figs:
+            notes.append("seccomp cost (run_seccomp - run): " + ", ".join(
+                _delta(figs["run_seccomp"], figs["run"], n) for n in names))
+        if "run" in figs and "run_nonet" in figs:
+            notes.append("netns cost   (run - run_nonet):   " + ", ".join(
+                _delta(figs["run"], figs["run_nonet"], n) for n in names))
+        if notes:
+            out.extend(notes)
+            out.append("")
+
+    rss_rows = []
+    for k, v in lat:
+        cells = []
+        for n in names:
+            kb = v["runtimes"][n].get("maxrss_kb_median")
+            cells.append("-" if kb is None else f"{kb / MIB:.1f}")
+        rss_rows.append([v["meta"]["verb"] or k, *cells])
+    if rss_rows:
+        out.append(_table(["peak RSS of runtime process (MiB)", *names], rss_rows))
+        out.append("")
+    if "create" in figs:
+        v = figs["create"]
+        cells = []
+        for n in names:
+            kb = v["runtimes"][n].get("wait_rss_kb_median")
+            cells.append("-" if kb is None else f"{kb / MIB:.1f}")
+        tgt = [t for t in v["targets"] if "RSS" in t["target"]]
+        out.append(_table(["waiting process between create and start", *names, "target"],
+                          [["VmRSS (MiB, median)", *cells, _fmt_target(tgt[0]) if tgt else ""]]))
+        out.append("")
+
+    par = [(k, v) for k, v in figs.items() if v["meta"]["kind"] == "parallel"]
+    if par:
+        rows = []
+        for k, v in par:
+            cells = []
+            for n in names:
+                r = v["runtimes"][n]
+                t = "FAIL" if r.get("median_ms") is None else f"{r['median_ms']:.0f} ms"
+                ce = r.get("container_errors", 0)
+                cells.append(f"{t}, {ce} err" + (" (gave up)" if r.get("gave_up") else ""))
+            rows.append([f"{v['meta']['containers']} in parallel", *cells,
+                         *[_fmt_ratio(v["ratios"].get(r)) for r in refs]])
+        out.append(_table(["create+start, total (median), failed containers", *names,
+                           *[f"{subject}/{r}" for r in refs]], rows))
+        out.append("")
+
+    errs = []
+    for k, v in figs.items():
+        for n in names:
+            r = v["runtimes"][n]
+            if r.get("errors") or r.get("container_errors"):
+                errs.append(f"  {k:12s} {n:8s} {r.get('errors', 0)}/{r.get('reps_planned')} reps failed"
+                            + (f", gave up: {r['gave_up']}" if r.get("gave_up") else "")
+                            + (f"; first: {r['first_error']}" if r.get("first_error") else ""))
+    if errs:
+        out.append("errors:")
+        out.extend(errs)
+        out.append("")
+    if results.get("leftovers"):
+        out.append(f"clean-up: {results['leftovers']}")
+    return "\n".join(out)
+
+
+def _delta(a: dict, b: dict, n: str) -> str:
+    x, y = _median(a, n), _median(b, n)
+    return f"{n} " + ("n/a" if x is None or y is None else f"{x - y:+.2f} ms")
+
+
+def write_json(results: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
