@@ -279,3 +279,44 @@ def test_v2_mount_cgroupfs(v2mgr, tmp_path, cgroupns):
     assert str(p.pid) in out["procs"]
     assert out["ro"]
     assert os.listdir(dest) == []
+
+
+# ---------------------------------------------------------------- devices (eBPF)
+
+def test_device_program_shape():
+    from runtime.cgroups import devices_bpf as d
+    deny_all = {"allow": False, "access": "rwm"}
+    prog = d.build_program([deny_all])
+    assert len(prog) == 8 * (6 + 2)  # prologue + "return 0"
+    assert prog[-16:] == d.insn(d.MOV64_K, 0, imm=0) + d.insn(d.EXIT)
+    # c 1:3 rw: type, access, major, minor checks, then return 1
+    prog = d.build_program([deny_all, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}])
+    block = [prog[i:i + 8] for i in range(6 * 8, len(prog), 8)]
+    assert block[0] == d.insn(d.JNE_K, d.R_TYPE, off=4, imm=d.DEV_CHAR)
+    assert block[1] == d.insn(d.JSET_K, d.R_ACC, off=3, imm=d.ACC_MKNOD)
+    assert block[4] == d.insn(d.MOV64_K, 0, imm=1)
+    assert block[-2] == d.insn(d.MOV64_K, 0, imm=0)
+    # no wildcard: a new cgroup allows everything not denied
+    assert d.build_program([])[-16:-8] == d.insn(d.MOV64_K, 0, imm=1)
+    with pytest.raises(Error, match="devices"):
+        d.build_program([{"allow": True, "type": "x", "access": "r"}])
+
+
+@root_only
+def test_v2_device_filter_enforced_and_replaced(v2mgr, tmp_path):
+    node = tmp_path / "kmsg"
+    os.mknod(node, 0o600 | 0o020000, os.makedev(1, 11))
+
+    def opens():
+        code = f"import os; os.close(os.open({str(node)!r}, os.O_RDONLY | os.O_NONBLOCK))"
+        return subprocess.run([sys.executable, "-c", code], preexec_fn=lambda: v2mgr.apply(os.getpid()),
+                              capture_output=True).returncode == 0
+    assert opens()
+    v2mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
+    assert not opens()
+    v2mgr.set({"devices": [{"allow": False, "access": "rwm"},
+                           {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "r"}]})
+    assert opens()  # the old deny-all program was detached
+    v2mgr.set({"devices": [{"allow": False, "access": "rwm"},
+                           {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]})
+    assert not opens()  # read not covered by "w"
