@@ -292,8 +292,8 @@ def test_device_program_shape():
     # c 1:3 rw: type, access, major, minor checks, then return 1
     prog = d.build_program([deny_all, {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}])
     block = [prog[i:i + 8] for i in range(6 * 8, len(prog), 8)]
-    assert block[0] == d.insn(d.JNE_K, d.R_TYPE, off=4, imm=d.DEV_CHAR)
-    assert block[1] == d.insn(d.JSET_K, d.R_ACC, off=3, imm=d.ACC_MKNOD)
+    assert block[0] == d.insn(d.JNE_K, d.R_TYPE, off=5, imm=d.DEV_CHAR)
+    assert block[1] == d.insn(d.JSET_K, d.R_ACC, off=4, imm=d.ACC_MKNOD)
     assert block[4] == d.insn(d.MOV64_K, 0, imm=1)
     assert block[-2] == d.insn(d.MOV64_K, 0, imm=0)
     # no wildcard: a new cgroup allows everything not denied
