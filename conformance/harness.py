@@ -360,6 +360,54 @@ class Ctx:
             return r.out
         return r
 
+    def console_run(self, script, timeout=5.0):
+        """create with terminal=true and a console socket, start, return the pty output."""
+        import socket
+        import select
+        self.proc["terminal"] = True
+        self.proc["args"] = ["sh", "-c", script]
+        sock_path = self.path("console.sock")
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(sock_path)
+        srv.listen(1)
+        srv.settimeout(timeout)
+        master = None
+        try:
+            cid = self.new_id()
+            r = self.call("create", "--console-socket", sock_path, "--bundle", self.write_bundle(),
+                          cid)
+            r.ok("create with a console socket")
+            conn, _ = srv.accept()
+            conn.settimeout(timeout)
+            try:
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            finally:
+                conn.close()
+            check(fds, "no pty master received on the console socket")
+            master = fds[0]
+            self.start(cid).ok("start")
+            out = b""
+            end = time.time() + timeout
+            while time.time() < end:
+                rl, _, _ = select.select([master], [], [], 0.1)
+                if not rl:
+                    st = self.state(cid, must=False)
+                    if st and st.get("status") == "stopped":
+                        break
+                    continue
+                try:
+                    b = os.read(master, 4096)
+                except OSError:
+                    break
+                if not b:
+                    break
+                out += b
+            return out.decode(errors="replace").replace("\r\n", "\n")
+        finally:
+            if master is not None:
+                os.close(master)
+            srv.close()
+
     # ---- helper processes (namespace holders etc.)
     def helper(self, argv):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
