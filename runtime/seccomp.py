@@ -67,6 +67,8 @@ _MAX_ARGS = 6  # syscall arguments seccomp can look at
 _U64 = (1 << 64) - 1
 
 _lib = None
+# (listenerPath, connected socket) from connect_listener()/load(), used by send_notify_fd().
+_pending = None
 
 
 def _libseccomp():
@@ -241,10 +243,46 @@ def check(seccomp: dict) -> None:
     so one profile can serve kernels/libseccomp versions that lack some syscalls.
     """
     plan = _parse(seccomp)
-    if plan["arches"]:
-        lib = _libseccomp()
-        for i, a in enumerate(plan["arches"]):
-            _arch_token(lib, a, f"linux.seccomp.architectures[{i}]")
+    # The init is cloned from this process and calls prepare()/load() after pivot_root, where
+    # neither libseccomp.so nor the stdlib's extension modules can be found: load them here.
+    lib = _libseccomp()
+    if plan["notify"]:
+        import array  # noqa: F401
+        import json  # noqa: F401
+        import socket  # noqa: F401
+        import struct  # noqa: F401
+    for i, a in enumerate(plan["arches"]):
+        _arch_token(lib, a, f"linux.seccomp.architectures[{i}]")
+
+
+def connect_listener(seccomp: dict) -> None:
+    """Connect to listenerPath now, for the load()/send_notify_fd() of an init cloned later.
+
+    Call in the runtime (parent) before cloning the init: listenerPath is a host path, invisible
+    after pivot_root, and runc also connects with the runtime's own credentials. The cloned child
+    inherits the connection; the parent then drops its copy with close_listener(), so the agent
+    sees EOF once the child has sent the state. No-op unless SCMP_ACT_NOTIFY is used.
+    """
+    global _pending
+    close_listener()
+    path = seccomp.get("listenerPath")
+    if path and _uses_notify(seccomp):
+        _pending = (path, _connect(path))
+
+
+def close_listener() -> None:
+    """Close this process's copy of the connection opened by connect_listener() (if any)."""
+    global _pending
+    if _pending is not None:
+        _pending[1].close()
+        _pending = None
+
+
+def _uses_notify(seccomp):
+    return any(
+        isinstance(sc, dict) and sc.get("action") == "SCMP_ACT_NOTIFY"
+        for sc in seccomp.get("syscalls") or []
+    )
 
 
 class _Prepared:
@@ -253,10 +291,6 @@ class _Prepared:
     def __init__(self, ctx, notify, flags, lib, listener):
         self.ctx, self.notify, self.flags, self.lib = ctx, notify, flags, lib
         self.listener = listener
-
-
-# (listenerPath, connected socket) opened by load() for the following send_notify_fd().
-_pending = None
 
 
 def _oserr(rc):
@@ -289,11 +323,6 @@ def prepare(seccomp: dict) -> _Prepared:
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    if plan["notify"]:
-        # Import now: imports under the user's filter would open/stat/mmap files.
-        import array  # noqa: F401
-        import json  # noqa: F401
-        import socket  # noqa: F401
     return _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"))
 
 
@@ -338,12 +367,15 @@ def load(prepared: _Prepared):
     global _pending
     lib, ctx = prepared.lib, prepared.ctx
     if prepared.notify:
-        _pending = (prepared.listener, _connect(prepared.listener))
+        if _pending is None or _pending[0] != prepared.listener:
+            # No connect_listener() beforehand: connect now, still before the filter goes in,
+            # so that only sendmsg(2) runs under it.
+            close_listener()
+            _pending = (prepared.listener, _connect(prepared.listener))
         try:
             return _load(lib, ctx, prepared)
         except BaseException:
-            _pending[1].close()
-            _pending = None
+            close_listener()
             raise
     return _load(lib, ctx, prepared)
 

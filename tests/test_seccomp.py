@@ -36,7 +36,7 @@ def raw_syscall(name, *args):
     return -ctypes.get_errno() if r == -1 else r
 
 
-def in_child(cfg, fn, after_load=None):
+def in_child(cfg, fn, after_load=None, parent_after_fork=None):
     """Fork; the child loads cfg and reports fn()'s JSON-able result. Returns (wait status, result)."""
     r, w = os.pipe()
     pid = os.fork()
@@ -59,6 +59,8 @@ def in_child(cfg, fn, after_load=None):
         finally:
             os._exit(code)
     os.close(w)
+    if parent_after_fork:
+        parent_after_fork()
     data = b""
     deadline = time.monotonic() + TIMEOUT
     try:
@@ -483,17 +485,52 @@ def test_arch_unsupported_by_libseccomp_is_an_error():
         S.check({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [missing[0]]})
 
 
-def test_import_is_lazy():
-    code = ("import sys, runtime.seccomp as s; s.check({'defaultAction': 'SCMP_ACT_ALLOW', "
-            "'syscalls': [{'names': ['x'], 'action': 'SCMP_ACT_ERRNO'}]}); "
-            "assert 'ctypes' not in sys.modules and 'pyseccomp' not in sys.modules, sorted(sys.modules)")
+def test_import_is_lazy_and_check_preloads():
+    code = ("import sys, runtime.seccomp as s; assert 'ctypes' not in sys.modules; "
+            "s.check({'defaultAction': 'SCMP_ACT_ALLOW', 'listenerPath': '/x', "
+            "'syscalls': [{'names': ['mount'], 'action': 'SCMP_ACT_NOTIFY'}]}); "
+            "assert s._lib is not None and 'socket' in sys.modules and 'pyseccomp' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=TIMEOUT,
                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def test_load_fails_before_filtering_when_listener_is_absent(tmp_path):
-    cfg = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(tmp_path / "none.sock"),
-           "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
-    status, out = in_child(cfg, lambda: 1)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
-    assert "linux.seccomp.listenerPath: connecting to" in out["err"]
+def test_works_after_chroot_with_parent_connected_listener(tmp_path):
+    """The real init runs prepare/load after pivot_root: no libs, no host paths, no imports."""
+    path = str(tmp_path / "agent.sock")
+    empty = tmp_path / "root"
+    empty.mkdir()
+    cfg = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+        "listenerPath": path,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+                     {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV}],
+    }
+    agent = Agent(path, [(-errno.ENOSPC, 0)])
+    agent.start()
+    S.check(cfg)
+    S.connect_listener(cfg)
+    real_prepare = S.prepare
+
+    def chrooted_prepare(c):
+        os.chroot(str(empty))
+        os.chdir("/")
+        return real_prepare(c)
+
+    def hand_over(fd):
+        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "c", "status": "creating",
+                                    "pid": 1, "bundle": "/"}, None)
+        os.close(fd)
+
+    S.prepare = chrooted_prepare
+    try:
+        # The parent drops its copy right after cloning, as the runtime must.
+        res = ok(cfg, lambda: [try_mkdir("/d"), raw_syscall("rmdir", 0)], after_load=hand_over,
+                 parent_after_fork=S.close_listener)
+    finally:
+        S.prepare = real_prepare
+        S.close_listener()
+        agent.join(TIMEOUT)
+    assert agent.error is None, agent.error
+    assert res == [-errno.ENOSPC, -errno.EXDEV]
+    assert os.listdir(empty) == []
