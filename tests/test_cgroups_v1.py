@@ -318,3 +318,27 @@ def test_mount_cgroupfs_private_namespace(make, tmp_path):
     assert int(out["limit"]) == 64 * 2 ** 20
     assert out["ro"] and out["tmpfs_ro"]
     assert os.listdir(dest) == []  # the mounts died with the namespace
+
+
+def test_state_saved_before_create_still_destroys(make):
+    # the core saves to_dict() in state.json before calling create()
+    m = cgroups.new_manager(_uid(), {"cgroupsPath": f"/{_uid()}/leaf"})
+    saved = json.loads(json.dumps(m.to_dict()))
+    m.create()
+    try:
+        assert all(os.path.isdir(d) for d in m.paths().values())
+    finally:
+        cgroups.load_manager(saved).destroy()
+    for d in m.paths().values():
+        assert not os.path.exists(d)
+        assert not os.path.exists(os.path.dirname(d))
+
+
+def test_preexisting_parent_is_kept(make):
+    parent = make()  # exists before the second manager is made
+    rel = os.path.relpath(parent.paths()["pids"], os.path.dirname(parent.paths()["pids"]))
+    child = cgroups.new_manager(_uid(), {"cgroupsPath": f"{rel}/child"})
+    child.create()
+    child.destroy()
+    assert not os.path.exists(child.paths()["pids"])
+    assert os.path.isdir(parent.paths()["pids"])

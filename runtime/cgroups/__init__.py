@@ -109,7 +109,7 @@ def new_manager(container_id, linux, _layout=None):
     if _layout:
         m = _layout["mode"]
         paths[""] = os.path.normpath(_layout["root"] + "/" + cgpath.lstrip("/"))
-        return Manager(m, paths, [], linux.get("devices") or [], roots={"": _layout["root"]})
+        return Manager(m, paths, _to_create(paths), linux.get("devices") or [], roots={"": _layout["root"]})
     m = mode()
     own = _own_cgroups()
     roots = {}
@@ -132,7 +132,19 @@ def new_manager(container_id, linux, _layout=None):
                 roots.setdefault(c, mnt)
     if not paths:
         raise Error("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
-    return Manager(m, paths, [], linux.get("devices") or [], roots=roots)
+    return Manager(m, paths, _to_create(paths), linux.get("devices") or [], roots=roots)
+
+
+def _to_create(paths):
+    """Directories create() is going to make: those missing now. Recorded up front because the
+    state is saved (to_dict) before create(), and destroy() must only remove what we made."""
+    out = []
+    for d in sorted(set(paths.values())):
+        p = d
+        while not os.path.isdir(p) and p not in out and p != "/":
+            out.append(p)
+            p = os.path.dirname(p)
+    return out
 
 
 def load_manager(saved):
