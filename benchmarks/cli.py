@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 
-from . import isolation, report
+from . import isolation, proc, report
 from .figures import Ctx, all_figures
 from .harness import measure, progress
 from .runtimes import Runtime, id_prefix, resolve
@@ -45,6 +45,8 @@ def parse_args(argv):
                    help="sizes of the parallel figures (default 20,50)")
     p.add_argument("--parallel-reps", type=int, metavar="N",
                    help="repetitions of the parallel figures (default reps/6, at least 2; --quick 1)")
+    p.add_argument("--rss-reps", type=int, metavar="N",
+                   help="extra untimed repetitions per verb measuring exact peak RSS (default 3, --quick 1; 0 = off)")
     p.add_argument("--timeout", type=float, default=30.0, help="timeout of one runtime call, s (default 30)")
     p.add_argument("--bundle", default=os.path.join(REPO, "bundles", "busybox"),
                    help="bundle whose config.json and rootfs are used (default bundles/busybox)")
@@ -141,6 +143,7 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (1 if quick else 3)
     par_reps = args.parallel_reps if args.parallel_reps is not None else (1 if quick else max(2, reps // 6))
     par_warmup = 0 if quick else 1
+    rss_reps = args.rss_reps if args.rss_reps is not None else (1 if quick else 3)
     list_n = args.list_containers if args.list_containers is not None else (20 if quick else 100)
 
     signal.signal(signal.SIGTERM, _sigterm)
@@ -156,13 +159,27 @@ def main(argv=None) -> int:
             rt.probe_version()
             runtimes.append(rt)
         ctx = Ctx(bundles=bundles, list_n=list_n)
+        probe = None
+        if rss_reps > 0:
+            with open(os.path.join(bundles["true"], "config.json")) as f:
+                rootfs_bb = os.path.join(json.load(f)["root"]["path"], "bin", "busybox")
+            probe = proc.RssProbe.find([rootfs_bb])
+        if probe is not None:
+            rss_method = (f"ru_maxrss from wait4 of the runtime process run under {probe.tool} "
+                          f"({rss_reps} untimed reps per verb); the harness's own os.wait4 ru_maxrss "
+                          f"is in the JSON (wait4_maxrss_kb_median) but includes the harness image "
+                          f"inherited before execve")
+        else:
+            rss_method = ("os.wait4 ru_maxrss of the runtime process spawned by the harness; it includes "
+                          "the harness image inherited before execve, so values <= the harness peak are "
+                          "shown as upper bounds '<='")
         results = {
             "meta": {
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
                 "python": platform.python_version(), "reps": reps, "warmup": warmup,
                 "parallel_reps": par_reps, "list_n": list_n, "quick": quick, "timeout_s": args.timeout,
-                "conditions": conditions,
+                "conditions": conditions, "rss_method": rss_method,
                 "method": "each figure: runtimes interleaved per repetition (rotating order) after warm-up; "
                           "wall time from spawn to reap of the runtime binary (posix_spawn + pidfd + wait4); "
                           "peak RSS = wait4 ru_maxrss of the runtime process; medians reported",
@@ -174,7 +191,7 @@ def main(argv=None) -> int:
         for fig in figs:
             r, w = (par_reps, par_warmup) if fig.kind == "parallel" else (reps, warmup)
             progress(f"[{fig.name}] {fig.title}: {w} warm-up + {r} reps x {len(runtimes)} runtimes")
-            res = measure(fig, ctx, runtimes, r, w, log=progress)
+            res = measure(fig, ctx, runtimes, r, w, log=progress, rss_probe=probe, rss_reps=rss_reps)
             results["figures"][fig.name] = res
             summary = ", ".join(
                 f"{n} " + (f"{v['median_ms']:.2f} ms" if v.get("median_ms") is not None else "FAIL")
@@ -190,6 +207,7 @@ def main(argv=None) -> int:
     if not results.get("figures"):
         print(results.get("leftovers") or "nothing measured", file=sys.stderr)
         return 130 if interrupted else 1
+    results["meta"]["harness_hwm_kb"] = proc.own_hwm_kb()
     report.annotate(results, results["runtime_order"])
     if interrupted:
         results["meta"]["interrupted"] = True

@@ -42,7 +42,7 @@ def summarize(samples: list[Sample], planned: int, first_error: str | None) -> d
         )
         rss = [s.maxrss_kb for s in ok if s.maxrss_kb]
         if rss:
-            out["maxrss_kb_median"] = int(statistics.median(rss))
+            out["wait4_maxrss_kb_median"] = int(statistics.median(rss))
     wait = [s.extra["wait_rss_kb"] for s in ok if "wait_rss_kb" in s.extra]
     if wait:
         out["wait_rss_kb_median"] = int(statistics.median(wait))
@@ -54,13 +54,14 @@ def summarize(samples: list[Sample], planned: int, first_error: str | None) -> d
 
 
 def measure(fig: Figure, ctx: Ctx, runtimes: list[Runtime], reps: int, warmup: int,
-            log=lambda msg: None) -> dict:
+            log=lambda msg: None, rss_probe=None, rss_reps: int = 0) -> dict:
     states: dict[str, object] = {}
     setup_err: dict[str, str] = {}
     samples: dict[str, list[Sample]] = {rt.name: [] for rt in runtimes}
     first_err: dict[str, str | None] = {rt.name: None for rt in runtimes}
     consecutive = {rt.name: 0 for rt in runtimes}
     given_up: dict[str, str] = {}
+    rss_samples: dict[str, list[int]] = {rt.name: [] for rt in runtimes}
     t_start = time.monotonic()
     try:
         if fig.setup:
@@ -98,6 +99,23 @@ def measure(fig: Figure, ctx: Ctx, runtimes: list[Runtime], reps: int, warmup: i
                         given_up[rt.name] = "timed out" if s.timed_out else f"{GIVE_UP_AFTER} consecutive failures"
                         log(f"  {fig.name}: giving up on {rt.name} ({given_up[rt.name]}): {s.error}")
             gc.collect()
+        # Peak-RSS pass: a few more repetitions with every runtime call made
+        # under the RSS probe (exact ru_maxrss, see proc.RssProbe).  Not timed.
+        if rss_probe is not None and fig.kind == "latency":
+            for rt in runtimes:
+                if rt.name in given_up:
+                    continue
+                rt.rss_probe = rss_probe
+                try:
+                    for _ in range(rss_reps):
+                        try:
+                            s = fig.rep(ctx, rt, states.get(rt.name))
+                        except Exception:  # noqa: BLE001
+                            continue
+                        if s.ok and s.maxrss_kb:
+                            rss_samples[rt.name].append(s.maxrss_kb)
+                finally:
+                    rt.rss_probe = None
     finally:
         if fig.teardown:
             for rt in runtimes:
@@ -112,6 +130,9 @@ def measure(fig: Figure, ctx: Ctx, runtimes: list[Runtime], reps: int, warmup: i
         summ = summarize(samples[rt.name], reps, fe)
         if rt.name in given_up:
             summ["gave_up"] = given_up[rt.name]
+        if rss_samples[rt.name]:
+            summ["peak_rss_kb_median"] = int(statistics.median(rss_samples[rt.name]))
+            summ["peak_rss_kb_samples"] = rss_samples[rt.name]
         result[rt.name] = summ
     result_meta = {"title": fig.title, "kind": fig.kind, "verb": fig.verb,
                    "elapsed_s": round(time.monotonic() - t_start, 2)}

@@ -48,13 +48,14 @@ class Runtime:
         self.live: set[str] = set()  # ids that may still exist
         self._lock = threading.Lock()
         self.version = ""
+        self.rss_probe: proc.RssProbe | None = None  # set during the peak-RSS pass
 
     # -- plumbing ---------------------------------------------------------
     def _argv(self, *args) -> list:
         return [self.path, "--root", self.root, *args]
 
     def call(self, *args, timeout: float | None = None) -> proc.Result:
-        return proc.run(self._argv(*args), timeout=timeout or self.timeout)
+        return proc.run(self._argv(*args), timeout=timeout or self.timeout, rss_probe=self.rss_probe)
 
     def probe_version(self) -> None:
         r = proc.run([self.path, "--version"], timeout=10)
