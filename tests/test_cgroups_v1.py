@@ -189,6 +189,10 @@ def test_devices_rules_in_order(make):
     assert "c 1:3 rwm" in _read(m, "devices", "devices.list").splitlines()  # defaults re-allow it
     m.set({"devices": [{"allow": True, "access": "rwm"}]})
     assert _read(m, "devices", "devices.list") == "a *:* rwm"
+    # no rules at all: still runc's allowlist of default devices
+    m.set({"devices": []})
+    lines = _read(m, "devices", "devices.list").splitlines()
+    assert "a *:* rwm" not in lines and "c 1:5 rwm" in lines
 
 
 def test_pids_limit_stops_a_fork_loop(make):
@@ -283,7 +287,7 @@ from runtime import cgroups
 from runtime.linux import mount
 m = cgroups.load_manager(json.loads(sys.argv[1]))
 dest = sys.argv[2]
-cgroups.mount_cgroupfs(dest, m, readonly=True, cgroupns=False)
+cgroups.mount_cgroupfs(dest, m, readonly=True, cgroupns=sys.argv[3] == "1")
 out = {"ls": sorted(os.listdir(dest)),
        "procs": open(os.path.join(dest, "memory", "cgroup.procs")).read().split(),
        "limit": open(os.path.join(dest, "memory", "memory.limit_in_bytes")).read().strip()}
@@ -301,20 +305,33 @@ print(json.dumps(out))
 """
 
 
-def test_mount_cgroupfs_private_namespace(make, tmp_path):
+ENTER_SNIPPET = r"""
+import json, os, sys
+from runtime import cgroups
+cgroups.load_manager(json.loads(sys.argv[1])).apply(os.getpid())
+os.execvp("unshare", ["unshare", "-C"] + sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_mount_cgroupfs_private_namespace(make, tmp_path, cgroupns):
     m = make()
     m.set({"memory": {"limit": 64 * 2 ** 20}})
     p = _spawn(make, m, ["sleep", "60"])
     dest = tmp_path / "cg"
     dest.mkdir()
-    res = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c", MOUNT_SNIPPET,
-                          json.dumps(m.to_dict()), str(dest)],
+    cmd = ["unshare", "-m", "--propagation", "private"]
+    if cgroupns:
+        # join the container's cgroups, then a new cgroup namespace rooted there (as its init would)
+        cmd += [sys.executable, "-c", ENTER_SNIPPET, json.dumps(m.to_dict())]
+    res = subprocess.run(cmd + [sys.executable, "-c", MOUNT_SNIPPET, json.dumps(m.to_dict()), str(dest),
+                                "1" if cgroupns else "0"],
                          capture_output=True, text=True, timeout=30, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert {"cpu", "cpuacct", "memory", "pids", "systemd"} <= set(out["ls"])
     assert "" not in out["ls"] and "unified" not in out["ls"]
-    assert out["procs"] == [str(p.pid)]
+    assert str(p.pid) in out["procs"]
     assert int(out["limit"]) == 64 * 2 ** 20
     assert out["ro"] and out["tmpfs_ro"]
     assert os.listdir(dest) == []  # the mounts died with the namespace

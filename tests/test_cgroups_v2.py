@@ -296,8 +296,9 @@ def test_device_program_shape():
     assert block[1] == d.insn(d.JSET_K, d.R_ACC, off=4, imm=d.ACC_MKNOD)
     assert block[4] == d.insn(d.MOV64_K, 0, imm=1)
     assert block[-2] == d.insn(d.MOV64_K, 0, imm=0)
-    # no wildcard: a new cgroup allows everything not denied
-    assert d.build_program([])[-16:-8] == d.insn(d.MOV64_K, 0, imm=1)
+    # no wildcard: an allowlist, as runc builds it
+    assert d.build_program([])[-16:-8] == d.insn(d.MOV64_K, 0, imm=0)
+    assert d.build_program([{"allow": True, "type": "a", "access": "rwm"}])[-16:-8] == d.insn(d.MOV64_K, 0, imm=1)
     with pytest.raises(Error, match="devices"):
         d.build_program([{"allow": True, "type": "x", "access": "r"}])
 

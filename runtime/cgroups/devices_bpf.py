@@ -77,9 +77,9 @@ def _rule_block(rule):
     return out
 
 
-def build_program(rules, default_allow=True):
+def build_program(rules, default_allow=False):
     """Bytes of the filter: the last matching rule wins (as successive v1 devices.allow/deny writes
-    do), so rules are tested newest first; nothing matched -> the default (a new cgroup allows all)."""
+    do), so rules are tested newest first; nothing matched -> deny (runc's allowlist base)."""
     prog = _prologue()
     for rule in reversed(rules):
         t = rule.get("type") or "a"

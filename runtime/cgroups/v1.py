@@ -92,8 +92,9 @@ def _set_devices(mgr, r):
     if not d:
         warn("devices cgroup controller is not mounted; device rules are not enforced")
         return
-    # runc starts from deny-all when the first rule denies everything (the usual config); rules
-    # then apply in order, so later ones override earlier ones just as the spec says
+    # like runc, the base is deny-all (an allowlist) whatever the rules say; the rules then apply
+    # in order, so a later rule overrides an earlier one as the spec says
+    _write(os.path.join(d, "devices.deny"), "a")
     for rule in device_rules(mgr, r):
         name = "devices.allow" if rule.get("allow") else "devices.deny"
         _write(os.path.join(d, name), rule_line(rule))
