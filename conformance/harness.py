@@ -54,7 +54,14 @@ class Runtime:
         # crun 1.8.1 refuses hybrid cgroup hosts: run it in a private mount namespace in which
         # the cgroup2 mount is gone.  The host's mount table is never touched.
         if self.name.startswith("crun") and os.path.ismount("/sys/fs/cgroup/unified"):
-            self.prefix = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            prop = "private"
+            with open("/proc/self/mountinfo") as f:
+                for line in f:
+                    x = line.split()
+                    if x[4] == "/sys/fs/cgroup/unified" and "shared:" not in line.split(" - ")[0]:
+                        # nothing to propagate back: keep shared test mounts shared
+                        prop = "unchanged"
+            self.prefix = ["unshare", "-m", "--propagation", prop, "sh", "-c",
                            'umount /sys/fs/cgroup/unified && exec "$0" "$@"']
 
     def argv(self, root, args):
@@ -407,6 +414,19 @@ class Ctx:
             if master is not None:
                 os.close(master)
             srv.close()
+
+    def host_tmpfs(self, rel, shared=False, content=None):
+        """Mount a tmpfs under our temp dir on the host (unmounted by cleanup)."""
+        p = self.path(rel)
+        os.makedirs(p, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", p], check=True,
+                       timeout=TIMEOUT)
+        if shared:
+            subprocess.run(["mount", "--make-shared", p], check=True, timeout=TIMEOUT)
+        for name, data in (content or {}).items():
+            with open(os.path.join(p, name), "w") as f:
+                f.write(data)
+        return p
 
     # ---- helper processes (namespace holders etc.)
     def helper(self, argv):
