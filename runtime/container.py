@@ -84,13 +84,30 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
         ctx.devices.append(d)
     ctx.masked_paths = linux.get("maskedPaths") or []
     ctx.readonly_paths = linux.get("readonlyPaths") or []
-    ctx.sysctl = linux.get("sysctl") or {}
+    ctx.sysctl = []
+    if linux.get("sysctl"):
+        from . import sysctl
+        ctx.sysctl = sysctl.check(linux["sysctl"], nss)
     if linux.get("mountLabel"):
         raise Error("config.json: linux.mountLabel: SELinux is not enabled on this host")
     proc = cfg.get("process")
     if proc is None:
         raise Error("config.json: process: is required to create a container")
     ctx.proc = process.plan_process(proc)
+    ctx.attrs = None
+    if proc.get("ioPriority") or proc.get("scheduler") or linux.get("personality"):
+        from . import procattr
+        ctx.attrs = procattr.plan(proc, linux)
+    _listen_fds(ctx)
+    # the fds of the range that the caller really passed (checked now, before the runtime opens
+    # any of its own that could take a free number in the range)
+    ctx.preserved = []
+    for fd in range(3, 3 + ctx.preserve_fds):
+        try:
+            os.fstat(fd)
+            ctx.preserved.append(fd)
+        except OSError:
+            pass
     ctx.terminal = bool(proc.get("terminal"))
     ctx.seccomp = linux.get("seccomp")
     if ctx.seccomp is not None:
@@ -101,6 +118,23 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     ctx.fifo_fd = -1
     ctx.cgroup_manager = None
     return ctx
+
+
+def _listen_fds(ctx):
+    """Socket activation as runc: when LISTEN_FDS is meant for us (LISTEN_PID is our pid), fds
+    3..3+N-1 go to the container with LISTEN_FDS=N and LISTEN_PID=1 (its init), ahead of the
+    --preserve-fds ones."""
+    n = os.environ.get("LISTEN_FDS")
+    if not n or os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return
+    try:
+        n = int(n)
+    except ValueError:
+        return
+    if n <= 0:
+        return
+    ctx.preserve_fds += n
+    ctx.proc.env = list(ctx.proc.env) + [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
 
 
 def _check_ns_path(t, path):
@@ -153,7 +187,14 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
             ctx.fifo_fd = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: never blocks
         if foreground:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the slow path
-        pid, sock = spawn(ctx, c, cfg, mgr)
+        if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
+            from . import seccomp
+            seccomp.connect_listener(ctx.seccomp)  # a host path: unreachable after pivot_root
+        try:
+            pid, sock = spawn(ctx, c, cfg, mgr)
+        finally:
+            if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
+                seccomp.close_listener()  # only the init may hold it, or the agent never sees EOF
     except BaseException:
         _destroy_partial(c)
         raise
@@ -220,9 +261,8 @@ def spawn(ctx, c, cfg, mgr):
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
         mgr.apply(pid)
-        res = (cfg.get("linux") or {}).get("resources")
-        if res:
-            mgr.set(res)
+        # always: with no "devices" rules the device cgroup still gets runc's default allow-list
+        mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
         st = oci_state(c, "creating", pid)
         psock.send(b"go:" + st.encode())
         while True:
