@@ -45,7 +45,7 @@ OPTS = {
     "atime": (MUST, [], ["noatime"], [], [], ["noatime", "atime"]),
     "nodiratime": (MUST, ["nodiratime"], [], [], []),
     "diratime": (MUST, [], ["nodiratime"], [], [], ["nodiratime", "diratime"]),
-    "relatime": (MUST, ["relatime"], ["noatime"], [], [], ["strictatime", "relatime"]),
+    "relatime": (MUST, ["relatime"], ["noatime"], [], []),
     "norelatime": (MUST, [], [], [], []),
     "strictatime": (MUST, [], ["relatime", "noatime"], [], []),
     "nostrictatime": (MUST, ["relatime"], [], [], [], ["strictatime", "nostrictatime"]),
