@@ -121,7 +121,9 @@ def _init(ctx, sock):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "createContainer", state_json)
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
-    _sysctl(ctx.sysctl)
+    if ctx.sysctl:
+        from . import sysctl
+        sysctl.apply(ctx.sysctl)
     rootfs.finish_rootfs(ctx)
 
     p = ctx.proc
@@ -132,6 +134,9 @@ def _init(ctx, sock):
         raise Error(f"process.cwd: {p.cwd}: {e.strerror}") from None
     p.path = process.lookup(p.args[0], env)
     process.apply_early(p)
+    if ctx.attrs is not None:
+        from . import procattr
+        procattr.apply(ctx.attrs)
     seccomp_prepared = None
     if ctx.seccomp is not None:
         from . import seccomp
@@ -147,6 +152,15 @@ def _init(ctx, sock):
     if ctx.hooks and ctx.hooks.get("startContainer"):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "startContainer", _started_state(state_json))
+    # only stdio and --preserve-fds cross execve (everything else is O_CLOEXEC already; this
+    # catches anything inherited from our own caller). Done before the seccomp filter, which may
+    # deny close_range or fcntl.
+    L.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+    for fd in ctx.preserved:
+        os.set_inheritable(fd, True)  # passed on as runc does, whatever flag the caller set
+    if ctx.attrs is not None:
+        from . import procattr
+        procattr.apply_personality(ctx.attrs)
     process.apply_user(p)
     if seccomp_prepared is not None:
         from . import seccomp
@@ -156,9 +170,6 @@ def _init(ctx, sock):
             st = json.loads(state_json)
             seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
             os.close(nfd)
-    # only stdio and --preserve-fds cross execve (everything else is O_CLOEXEC already; this
-    # catches anything inherited from our own caller)
-    L.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
     try:
         os.execve(p.path, p.args, env)
     except OSError as e:
