@@ -127,14 +127,30 @@ class Host:
         self.timens = os.path.exists("/proc/self/ns/time")
         self.cgroupns = os.path.exists("/proc/self/ns/cgroup")
         self.cpus = os.sched_getaffinity(0)
+        self._probed = {}
 
     def cgfile(self, ctrl, name):
         """Does the (v1) controller expose this file in a child cgroup?"""
         mnt = self.controllers.get(ctrl)
         if not mnt:
             return False
-        return os.path.exists(os.path.join(mnt, name)) or \
-            os.path.exists(os.path.join(mnt, self.own.get(ctrl, "/").lstrip("/"), name))
+        base = os.path.join(mnt, self.own.get(ctrl, "/").lstrip("/"))
+        if os.path.exists(os.path.join(mnt, name)) or os.path.exists(os.path.join(base, name)):
+            return True
+        # some files exist only below the root: look into an empty probe cgroup of our own
+        if ctrl not in self._probed:
+            probe = os.path.join(base, "oci-conformance-probe-%d" % os.getpid())
+            try:
+                os.mkdir(probe)
+                self._probed[ctrl] = set(os.listdir(probe))
+            except OSError:
+                self._probed[ctrl] = set()
+            finally:
+                try:
+                    os.rmdir(probe)
+                except OSError:
+                    pass
+        return name in self._probed[ctrl]
 
     def need_ctrl(self, ctrl, fname=None):
         if ctrl not in self.controllers:
