@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     rss_reps = args.rss_reps if args.rss_reps is not None else (1 if quick else 3)
     list_n = args.list_containers if args.list_containers is not None else (20 if quick else 100)
 
+    Runtime.on_deleted = isolation.scrub_scratch
     signal.signal(signal.SIGTERM, _sigterm)
     tmp = tempfile.mkdtemp(prefix="pyrunc-bench-")
     runtimes: list[Runtime] = []
@@ -232,6 +233,7 @@ def cleanup(runtimes: list[Runtime], tmp: str) -> str:
         for pid in killed:
             from .proc import wait_exit
             wait_exit(pid, 5)
+    isolation.scrub_scratch_prefix(prefix)
     removed = isolation.remove_leftover_cgroups(prefix)
     if removed:
         notes.append(f"removed {len(removed)} leftover cgroup dir(s)")

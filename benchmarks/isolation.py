@@ -20,6 +20,8 @@ import sys
 ENV_MARK = "PYRUNC_BENCH_PARENT_MNTNS"
 UNIFIED = "/sys/fs/cgroup/unified"
 CGROUP_ROOT = "/sys/fs/cgroup"
+SCRATCH_NAME = "pyrunc-bench-scratch"
+scratch_active = False  # True once our scratch tmpfs is mounted on UNIFIED
 
 
 def _mntns() -> str:
@@ -77,12 +79,40 @@ def prepare_namespace() -> str:
     r = subprocess.run(["umount", UNIFIED], capture_output=True, text=True, timeout=10)
     if r.returncode != 0:
         return f"private mount namespace; umount {UNIFIED} failed: {r.stderr.strip()}"
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "pyrunc-bench-scratch", UNIFIED],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", SCRATCH_NAME, UNIFIED],
                        capture_output=True, text=True, timeout=10)
+    global scratch_active
+    scratch_active = r.returncode == 0 and mount_fstype(UNIFIED) == "tmpfs"
     extra = "" if r.returncode == 0 else f" (scratch tmpfs failed: {r.stderr.strip()})"
     return (f"all runtimes measured inside one private mount namespace (unshare -m --propagation private) "
             f"where the cgroup2 mount at {UNIFIED} is replaced by an empty scratch tmpfs "
             f"(crun 1.8.1 refuses hybrid hosts); cgroups v1 otherwise, same conditions for all{extra}")
+
+
+def scrub_scratch(cid: str) -> None:
+    """crun (and pyrunc) treat the scratch tmpfs as a cgroup hierarchy and
+    leave <id>/cgroup.procs files there; remove them as containers go, so it
+    never fills up.  Only ever inside our own scratch tmpfs."""
+    if not scratch_active or not cid or "/" in cid or cid.startswith("."):
+        return
+    p = os.path.join(UNIFIED, cid)
+    if os.path.lexists(p):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def scrub_scratch_prefix(prefix: str) -> int:
+    if not scratch_active:
+        return 0
+    n = 0
+    try:
+        entries = os.listdir(UNIFIED)
+    except OSError:
+        return 0
+    for e in entries:
+        if e.startswith(prefix):
+            scrub_scratch(e)
+            n += 1
+    return n
 
 
 # -- leftover sweep -----------------------------------------------------------
@@ -146,7 +176,7 @@ def _own_cgroup_dirs() -> list[str]:
         mine = []
     for h in hierarchies:
         base = os.path.join(CGROUP_ROOT, h)
-        if os.path.islink(base):
+        if os.path.islink(base) or (scratch_active and base == UNIFIED):
             continue
         dirs.add(base)
         for _, ctrls, path in mine:

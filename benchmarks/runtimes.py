@@ -39,6 +39,9 @@ def resolve(path: str, repo: str) -> str | None:
 
 
 class Runtime:
+    # called with the id after a successful delete (outside the timed call)
+    on_deleted = None
+
     def __init__(self, name: str, path: str, root: str, timeout: float):
         self.name = name
         self.given_path = path
@@ -99,6 +102,8 @@ class Runtime:
         if r.ok:
             with self._lock:
                 self.live.discard(cid)
+            if Runtime.on_deleted is not None:
+                Runtime.on_deleted(cid)
         return r
 
     def exec(self, cid: str, *argv: str) -> proc.Result:
