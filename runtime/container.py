@@ -13,6 +13,7 @@ import time
 from . import config as configmod
 from . import linux as L
 from . import process, rootfs, state
+from .testpoint import point
 from .errors import Error, NotExist
 
 NS_FLAGS = {
@@ -166,6 +167,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     ctx = prepare(cfg, bundle, no_pivot, preserve_fds)
     c = state.Container(root, cid)
     c.make()
+    point("create:claimed")
     try:
         data = {
             "ociVersion": cfg["ociVersion"], "id": cid, "pid": 0, "status": "creating",
@@ -181,6 +183,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         data["cgroup"] = mgr.to_dict()
         c.write(data)
         mgr.create()
+        point("create:cgroup")
         ctx.cgroup_manager = mgr
         if not start_now:
             os.mkfifo(c.fifo, 0o622)
@@ -241,6 +244,7 @@ def spawn(ctx, c, cfg, mgr):
             init.slow_path_main(ctx, csock)
         init.child_main(ctx, csock)
     csock.close()
+    point("create:cloned")
     pid = child
     try:
         if slow:
@@ -273,6 +277,7 @@ def spawn(ctx, c, cfg, mgr):
                 hooks.run_hooks(ctx.hooks, "createRuntime", st)
                 psock.send(b"ok")
             elif msg == b"ready":
+                point("create:ready")
                 break
             else:
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
@@ -379,6 +384,7 @@ def start(root, cid):
         os.write(fd, b"0")
     finally:
         os.close(fd)
+    point("start:fifo")
     os.unlink(c.fifo)
     c.data["status"] = "running"
     c.write()
@@ -495,12 +501,14 @@ def delete(root, cid, force=False):
         _kill_all(d)
     elif d.get("cgroup"):
         _kill_all(d)  # stragglers of a stopped init (e.g. no pid namespace)
+    point("delete:killed")
     if d.get("cgroup"):
         from . import cgroups
         try:
             cgroups.load_manager(d["cgroup"]).destroy()
         except OSError as e:
             warn(f"cgroup of {cid}: {e}")
+    point("delete:cgroup")
     hooks = (d.get("hooks") or {}).get("poststop")
     if hooks and not d.get("broken"):
         from . import hooks as hk

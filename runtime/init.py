@@ -20,6 +20,7 @@ import socket
 from . import linux as L
 from . import process, rootfs
 from .errors import Error
+from .state import INIT_COMM  # our comm until execve: state tells created from started
 
 
 def _recv(sock, expect):
@@ -88,6 +89,8 @@ def slow_path_main(ctx, sock):
 
 
 def _init(ctx, sock):
+    with open("/proc/self/comm", "wb", buffering=0) as f:
+        f.write(INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
     # non-dumpable until execve, which resets it.
     L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -129,7 +132,7 @@ def _init(ctx, sock):
     p = ctx.proc
     env = process.env_dict(p.env)
     try:
-        os.chdir(p.cwd)
+        rootfs.chdir_in_root(p.cwd)
     except OSError as e:
         raise Error(f"process.cwd: {p.cwd}: {e.strerror}") from None
     p.path = process.lookup(p.args[0], env)

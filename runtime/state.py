@@ -123,9 +123,16 @@ class Container:
         if not proc_alive(pid, d.get("pid_start")):
             return "stopped"
         if d.get("status") == "creating":
-            return "creating"
+            creator = d.get("creator") or 0
+            if creator and proc_alive(creator, d.get("creator_start")):
+                return "creating"
+            # the creator died after the init was ready: what the init does now is the truth
         if os.path.exists(self.fifo):
-            return "created"
+            # a start killed between its fifo write and the unlink leaves the fifo: the init has
+            # then left its waiting code (its comm is no longer the init's)
+            if proc_comm(pid) == INIT_COMM:
+                return "created"
+            return "running"
         if d.get("paused_check", True) and self.frozen():
             return "paused"
         return "running"
@@ -161,6 +168,17 @@ def proc_start_time(pid):
     if rest[0] in (b"Z", b"X"):
         return None
     return int(rest[19])
+
+
+INIT_COMM = b"pyrunc:init"  # set by runtime/init.py until execve
+
+
+def proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n")
+    except OSError:
+        return None
 
 
 def proc_alive(pid, start):

@@ -1,0 +1,15 @@
+"""Test-only crash points: PYRUNC_TEST_CRASH_AT=<phase> makes pyrunc SIGKILL itself when it
+reaches that phase, so tests can check that a runtime killed mid-operation leaves a state that
+`state` reports truthfully and `delete --force` cleans up (tests/test_crash.py).
+
+The environment is read once at import; with the variable unset, point() is a no-op.
+"""
+import os
+
+_AT = os.environ.get("PYRUNC_TEST_CRASH_AT")
+
+
+def point(name):
+    if _AT is not None and _AT == name:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
