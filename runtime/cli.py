@@ -37,6 +37,21 @@ VERBS = {
     "run": ("create and start a container", "[flags] ID",
             COMMON_CREATE + [("detach", "d", B, "detach from the container", False),
                              ("keep", None, B, "keep the container's state after it exits", False)], 1, 1),
+    "exec": ("execute a new process inside the container", "[flags] ID [COMMAND [ARGS...]]",
+             [CONSOLE, ("cwd", None, S, "current working directory in the container", None),
+              ("env", "e", L, "set an environment variable (K=V)", None),
+              ("tty", "t", B, "allocate a pseudo-TTY", False),
+              ("user", "u", S, "UID[:GID]", None),
+              ("additional-gids", "g", L, "additional gids", None),
+              ("process", "p", S, "path to the process.json", None),
+              ("detach", "d", B, "detach from the process", False),
+              PID_FILE,
+              ("process-label", None, S, "set the SELinux label of the process", None),
+              ("apparmor", None, S, "set the apparmor profile of the process", None),
+              ("no-new-privs", None, B, "set no_new_privs for the process", False),
+              ("cap", "c", L, "add a capability to the process", None),
+              PRESERVE,
+              ("ignore-paused", None, B, "allow exec in a paused container", False)], 1, -1),
     "state": ("print the state of a container as JSON", "ID", [], 1, 1),
     "kill": ("send a signal to the container's init (default SIGTERM)", "[flags] ID [SIGNAL]",
              [("all", "a", B, "send the signal to every process of the container", False)], 1, 2),
@@ -46,6 +61,39 @@ VERBS = {
              [("format", "f", S, "table or json", "table"),
               ("quiet", "q", B, "print only the ids", False)], 0, 0),
 }
+
+# Engine-facing verbs beyond the lifecycle. checkpoint/restore parse runc's flags (podman passes
+# them) but fail: pyrunc has no CRIU support, and podman reads a failing `checkpoint --help` as
+# "this runtime cannot checkpoint".
+_CRIU_FLAGS = [("image-path", None, S, "path for saving criu image files", None),
+               ("work-path", None, S, "path for saving work files and logs", None),
+               ("parent-path", None, S, "path for previous criu image files in pre-dump", None),
+               ("leave-running", None, B, "leave the process running after checkpointing", False),
+               ("tcp-established", None, B, "allow open tcp connections", False),
+               ("ext-unix-sk", None, B, "allow external unix sockets", False),
+               ("shell-job", None, B, "allow shell jobs", False),
+               ("lazy-pages", None, B, "use userfaultfd to lazily restore memory pages", False),
+               ("status-fd", None, S, "criu writes \\0 to this FD once lazy-pages is ready", None),
+               ("page-server", None, S, "ADDRESS:PORT of the page server", None),
+               ("file-locks", None, B, "handle file locks", False),
+               ("pre-dump", None, B, "dump container's memory information only", False),
+               ("manage-cgroups-mode", None, S, "cgroups mode: soft, full, strict or ignore", None),
+               ("empty-ns", None, L, "create a namespace, but don't restore its properties", None),
+               ("auto-dedup", None, B, "enable auto deduplication of memory images", False)]
+UNSUPPORTED = {"checkpoint": "checkpoint is not supported by pyrunc (no CRIU support)",
+               "restore": "restore is not supported by pyrunc (no CRIU support)"}
+VERBS.update({
+    "spec": ("create a new specification file (config.json)", "[flags]",
+             [BUNDLE, ("rootless", None, B, "generate a configuration for a rootless container", False)], 0, 0),
+    "features": ("show the enabled features (runtime-spec features.json)", "", [], 0, 0),
+    "checkpoint": ("checkpoint a running container (not supported)", "[flags] ID", _CRIU_FLAGS, 1, 1),
+    "restore": ("restore a container from a checkpoint (not supported)", "[flags] ID",
+                _CRIU_FLAGS + [CONSOLE, BUNDLE, PID_FILE, NO_PIVOT,
+                               ("detach", "d", B, "detach from the container's process", False),
+                               ("no-subreaper", None, B, "disable the use of the subreaper", False),
+                               ("lsm-profile", None, S, "LSM profile to restore with", None),
+                               ("lsm-mount-context", None, S, "LSM mount context to restore with", None)], 1, 1),
+})
 
 
 class Usage(Error):
@@ -123,10 +171,19 @@ def verb_help(name):
 
 
 def version_text():
-    return f"pyrunc version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+    """Like runc's: `pyrunc version X`, `spec: V`, then the toolchain and libseccomp lines."""
+    from .features import _libseccomp_version
+    lsc = _libseccomp_version()
+    return (f"pyrunc version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+            + (f"libseccomp: {lsc}\n" if lsc else ""))
+
+
+_FROM_COMMAND_LINE = False  # main() called by the pyrunc command, not from Python code
 
 
 def main(argv=None):
+    global _FROM_COMMAND_LINE
+    _FROM_COMMAND_LINE = argv is None
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
@@ -144,6 +201,13 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, traceback with --debug
+        from . import log
+        log.error(f"internal error: {type(e).__name__}: {e}")
+        if debug:
+            import traceback
+            traceback.print_exc()
+        return 1
     except OSError as e:
         from . import log
         log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
@@ -174,6 +238,8 @@ def dispatch(argv):
     verb = VERBS.get(name)
     if verb is None:
         raise Usage(f"No help topic for '{name}'")
+    if name in UNSUPPORTED:
+        raise Error(UNSUPPORTED[name])
     if "-h" in args[:1] or "--help" in args:
         sys.stdout.write(verb_help(name))
         return 0
@@ -189,17 +255,28 @@ def dispatch(argv):
 # ------------------------------------------------------------------ verbs
 def cmd_create(g, o, pos):
     from . import container
-    if o["console-socket"]:
-        raise Error("--console-socket: terminals are not supported yet")
-    return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"])
+    return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"],
+                            console_socket=o["console-socket"])
 
 
 def cmd_run(g, o, pos):
     from . import container
-    if o["console-socket"]:
-        raise Error("--console-socket: terminals are not supported yet")
     return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"],
-                            start_now=True, foreground=not o["detach"], keep=o["keep"])
+                            start_now=True, foreground=not o["detach"], keep=o["keep"],
+                            console_socket=o["console-socket"])
+
+
+def cmd_exec(g, o, pos):
+    from . import exec as ex
+    if not pos:
+        raise Usage("exec: missing container id; usage: pyrunc exec [flags] ID [COMMAND [ARGS...]]")
+    code = ex.run(g["root"], pos[0], o, pos[1:])
+    if _FROM_COMMAND_LINE:
+        # nothing is left to clean up: skip the interpreter's teardown (ms on the exec benchmark)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def cmd_start(g, o, pos):
@@ -243,6 +320,17 @@ def cmd_list(g, o, pos):
             sys.stdout.write("".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + r[-1] + "\n")
     else:
         raise Usage(f"invalid format option {o['format']!r}: use table or json")
+    return 0
+
+
+def cmd_spec(g, o, pos):
+    from . import spec
+    return spec.write_spec(o["bundle"], o["rootless"])
+
+
+def cmd_features(g, o, pos):
+    from . import features
+    sys.stdout.write(features.features_json() + "\n")
     return 0
 
 

@@ -118,6 +118,9 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     ctx.runtime_hooks = bool(ctx.hooks.get("prestart") or ctx.hooks.get("createRuntime"))
     ctx.fifo_fd = -1
     ctx.cgroup_manager = None
+    if any(m.idmap for m in ctx.mounts):
+        from . import idmap
+        idmap.prepare(ctx)  # detached idmapped trees, built on the host, attached by the init
     return ctx
 
 
@@ -158,13 +161,19 @@ def _check_ns_path(t, path):
 
 # ------------------------------------------------------------------ create / run
 def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
-           foreground=False, keep=False):
+           foreground=False, keep=False, console_socket=None):
     """create (and for run, start): returns the exit status for a foreground run, else 0."""
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
     cfg = configmod.load(bundle)
     ctx = prepare(cfg, bundle, no_pivot, preserve_fds)
+    ctx.console = console = None
+    if ctx.terminal or console_socket:
+        from . import tty  # connected now: a bad socket fails before anything exists
+        tty.check_flags(ctx.terminal, console_socket, not foreground)
+        console = tty.Console(console_socket)
+        ctx.console, ctx.console_size = console.child, cfg["process"].get("consoleSize")
     c = state.Container(root, cid)
     c.make()
     point("create:claimed")
@@ -176,8 +185,10 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
             "creator_start": state.proc_start_time(os.getpid()),
             "hooks": {k: v for k, v in ctx.hooks.items() if k in ("poststart", "poststop")},
             "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or []},
-                       "process": {"terminal": ctx.terminal}},
+                       "process": cfg.get("process") or {}},  # the base of exec's process
         }
+        if ctx.seccomp is not None:
+            data["config"]["linux"]["seccomp"] = ctx.seccomp  # exec applies it too
         from . import cgroups
         mgr = cgroups.new_manager(cid, cfg.get("linux") or {})
         data["cgroup"] = mgr.to_dict()
@@ -196,9 +207,18 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         try:
             pid, sock = spawn(ctx, c, cfg, mgr)
         finally:
+            if any(m.tree_fd is not None for m in ctx.mounts):
+                from . import idmap
+                idmap.close(ctx)  # the init has its own copies
             if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
                 seccomp.close_listener()  # only the init may hold it, or the agent never sees EOF
+            if console is not None:
+                console.close_child()  # the init's copy is the one that sends the master
+        if console is not None and foreground:
+            console.receive()  # sent before "ready": already here
     except BaseException:
+        if console is not None:
+            console.close()
         _destroy_partial(c)
         raise
     if ctx.fifo_fd >= 0:
@@ -218,12 +238,30 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         fwd = _forward_signals(pid)
     try:
         sock.send(b"start")
+        # our socket end reads EOF when the init's end closes at execve; an error comes first
+        msg = sock.recv(1 << 16)
+        if msg.startswith(b"err:"):
+            raise Error(msg[4:].decode(errors="replace"))
     except OSError:
         pass
+    except Error as e:
+        from . import log
+        log.error(str(e))
+        if not foreground:
+            delete(root, cid, force=True)
+            return 1
     _poststart(c)
     if not foreground:
         return 0
-    status = _wait_exit(pid, sock, fwd)
+    if console is not None:
+        from . import tty
+        try:
+            st = tty.proxy(console.master, pid)
+        finally:
+            console.close()
+        status = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+    else:
+        status = _wait_exit(pid, sock, fwd)
     if not keep:
         delete(root, cid, force=True)
     return status
@@ -376,14 +414,7 @@ def start(root, cid):
         raise Error(f"cannot start a container that has {'already ' if st != 'creating' else ''}"
                     f"{'been started' if st in ('running', 'paused') else st}"
                     if st != "stopped" else "cannot start an already stopped container")
-    try:
-        fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        raise Error("cannot start container: its init is no longer waiting") from None
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
+    _release_fifo(c)
     point("start:fifo")
     os.unlink(c.fifo)
     c.data["status"] = "running"
@@ -391,6 +422,40 @@ def start(root, cid):
     _poststart(c)
     c.unlock()
     return 0
+
+
+def _release_fifo(c):
+    """Wake the init waiting on the exec FIFO and return once it has exec'd the user program
+    (poststart hooks run after that, config.md). The init holds the FIFO open (O_RDWR, CLOEXEC)
+    and blocks reading it: our byte wakes it; once it has taken the byte, a blocking read of
+    ours ends with EOF exactly when its descriptor closes, at execve or at its death."""
+    import fcntl
+    import termios
+    try:
+        rfd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise Error("cannot start container: its init is no longer waiting") from None
+    try:
+        wfd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            os.write(wfd, b"0")
+        finally:
+            os.close(wfd)
+        buf = bytearray(4)
+        pid, start = c.data.get("pid"), c.data.get("pid_start")
+        delay = 0.00005
+        while True:
+            fcntl.ioctl(rfd, termios.FIONREAD, buf)
+            if not int.from_bytes(buf, "little"):
+                break  # taken
+            if not state.proc_alive(pid, start):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+        os.set_blocking(rfd, True)
+        os.read(rfd, 1)
+    finally:
+        os.close(rfd)
 
 
 def _poststart(c):

@@ -93,6 +93,11 @@ def _init(ctx, sock):
         f.write(INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
     # non-dumpable until execve, which resets it.
+    # /proc/self files turn root-owned when we go non-dumpable, which a user namespace's root
+    # cannot open: take what we need first (the offsets are applied at write time).
+    timens_fd = -1
+    if ctx.new_flags & L.CLONE_NEWTIME and ctx.time_offsets:
+        timens_fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
     L.prctl(L.PR_SET_DUMPABLE, 0)
     state_json = _recv(sock, b"go:")
     if ctx.userns:
@@ -103,9 +108,10 @@ def _init(ctx, sock):
         L.unshare(L.CLONE_NEWCGROUP)  # after the runtime moved us: our cgroup becomes the root
     if ctx.new_flags & L.CLONE_NEWTIME:
         L.unshare(L.CLONE_NEWTIME)
-        with open("/proc/self/timens_offsets", "w") as f:
+        if timens_fd >= 0:
             for clock, off in ctx.time_offsets.items():
-                f.write(f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n")
+                os.write(timens_fd, f"{clock} {off.get('secs', 0)} {off.get('nanosecs', 0)}\n".encode())
+            os.close(timens_fd)
         fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
         L.setns(fd, L.CLONE_NEWTIME)
         os.close(fd)
@@ -124,6 +130,9 @@ def _init(ctx, sock):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "createContainer", state_json)
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
+    if getattr(ctx, "console", None) is not None:
+        from . import tty  # the pty comes from the container's own devpts, so after pivot_root
+        tty.setup(ctx.console, ctx.console_size, ctx.proc.uid, mount_console=True)
     if ctx.sysctl:
         from . import sysctl
         sysctl.apply(ctx.sysctl)
@@ -173,6 +182,9 @@ def _init(ctx, sock):
             st = json.loads(state_json)
             seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
             os.close(nfd)
+    import signal  # Python ignores these two, and ignored dispositions survive execve
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
         os.execve(p.path, p.args, env)
     except OSError as e:
