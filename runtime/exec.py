@@ -1,0 +1,451 @@
+"""runc exec: start one more process inside a running container.
+
+The runtime (P) opens a pidfd on the container's init, moves its own pid-namespace-for-children
+(and time namespace) there with setns(pidfd), and forks: the child (G) is born inside the
+container's pid namespace and stays P's child, so P can wait for it without a second fork. G
+joins the other namespaces with one setns(pidfd) (user first, as the kernel orders them), takes
+the init's root (chroot to /proc/PID/root, opened before joining: right for pivot_root and
+--no-pivot alike), applies the process settings and execs. P meanwhile writes G into the
+container's cgroups and only then lets G go on to execve.
+
+P is made non-dumpable before the fork, so G never is dumpable inside the container before its
+execve (no ptrace, no /proc/G/exe from the container).
+
+Protocol (P <-> G, SOCK_SEQPACKET, G's end is O_CLOEXEC):
+  G -> "ready"          namespaces joined, root and cwd taken, settings checked
+  P -> "go"             G is in the cgroups
+  G -> "err:<message>"  a failure; else EOF at G's execve
+"""
+import os
+
+from . import linux as L
+from . import state
+from .errors import Error
+
+NS_FLAGS = {
+    "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS, "ipc": L.CLONE_NEWIPC,
+    "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
+}
+_FOR_CHILDREN = L.CLONE_NEWPID | L.CLONE_NEWTIME  # setns applies these to children only
+
+
+def _load_json(path):
+    import json
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise Error(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+    try:
+        p = json.loads(data)
+    except ValueError as e:
+        raise Error(f"{path}: invalid JSON: {e}") from None
+    if not isinstance(p, dict):
+        raise Error(f"{path}: the process must be a JSON object")
+    return p
+
+
+def _validate(p, where):
+    """runc's validateProcessSpec, plus types the plan relies on."""
+    cwd = p.get("cwd")
+    if not cwd:
+        raise Error("Cwd property must not be empty")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise Error("Cwd must be an absolute path")
+    args = p.get("args")
+    if not args:
+        raise Error("args must not be empty")
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise Error(f"{where}.args: must be a list of strings")
+    env = p.get("env") or []
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise Error(f"{where}.env: must be a list of strings")
+    user = p.get("user") or {}
+    if not isinstance(user, dict):
+        raise Error(f"{where}.user: must be an object")
+    for k in ("uid", "gid"):
+        v = user.get(k, 0)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**32:
+            raise Error(f"{where}.user.{k}: must be an unsigned 32-bit integer, got {v!r}")
+    size = p.get("consoleSize")
+    if size is not None and not (isinstance(size, dict) and all(
+            isinstance(size.get(k, 0), int) and 0 <= size.get(k, 0) < 65536 for k in ("height", "width"))):
+        raise Error(f"{where}.consoleSize: height and width must be integers 0..65535")
+
+
+def process_from_flags(base, o, args):
+    """runc's exec without -p: the container's process, overridden by the flags."""
+    import copy
+    p = copy.deepcopy(base or {})
+    p["args"] = list(args)
+    if o["cwd"]:
+        p["cwd"] = o["cwd"]
+    if o["apparmor"]:
+        p["apparmorProfile"] = o["apparmor"]
+    if o["process-label"]:
+        p["selinuxLabel"] = o["process-label"]
+    if o["cap"]:
+        caps = p.setdefault("capabilities", {})
+        for c in o["cap"]:
+            for kind in ("bounding", "effective", "permitted", "ambient"):
+                caps.setdefault(kind, [])
+                caps[kind] = list(caps[kind] or []) + [c]
+    p["env"] = list(p.get("env") or []) + list(o["env"])
+    p["terminal"] = bool(o["tty"])
+    if o["no-new-privs"]:
+        p["noNewPrivileges"] = True
+    user = dict(p.get("user") or {})
+    if o["user"]:
+        uid, sep, gid = o["user"].partition(":")
+        try:
+            user["uid"] = int(uid)
+        except ValueError:
+            raise Error(f"parsing {uid} as int for uid failed: invalid syntax") from None
+        if sep:
+            try:
+                user["gid"] = int(gid)
+            except ValueError:
+                raise Error(f"parsing {gid} as int for gid failed: invalid syntax") from None
+    for g in o["additional-gids"]:
+        try:
+            n = int(g)
+        except ValueError:
+            raise Error(f"invalid value {g!r} for flag -additional-gids: parse error") from None
+        if n < 0:
+            raise Error(f"additional-gids must be a positive number {n}")
+        user.setdefault("additionalGids", [])
+        user["additionalGids"] = list(user["additionalGids"] or []) + [n]
+    p["user"] = user
+    return p
+
+
+def _dedup_env(env):
+    """Later entries win, first position kept (what runc passes to execve)."""
+    out, pos = [], {}
+    for e in env:
+        k = e.partition("=")[0]
+        if k in pos:
+            out[pos[k]] = e
+        else:
+            pos[k] = len(out)
+            out.append(e)
+    return out
+
+
+def run(root, cid, o, args):
+    """The exec verb; returns the exit status (foreground) or 0 (detached)."""
+    if not o["process"] and not args:
+        raise Error("process args cannot be empty")
+    c = state.Container(root, cid).open(shared=True)
+    try:
+        st = c.status()
+        if st == "stopped":
+            raise Error("cannot exec in a stopped container")
+        if st == "paused" and not o["ignore-paused"]:
+            raise Error("cannot exec in a paused container (use --ignore-paused to override)")
+        if st == "creating":
+            raise Error("cannot exec in a container that is being created")
+        d = c.data
+        cfg = d.get("config") or {}
+        if o["process"]:
+            proc = _load_json(o["process"])
+            _validate(proc, "process")
+            if o["tty"]:
+                proc["terminal"] = True
+        else:
+            proc = process_from_flags(cfg.get("process"), o, args)
+            _validate(proc, "process")
+        detach = bool(o["detach"])
+        terminal = bool(proc.get("terminal"))
+        if terminal or o["console-socket"]:
+            from . import tty
+            tty.check_flags(terminal, o["console-socket"], detach)
+        from . import process
+        plan = process.plan_process(proc)
+        plan.env = _dedup_env(plan.env)
+        linux = cfg.get("linux") or {}
+        seccomp = linux.get("seccomp")
+        flags = 0
+        for ns in linux.get("namespaces") or []:
+            flags |= NS_FLAGS.get(ns.get("type"), 0)
+        return _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach)
+    finally:
+        c.unlock()
+
+
+def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
+    import socket
+    pid = d["pid"]
+    try:
+        pidfd = L.pidfd_open(pid)
+    except OSError:
+        raise Error("cannot exec in a stopped container") from None
+    console = prepared = None
+    psock = csock = None
+    rootfd = -1
+    try:
+        if not state.proc_alive(pid, d.get("pid_start")):
+            raise Error("cannot exec in a stopped container")
+        if terminal:
+            from . import tty
+            console = tty.Console(o["console-socket"])
+        if seccomp is not None:
+            from . import seccomp as sc
+            prepared = sc.prepare(seccomp)  # libseccomp cannot be loaded after the chroot
+            sc.connect_listener(seccomp)
+        # everything the child imports must be loaded now: after its chroot, sys.path is gone
+        import signal  # noqa: F401
+        from . import rootfs  # noqa: F401 - chdir_in_root
+        if proc.get("ioPriority") or proc.get("scheduler"):
+            from . import procattr  # noqa: F401
+        if seccomp is not None and seccomp.get("listenerPath"):
+            import json  # noqa: F401
+            from . import container  # noqa: F401
+        rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        L.prctl(L.PR_SET_DUMPABLE, 0)
+        if flags & _FOR_CHILDREN:
+            try:
+                L.setns(pidfd, flags & _FOR_CHILDREN)
+            except OSError as e:
+                raise Error(f"joining the pid namespace of the container: {e.strerror}") from None
+        if not detach:
+            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
+        child = os.fork()
+        if child == 0:
+            psock.close()
+            _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, plan, proc, seccomp, prepared, console,
+                   o["preserve-fds"], c, d)
+        csock.close()
+        csock = None
+        os.close(rootfd)
+        rootfd = -1
+        if console is not None:
+            console.close_child()
+        if seccomp is not None:
+            sc.close_listener()
+        try:
+            msg = _recv(psock)
+            if msg != b"ready":
+                raise Error(f"sync: unexpected message {msg[:40]!r}")
+            from . import cgroups
+            if d.get("cgroup"):
+                cgroups.load_manager(d["cgroup"]).apply(child)
+            psock.send(b"go")
+            msg = psock.recv(1 << 16)  # EOF: execve done
+            if msg.startswith(b"err:"):
+                raise Error(msg[4:].decode(errors="replace"))
+        except BaseException:
+            _kill_reap(child)
+            raise
+        if o["pid-file"]:
+            from .container import write_pid_file
+            write_pid_file(o["pid-file"], child)
+    except BaseException:
+        if console is not None:
+            console.close()
+        raise
+    finally:
+        os.close(pidfd)
+        if rootfd >= 0:
+            os.close(rootfd)
+        for s in (psock, csock):
+            if s is not None:
+                s.close()
+    c.unlock()  # the process runs: never block delete/kill while we wait for it
+    if detach:
+        if console is not None:
+            console.close()
+        return 0
+    if console is not None:
+        try:
+            console.receive()
+            return _code(tty_proxy(console, child))
+        finally:
+            console.close()
+    return _code(_wait(child))
+
+
+def tty_proxy(console, pid):
+    from . import tty
+    return tty.proxy(console.master, pid)
+
+
+def _recv(sock):
+    try:
+        msg = sock.recv(1 << 16)
+    except OSError:
+        msg = b""
+    if msg.startswith(b"err:"):
+        raise Error(msg[4:].decode(errors="replace"))
+    if not msg:
+        raise Error("exec: the process exited before it was ready")
+    return msg
+
+
+def _kill_reap(pid):
+    import signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _wait(pid):
+    """Foreground: pass every catchable signal on to the process, return its wait status."""
+    import signal
+
+    def fwd(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for s in signal.valid_signals():
+        if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD) and s < signal.SIGRTMIN:
+            try:
+                signal.signal(s, fwd)
+            except (OSError, ValueError):
+                pass
+    while True:
+        try:
+            p, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return 255 << 8
+        if p == pid:
+            return status
+
+
+def _code(status):
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+# ---------------------------------------------------------------- the new process (G)
+def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, c, d):
+    """Between fork and execve; never returns."""
+    try:
+        c._lockfd = -1  # the lock fd is the runtime's (O_CLOEXEC; never unlock it from here)
+        _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d)
+    except Error as e:
+        _report(sock, str(e))
+    except OSError as e:
+        _report(sock, f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+    except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
+        _report(sock, f"exec: {type(e).__name__}: {e}")
+    os._exit(255)
+
+
+def _report(sock, msg):
+    try:
+        sock.send(b"err:" + msg.encode(errors="replace"))
+    except OSError:
+        pass
+
+
+def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d):
+    attrs = None
+    if proc.get("ioPriority") or proc.get("scheduler"):
+        from . import procattr
+        attrs = procattr.plan(proc, {})
+    from . import process
+    os.setsid()  # runc's processes lead a session of their own
+    if flags & L.CLONE_NEWUSER:
+        # joining our own user namespace is EINVAL: only join one that differs
+        if os.stat(f"/proc/{d['pid']}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
+            flags &= ~L.CLONE_NEWUSER
+    if flags:
+        try:
+            L.setns(pidfd, flags)
+        except OSError as e:
+            raise Error(f"joining the namespaces of the container: {e.strerror}") from None
+    os.close(pidfd)
+    if flags & L.CLONE_NEWUSER:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    os.fchdir(rootfd)
+    os.chroot(".")
+    os.close(rootfd)
+    env = process.env_dict(plan.env)
+    if "HOME" not in env:
+        home = _home(plan.uid)
+        plan.env.append("HOME=" + home)
+        env["HOME"] = home
+    try:
+        from . import rootfs
+        rootfs.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
+    except OSError as e:
+        raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in config.json "
+                    f"failed: {(e.strerror or '').lower()}") from None
+    try:
+        plan.path = process.lookup(plan.args[0], env)
+    except Error as e:
+        raise Error(f"unable to start container process: {e}") from None
+    process.apply_early(plan)
+    if attrs is not None:
+        from . import procattr
+        procattr.apply(attrs)
+    if console is not None:
+        from . import tty
+        tty.setup(console.child, proc.get("consoleSize"), plan.uid, mount_console=False)
+        console.child = None
+    sock.send(b"ready")
+    msg = sock.recv(64)
+    if msg != b"go":
+        os._exit(255)  # the runtime gave up on us
+    if plan.apparmor:
+        with open("/proc/self/attr/exec", "w") as f:
+            f.write(f"exec {plan.apparmor}")
+    # only stdio and --preserve-fds cross execve; before seccomp, which may deny close_range
+    L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    if attrs is not None:
+        from . import procattr
+        procattr.apply_personality(attrs)
+    process.apply_user(plan)
+    if prepared is not None:
+        from . import seccomp as sc
+        nfd = sc.load(prepared)
+        if nfd is not None:
+            from .container import oci_state
+            import json
+            st = json.loads(oci_state(_StateView(d), "running"))
+            sc.send_notify_fd(seccomp["listenerPath"], nfd, st, seccomp.get("listenerMetadata"))
+            os.close(nfd)
+    _default_signals()
+    try:
+        os.execve(plan.path, plan.args, env)
+    except OSError as e:
+        raise Error(f"unable to start container process: exec: {plan.args[0]!r}: {e.strerror}") from None
+
+
+def _default_signals():
+    """Python starts with SIGPIPE and SIGXFSZ ignored, and ignored dispositions survive execve:
+    the container's program must get the defaults (a pipe reader that quits must stop `yes`)."""
+    import signal
+    for s in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+
+
+class _StateView:
+    def __init__(self, d):
+        self.data = d
+        self.id = d.get("id", "")
+
+
+def _home(uid):
+    """HOME of UID from the container's /etc/passwd, else "/" (what runc does)."""
+    try:
+        with open("/etc/passwd", "rb") as f:
+            for line in f:
+                parts = line.decode(errors="replace").rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"

@@ -1,0 +1,275 @@
+"""Terminals as runc makes them: a pty opened inside the container, its master handed out.
+
+With process.terminal the container's process gets a new pty from the container's own devpts
+(/dev/ptmx after pivot_root): the slave becomes its controlling terminal and stdio, /dev/console
+is bound to it (init only), and the master goes out over the console socket as ONE message whose
+data is the master's name ("/dev/ptmx") and whose SCM_RIGHTS carries the fd -- what conmon,
+containerd's shim and runc's recvtty expect. A foreground run/exec without a console socket gets
+the master over an internal socketpair and proxies it to pyrunc's own stdio in raw mode.
+"""
+import array
+import fcntl
+import os
+import socket
+import struct
+import termios
+
+from .errors import Error
+
+PTY_NAME = b"/dev/ptmx"  # what runc sends: the name of the master's file
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+
+
+def check_flags(terminal, console_socket, detach):
+    """runc's sanity rules for --console-socket / process.terminal / detaching."""
+    if detach and terminal and not console_socket:
+        raise Error("cannot allocate tty if runc will detach without setting console socket")
+    if (not detach or not terminal) and console_socket:
+        raise Error("cannot use console socket if runc will not detach or allocate tty")
+
+
+def connect(path):
+    """Connect to the console socket in the runtime, so a bad path fails before any process."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        msg = (e.strerror or str(e)).lower()
+        raise Error(f"dial unix {path}: connect: {msg}") from None
+    return s
+
+
+class Console:
+    """The runtime's side of a terminal: `child` is the socket end the container's process sends
+    the master on; for a foreground proxy, `parent` is where the runtime receives it."""
+
+    def __init__(self, console_socket=None):
+        self.master = -1
+        if console_socket:
+            self.child = connect(console_socket)
+            self.parent = None
+        else:
+            self.parent, self.child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            # runc fails here when it has no terminal to proxy to (message kept as runc's)
+            try:
+                os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+            except OSError as e:
+                self.close()
+                raise Error(f"open /dev/tty: {(e.strerror or str(e)).lower()}") from None
+
+    def close_child(self):
+        if self.child is not None:
+            self.child.close()
+            self.child = None
+
+    def receive(self, timeout=10.0):
+        """Foreground: take the master the process sent over the internal socketpair."""
+        self.parent.settimeout(timeout)
+        try:
+            self.master = recv_fd(self.parent)
+        except (OSError, ValueError) as e:
+            raise Error(f"receiving the pty master: {e}") from None
+
+    def close(self):
+        self.close_child()
+        if getattr(self, "parent", None) is not None:
+            self.parent.close()
+            self.parent = None
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
+
+def recv_fd(sock):
+    fds = array.array("i")
+    data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % 4])
+    if not fds:
+        raise ValueError(f"no fd in the message {data[:40]!r}")
+    for fd in fds[1:]:
+        os.close(fd)
+    os.set_inheritable(fds[0], False)
+    return fds[0]
+
+
+# ---------------------------------------------------------------- in the container's process
+def set_winsize(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def setup(sock, size=None, uid=None, mount_console=False):
+    """In the process, inside the container's root: new pty, send its master, take the slave as
+    controlling terminal and stdio. Closes SOCK."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
+        n = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, struct.pack("i", 0)))[0]
+        slave_path = f"/dev/pts/{n}"
+        if size and size.get("height") and size.get("width"):
+            set_winsize(master, size["height"], size["width"])
+        if mount_console:
+            _mount_console(slave_path)
+        try:
+            sock.sendmsg([PTY_NAME], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]).tobytes())])
+        except OSError as e:
+            raise Error(f"sending the pty master over the console socket: {e.strerror}") from None
+    finally:
+        os.close(master)
+        sock.close()
+    # a session of our own, then the slave as its controlling terminal on 0, 1, 2
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader
+    fd = os.open(slave_path, os.O_RDWR | os.O_CLOEXEC)
+    for i in (0, 1, 2):
+        os.dup2(fd, i, inheritable=True)
+    os.close(fd)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    if uid:
+        # the user must own its terminal (what runc's fixStdioPermissions does)
+        os.fchown(0, uid, -1)
+
+
+def _mount_console(slave_path):
+    """Bind the pty slave on /dev/console, as runc does for the init."""
+    from . import linux as L
+    old = os.umask(0)
+    try:
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o666))
+    except OSError as e:
+        raise Error(f"creating /dev/console: {e.strerror}") from None
+    finally:
+        os.umask(old)
+    L.mount(slave_path, "/dev/console", None, L.MS_BIND, None)
+
+
+# ---------------------------------------------------------------- the runtime's foreground proxy
+def proxy(master, pid, on_signal=None):
+    """Copy stdin -> master and master -> stdout until PID exits; raw mode on our terminal while
+    it runs, window size changes passed on. Returns PID's wait status."""
+    import select
+    import signal
+    import tty as ttymod
+
+    stdin, stdout = 0, 1
+    saved = None
+    if os.isatty(stdin):
+        saved = termios.tcgetattr(stdin)
+        ttymod.setraw(stdin, termios.TCSANOW)
+    rpipe, wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    old_wakeup = signal.set_wakeup_fd(wpipe)
+    pending = []
+
+    def resize():
+        try:
+            ws = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+        except OSError:
+            pass
+
+    def handler(signum, _frame):
+        pending.append(signum)
+
+    skip = {signal.SIGKILL, signal.SIGSTOP}
+    old = {}
+    for s in signal.valid_signals():
+        if s in skip or s >= signal.SIGRTMIN:
+            continue
+        try:
+            old[s] = signal.signal(s, handler)
+        except (OSError, ValueError):
+            pass
+    status = None
+    try:
+        resize()
+        poll = select.poll()
+        poll.register(master, select.POLLIN)
+        poll.register(rpipe, select.POLLIN)
+        stdin_open = True
+        try:
+            poll.register(stdin, select.POLLIN)
+        except (OSError, ValueError):
+            stdin_open = False
+        # a pending SIGCHLD from before the handler was set would be lost: check once
+        status = _reap(pid)
+        master_open = True
+        while True:
+            events = poll.poll(-1 if status is None else 0)
+            if not events and status is not None:
+                break  # exited and everything it wrote is out
+            # signals first: a resize must reach the pty before the input typed after it
+            while pending:
+                s = pending.pop(0)
+                if s == signal.SIGWINCH:
+                    resize()
+                elif s != signal.SIGCHLD and status is None:
+                    try:
+                        os.kill(pid, s)
+                    except ProcessLookupError:
+                        pass
+            for fd, ev in events:
+                if fd == rpipe:
+                    try:
+                        os.read(rpipe, 512)
+                    except BlockingIOError:
+                        pass
+                elif fd == master:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: no slave end left open
+                        data = b""
+                    if not data:
+                        poll.unregister(master)
+                        master_open = False
+                        continue
+                    _write_all(stdout, data)
+                elif fd == stdin and stdin_open:
+                    try:
+                        data = os.read(stdin, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        poll.unregister(stdin)
+                        stdin_open = False
+                        continue
+                    try:
+                        _write_all(master, data)
+                    except OSError:
+                        pass
+            if status is None:
+                status = _reap(pid)
+            if status is not None and not master_open:
+                break
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        signal.set_wakeup_fd(old_wakeup)
+        for s, h in old.items():
+            try:
+                signal.signal(s, h)
+            except (OSError, ValueError, TypeError):
+                pass
+        os.close(rpipe)
+        os.close(wpipe)
+    if status is None:
+        status = os.waitpid(pid, 0)[1]
+    return status
+
+
+def _reap(pid):
+    try:
+        p, st = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 255 << 8
+    return st if p else None
+
+
+def _write_all(fd, data):
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
