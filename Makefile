@@ -4,24 +4,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 BUNDLE := bundles/busybox
-APT_PKGS := busybox-static runc crun libseccomp2 libcap-dev uidmap iproute2 procps
+APT_PKGS := busybox-static runc crun libseccomp2 libcap-dev uidmap iproute2 procps podman conmon containerd
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup deps bundle demo test conformance bench stress clean
+.PHONY: setup bytecode deps bundle demo test conformance bench stress clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed bytecode
 
 # apt: only what is missing, so a prepared machine does no network at all
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
-	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; fi
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 
 $(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
+
+# bytecode for every module, whatever PYTHONDONTWRITEBYTECODE says: each pyrunc start imports them
+bytecode:
+	@$(PY) -m compileall -q runtime
 
 bundle: deps $(BUNDLE)/rootfs/bin/busybox
 $(BUNDLE)/rootfs/bin/busybox:

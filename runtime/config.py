@@ -66,7 +66,10 @@ def schema_errors(cfg):
     from jsonschema.exceptions import best_match
 
     v = schema_validator()
-    errs = list(v.iter_errors(cfg))
+    try:
+        errs = list(v.iter_errors(cfg))
+    except Exception as e:  # noqa: BLE001 - e.g. an unresolvable $ref in the vendored schemas
+        return [f"config.json: does not validate against the runtime-spec schema: {e}"]
     if not errs:
         return []
     e = best_match(errs)
