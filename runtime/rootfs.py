@@ -45,6 +45,7 @@ _RATTR = {
     "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
 }
 ROOT_PROPAGATION = {k: v for k, v in _PROPAGATION.items()}
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 DEFAULT_DEVICES = (  # runtime-linux.md "Default Devices": name, major, minor
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -56,12 +57,14 @@ DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
 
 class Mount:
     __slots__ = ("source", "dest", "type", "flags", "clear", "prop", "data", "rset", "rclr",
-                 "bind", "index", "idmap", "uid_mappings", "gid_mappings")
+                 "bind", "index", "idmap", "uid_mappings", "gid_mappings", "tree_fd")
 
 
 def plan_mounts(cfg, bundle):
     """Turn config mounts into Mount plans; raises Error naming mounts[i] on a bad option."""
     plans = []
+    linux = cfg.get("linux") or {}
+    has_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or [])
     for i, m in enumerate(cfg.get("mounts") or []):
         p = Mount()
         p.index = i
@@ -105,48 +108,96 @@ def plan_mounts(cfg, bundle):
         p.rset, p.rclr, p.idmap = rset, rclr, idmap
         p.uid_mappings = m.get("uidMappings")
         p.gid_mappings = m.get("gidMappings")
+        p.tree_fd = None
+        if bool(p.uid_mappings) != bool(p.gid_mappings):
+            raise Error(f"config.json: mounts[{i}]: uidMappings and gidMappings go together")
+        if p.uid_mappings and not idmap:
+            raise Error(f"config.json: mounts[{i}].uidMappings: given without the idmap or ridmap option")
+        if idmap:
+            if not p.bind:
+                raise Error(f"config.json: mounts[{i}].options: {idmap} is supported on bind mounts only")
+            if not p.uid_mappings and not (has_userns and linux.get("uidMappings")):
+                raise Error(f"config.json: mounts[{i}].options: {idmap} needs uidMappings and gidMappings "
+                            "or a user namespace with mappings")
         plans.append(p)
     return plans
 
 
 # ---------------------------------------------------------------- child side: safe paths
+def _clean(path):
+    """Components of PATH, lexically normalized with '..' stopping at the root."""
+    out = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if out:
+                out.pop()
+        else:
+            out.append(part)
+    return out
+
+
 def open_in_root(rootfd, path, flags=os.O_PATH, mkdir=True, isfile=False):
     """Open PATH (absolute, container view) under ROOTFD, never escaping it; create it when
-    missing (a dir, or a file when ISFILE). Returns an O_PATH|O_CLOEXEC fd."""
-    rel = path.lstrip("/") or "."
+    missing (a dir, or a file when ISFILE). Returns an O_CLOEXEC fd (O_PATH by default).
+
+    Symlinks resolve as if ROOTFD were / (openat2 RESOLVE_IN_ROOT); a dangling one on the way
+    is followed the same way, so the missing part is created where the link points inside the
+    rootfs, as runc's SecureJoin does."""
     res = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
     try:
-        return L.openat2(rootfd, rel, flags | os.O_CLOEXEC, 0, res)
+        return L.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC, 0, res)
     except FileNotFoundError:
         if not mkdir:
             raise
-    # create missing components one by one, each parent opened safely
-    parts = [p for p in rel.split("/") if p and p != "."]
-    fd = os.dup(rootfd)
-    try:
-        for j, part in enumerate(parts):
-            last = j == len(parts) - 1
+    rootpath = os.readlink(fdpath(rootfd)).rstrip("/")
+    todo = _clean(path)
+    cur = []  # an existing path inside the root, with no symlink left in it
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        cand = cur + [part]
+        try:
+            fd = L.openat2(rootfd, "/".join(cand), os.O_PATH | os.O_CLOEXEC, 0, res)
+        except FileNotFoundError:
+            pass
+        else:
+            real = os.readlink(fdpath(fd))
+            os.close(fd)
+            if real == rootpath or rootpath == "":
+                cur = _clean(real) if rootpath == "" else []
+            elif real.startswith(rootpath + "/"):
+                cur = _clean(real[len(rootpath):])
+            else:  # a mount moved under us: refuse rather than guess
+                raise OSError(18, f"{path} resolves outside the root")  # EXDEV
+            continue
+        pfd = L.openat2(rootfd, "/".join(cur) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res)
+        try:
             try:
-                nfd = L.openat2(fd, part, os.O_PATH | os.O_CLOEXEC, 0, res)
-            except FileNotFoundError:
-                if last and isfile:
-                    os.close(os.open(part, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=fd))
-                else:
-                    try:
-                        os.mkdir(part, 0o755, dir_fd=fd)
-                    except FileExistsError:
-                        pass
-                nfd = L.openat2(fd, part, os.O_PATH | os.O_CLOEXEC, 0, res)
-            os.close(fd)
-            fd = nfd
-        if flags != os.O_PATH:
-            nfd = os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+                target = os.readlink(part, dir_fd=pfd)  # a dangling symlink
+            except OSError:
+                target = None
+            if target is not None:
+                links += 1
+                if links > 40:
+                    raise OSError(40, f"{path}: too many levels of symbolic links")  # ELOOP
+                base = "" if target.startswith("/") else "/".join(cur)
+                todo = _clean(base + "/" + target) + todo
+                cur = []
+                continue
+            if not todo and isfile:
+                os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                 0o644, dir_fd=pfd))
+            else:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=pfd)
+                except FileExistsError:
+                    pass  # made by someone else meanwhile: the next lookup checks it
+        finally:
+            os.close(pfd)
+        cur = cand
+    return L.openat2(rootfd, "/".join(cur) or ".", flags | os.O_CLOEXEC, 0, res)
 
 
 def fdpath(fd):
@@ -158,8 +209,11 @@ def _mount_at(rootfd, p, target_is_file):
     try:
         tgt = fdpath(fd)
         # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
-        L.mount(p.source, tgt, p.type if not p.bind else None, p.flags & ~L.MS_REMOUNT if p.bind else p.flags,
-                p.data or None)
+        if p.tree_fd is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
+            L.move_mount(p.tree_fd, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+        else:
+            L.mount(p.source, tgt, p.type if not p.bind else None,
+                    p.flags & ~L.MS_REMOUNT if p.bind else p.flags, p.data or None)
         if p.bind and p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
             # re-open: the fd still points at the mountpoint beneath the new bind mount
             nfd = open_in_root(rootfd, p.dest, mkdir=False)
@@ -197,10 +251,13 @@ def setup_rootfs(ctx):
     rootfs = ctx.rootfs
     # 1. nothing we mount may propagate back to the host
     prop = ctx.root_propagation or (L.MS_SLAVE | L.MS_REC)
+    if prop & L.MS_UNBINDABLE:
+        prop = L.MS_SLAVE | L.MS_REC  # the rootfs bind below needs a bindable source; see finish_rootfs
     L.mount(None, "/", None, prop, None)
-    # pivot_root needs the rootfs to be a mount point whose parent is not shared
-    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
+    # pivot_root needs the rootfs to be a mount point whose parent is not shared; made private
+    # first, the bind of the rootfs is not shared either
     _make_parent_private(rootfs)
+    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for p in ctx.mounts:
@@ -223,16 +280,19 @@ def setup_rootfs(ctx):
 
 
 def _make_parent_private(path):
-    """Make the mount holding PATH's parent private, or pivot_root refuses a shared parent."""
+    """pivot_root refuses a shared parent: make the mount holding PATH's parent private when it
+    is shared, and only then (a slave one must stay a slave, or binds from it lose their master)."""
     parent = os.path.dirname(path.rstrip("/")) or "/"
-    best, best_len = "/", 0
+    best, best_len, shared = "/", 0, False
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            mp = line.split(" ", 5)[4]
-            mp = mp.replace("\\040", " ")
-            if (parent == mp or parent.startswith(mp.rstrip("/") + "/")) and len(mp) > best_len:
+            fields = line.split(" ")
+            mp = fields[4].replace("\\040", " ")
+            if (parent == mp or parent.startswith(mp.rstrip("/") + "/")) and len(mp) >= best_len:
                 best, best_len = mp, len(mp)
-    L.mount(None, best, None, L.MS_PRIVATE, None)
+                shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")])
+    if shared:
+        L.mount(None, best, None, L.MS_PRIVATE, None)
 
 
 def _mount_cgroup(ctx, rootfd, p):
@@ -276,35 +336,52 @@ def create_devices(ctx, rootfd, defaults):
                          "fileMode": 0o666, "uid": 0, "gid": 0})
     devs.extend(ctx.devices)
     for d in devs:
-        path = os.path.normpath(d["path"])
-        dfd = _dirfd(rootfd, os.path.dirname(path))
-        name = os.path.basename(path)
-        try:
-            try:
-                os.unlink(name, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-            kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
-            mode = d.get("fileMode", 0o666) & 0o7777
-            if ctx.userns:
-                _bind_device(dfd, name, path)
-            else:
-                os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dfd)
-                os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
-                os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
-        except OSError as e:
-            raise Error(f"linux.devices: {path}: {e.strerror}") from None
-        finally:
-            os.close(dfd)
+        _create_device(ctx, rootfd, d)
 
 
-def _bind_device(dfd, name, path):
-    os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000, dir_fd=dfd))
-    fd = os.open(name, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+def _create_device(ctx, rootfd, d):
+    path = os.path.normpath(d["path"])
+    dfd = _dirfd(rootfd, os.path.dirname(path))
+    name = os.path.basename(path)
     try:
-        L.mount(path, fdpath(fd), None, L.MS_BIND, None)
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
+        mode = d.get("fileMode", 0o666) & 0o7777
+        if ctx.userns and d["type"] != "p":  # mknod of a device needs init-userns CAP_MKNOD
+            _bind_device(dfd, name, path, kind, d)
+        else:
+            os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dfd)
+            os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
+            os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
+    except OSError as e:
+        raise Error(f"linux.devices: {path}: {e.strerror}") from None
     finally:
-        os.close(fd)
+        os.close(dfd)
+
+
+def _bind_device(dfd, name, path, kind, d):
+    """Bind the host's node of the same path, checked to be that very device."""
+    try:
+        src = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        raise Error(f"linux.devices: {path}: no such device on the host to bind into the user "
+                    "namespace (mknod is not allowed there)") from None
+    try:
+        st = os.fstat(src)
+        if stat.S_IFMT(st.st_mode) != kind or st.st_rdev != os.makedev(d.get("major", 0), d.get("minor", 0)):
+            raise Error(f"linux.devices: {path}: the host's node is not {d['type']} "
+                        f"{d.get('major', 0)}:{d.get('minor', 0)}; cannot bind it into the user namespace")
+        os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o000, dir_fd=dfd))
+        fd = os.open(name, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+        try:
+            L.mount(fdpath(src), fdpath(fd), None, L.MS_BIND, None)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(src)
 
 
 def pivot(rootfs, no_pivot):
@@ -314,33 +391,97 @@ def pivot(rootfs, no_pivot):
         L.mount(rootfs, "/", None, L.MS_MOVE, None)
         os.chroot(".")
     else:
-        # pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only ours
-        L.pivot_root(".", ".")
-        L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC, None)  # no umount event reaches the host
-        L.umount2(".", L.MNT_DETACH)
+        # pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours.
+        # The kernel does not promise where cwd is afterwards: go to the old root by fd, so
+        # the slave-making below touches it and never the container's own mounts.
+        oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        newroot = os.open(".", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.pivot_root(".", ".")
+            os.fchdir(oldroot)
+            L.mount(None, ".", None, L.MS_SLAVE | L.MS_REC, None)  # no umount event reaches the host
+            L.umount2(".", L.MNT_DETACH)
+            os.fchdir(newroot)
+        finally:
+            os.close(oldroot)
+            os.close(newroot)
     os.chdir("/")
 
 
+def _open_existing(rootfd, path, field):
+    """O_PATH fd of PATH resolved in the (new) root, or None when it does not exist."""
+    try:
+        return open_in_root(rootfd, path, mkdir=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise Error(f"{field}: {path}: {e.strerror}") from None
+
+
+def _dev_null(rootfd):
+    """An O_PATH fd of the container's /dev/null, checked to really be the 1:3 character device:
+    a container that replaced it (a symlink, a file, another device) must not get that bound
+    over the masked paths (the CVE-2025-31133 class)."""
+    try:
+        fd = L.openat2(rootfd, "dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, 0,
+                       L.RESOLVE_IN_ROOT | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        raise Error(f"linux.maskedPaths: /dev/null: {e.strerror}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise Error("linux.maskedPaths: /dev/null is not the null character device (1:3)")
+    return fd
+
+
 def finish_rootfs(ctx):
-    """After pivot_root: readonly and masked paths, then a read-only root."""
-    for path in ctx.readonly_paths:
+    """After pivot_root: readonly and masked paths, then a read-only root. Every path is opened
+    in the root (no symlink leads out) and mounted on through its fd."""
+    rp = ctx.root_propagation
+    if rp and not rp & L.MS_PRIVATE:
+        # linux.rootfsPropagation is about the container's root: only now is it "/" (private
+        # is already so: its parent was made private before the rootfs bind)
+        L.mount(None, "/", None, rp, None)
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for path in ctx.readonly_paths:
+            fd = _open_existing(rootfd, path, "linux.readonlyPaths")
+            if fd is None:
+                continue
+            try:
+                L.mount(fdpath(fd), fdpath(fd), None, L.MS_BIND | L.MS_REC, None)
+                nfd = open_in_root(rootfd, path, mkdir=False)  # the new bind mount, on top
+                try:
+                    t = fdpath(nfd)
+                    L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(t), None)
+                finally:
+                    os.close(nfd)
+            except OSError as e:
+                raise Error(f"linux.readonlyPaths: {path}: {e.strerror}") from None
+            finally:
+                os.close(fd)
+        null = -1
         try:
-            L.mount(path, path, None, L.MS_BIND | L.MS_REC, None)
-            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(path), None)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise Error(f"linux.readonlyPaths: {path}: {e.strerror}") from None
-    for path in ctx.masked_paths:
-        try:
-            if os.path.isdir(path):
-                L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY, None)
-            else:
-                L.mount("/dev/null", path, None, L.MS_BIND, None)
-        except FileNotFoundError:
-            continue
-        except OSError as e:
-            raise Error(f"linux.maskedPaths: {path}: {e.strerror}") from None
+            for path in ctx.masked_paths:
+                fd = _open_existing(rootfd, path, "linux.maskedPaths")
+                if fd is None:
+                    continue
+                try:
+                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                        L.mount("tmpfs", fdpath(fd), "tmpfs", L.MS_RDONLY, None)
+                    else:
+                        if null < 0:
+                            null = _dev_null(rootfd)
+                        L.mount(fdpath(null), fdpath(fd), None, L.MS_BIND, None)
+                except OSError as e:
+                    raise Error(f"linux.maskedPaths: {path}: {e.strerror}") from None
+                finally:
+                    os.close(fd)
+        finally:
+            if null >= 0:
+                os.close(null)
+    finally:
+        os.close(rootfd)
     if ctx.root_readonly:
         L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags("/"), None)
 

@@ -79,13 +79,17 @@ def write_bundle(tmp_path, cfg, name="bundle"):
     return str(b)
 
 
-def run(runtime, cfg, tmp_path, extra=(), pass_fds=(), env=None, timeout=TIMEOUT, stdin=None):
-    """`RUNTIME --root R run -b BUNDLE ID`: returns Result(rc, stdout, stderr); always deletes."""
+def run(runtime, cfg, tmp_path, extra=(), pass_fds=(), env=None, timeout=TIMEOUT, stdin=None, setup=None):
+    """`RUNTIME --root R run -b BUNDLE ID`: returns Result(rc, stdout, stderr); always deletes.
+    SETUP, a shell snippet, makes the runtime run in a private mount namespace of its own
+    (`unshare -m`) after SETUP ran there: host-side mounts a test needs vanish with it."""
     bundle = write_bundle(tmp_path, cfg)
     root = str(tmp_path / f"root-{runtime}")
     name = cid()
     exe = RUNTIMES[runtime]
     cmd = [exe, "--root", root, "run", "-b", bundle, *extra, name]
+    if setup is not None:
+        cmd = ["unshare", "-m", "--propagation", "private", "sh", "-ec", setup + '\nexec "$@"', "sh", *cmd]
     try:
         p = subprocess.run(cmd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,

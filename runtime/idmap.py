@@ -1,0 +1,85 @@
+"""Idmapped bind mounts (config.md "Mounts": `idmap`/`ridmap` with `uidMappings`/`gidMappings`).
+
+Built in the runtime process, on the host, before the init exists: the source tree is cloned
+detached (open_tree OPEN_TREE_CLONE), given the mapping of a user namespace made for the purpose
+(mount_setattr MOUNT_ATTR_IDMAP), and the init later attaches it with move_mount. The init
+inherits the tree fds through clone; they are O_CLOEXEC so none reaches the user program.
+"""
+import os
+import signal
+
+from . import linux as L
+from .errors import Error
+
+AT_FDCWD = -100
+
+
+def _userns(uid_maps, gid_maps, field):
+    """An fd of a fresh user namespace with those mappings, held by a short-lived helper."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = L.clone(L.CLONE_NEWUSER)
+    if pid == 0:  # helper: exists only to own the namespace until the parent has its fd
+        os.close(w)
+        try:
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    try:
+        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+            text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+            try:
+                with open(f"/proc/{pid}/{name}", "w") as f:
+                    f.write(text)
+            except OSError as e:
+                which = "uidMappings" if name == "uid_map" else "gidMappings"
+                raise Error(f"config.json: {field}.{which}: the kernel refused the mapping: {e.strerror}") from None
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(w)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+
+
+def prepare(ctx):
+    """Give every idmap/ridmap Mount plan of CTX its detached, idmapped tree (Mount.tree_fd)."""
+    nsfds = {}
+    try:
+        for p in ctx.mounts:
+            if not p.idmap:
+                continue
+            field = f"mounts[{p.index}]"
+            uids = p.uid_mappings or ctx.uid_mappings
+            gids = p.gid_mappings or ctx.gid_mappings
+            key = (repr(uids), repr(gids))
+            if key not in nsfds:
+                nsfds[key] = _userns(uids, gids, field)
+            rec = L.AT_RECURSIVE if p.flags & L.MS_REC else 0
+            try:
+                fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
+            except OSError as e:
+                raise Error(f"config.json: {field}.source: {p.source}: {os.strerror(e.errno)}") from None
+            p.tree_fd = fd
+            try:
+                L.mount_setattr(fd, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if p.idmap == "ridmap" else 0),
+                                L.MOUNT_ATTR_IDMAP, 0, 0, nsfds[key])
+            except OSError as e:
+                raise Error(f"config.json: {field}.options: {p.idmap}: {p.source}: the kernel refused an "
+                            f"idmapped mount here: {os.strerror(e.errno)}") from None
+    except BaseException:
+        close(ctx)
+        raise
+    finally:
+        for fd in nsfds.values():
+            os.close(fd)
+
+
+def close(ctx):
+    """The runtime's copies of the tree fds, once the init has its own."""
+    for p in ctx.mounts:
+        if getattr(p, "tree_fd", None) is not None:
+            os.close(p.tree_fd)
+            p.tree_fd = None
