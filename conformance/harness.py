@@ -104,9 +104,11 @@ class Host:
                 fstype, opts = parts[sep + 1], parts[sep + 3]
                 if fstype == "cgroup":
                     for o in opts.split(","):
-                        if o in ("rw", "ro", "relatime") or o.startswith("name="):
+                        if o in ("rw", "ro", "relatime", "noexec", "nosuid", "nodev"):
                             continue
-                        self.controllers[o] = parts[4]
+                        self.controllers[o] = parts[4]   # includes named ones: name=systemd
+                elif fstype == "cgroup2":
+                    self.controllers[""] = parts[4]      # key of "0::/path" in /proc/PID/cgroup
         self.own = {}
         with open("/proc/self/cgroup") as f:
             for line in f:
