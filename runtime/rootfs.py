@@ -331,7 +331,10 @@ def create_devices(ctx, rootfd, defaults):
     allows it; a bind of the host's node inside a user namespace, where it does not."""
     devs = []
     if defaults:
+        given = {os.path.normpath(d["path"]) for d in ctx.devices}
         for name, major, minor in DEFAULT_DEVICES:
+            if f"/dev/{name}" in given:
+                continue  # linux.devices says how this one is made
             devs.append({"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor,
                          "fileMode": 0o666, "uid": 0, "gid": 0})
     devs.extend(ctx.devices)
