@@ -173,15 +173,15 @@ def _init(ctx, sock):
     if ctx.attrs is not None:
         from . import procattr
         procattr.apply_personality(ctx.attrs)
+    # Without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, which apply_user may drop
+    # (podman's default profile and capabilities): load it first then, as runc does; otherwise as
+    # late as possible, so that the fewest syscalls run under it.
+    early = seccomp_prepared is not None and not p.nnp
+    if early:
+        _load_seccomp(ctx, seccomp_prepared, state_json)
     process.apply_user(p)
-    if seccomp_prepared is not None:
-        from . import seccomp
-        nfd = seccomp.load(seccomp_prepared)
-        if nfd is not None:
-            import json
-            st = json.loads(state_json)
-            seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
-            os.close(nfd)
+    if seccomp_prepared is not None and not early:
+        _load_seccomp(ctx, seccomp_prepared, state_json)
     import signal  # Python ignores these two, and ignored dispositions survive execve
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
@@ -189,6 +189,16 @@ def _init(ctx, sock):
         os.execve(p.path, p.args, env)
     except OSError as e:
         raise Error(f"exec {p.args[0]}: {e.strerror}") from None
+
+
+def _load_seccomp(ctx, prepared, state_json):
+    from . import seccomp
+    nfd = seccomp.load(prepared)
+    if nfd is not None:
+        import json
+        st = json.loads(state_json)
+        seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
+        os.close(nfd)
 
 
 def _started_state(state_json):
