@@ -95,6 +95,38 @@ VERBS.update({
                                ("lsm-mount-context", None, S, "LSM mount context to restore with", None)], 1, 1),
 })
 
+# cgroup verbs (runtime/cgroupverbs.py); update's flags are runc's (sizes take units: 100m, 1g)
+_UPDATE_FLAGS = [
+    ("resources", "r", S, "path to a LinuxResources JSON file, or '-' for stdin (other flags are then ignored)",
+     None),
+    ("blkio-weight", None, I, "per cgroup block IO weight, 10 to 1000", 0),
+    ("cpu-period", None, S, "CPU CFS period (usecs)", None),
+    ("cpu-quota", None, S, "CPU CFS quota (usecs) per period", None),
+    ("cpu-share", None, S, "CPU shares (relative weight)", None),
+    ("cpu-rt-period", None, S, "CPU realtime period (usecs)", None),
+    ("cpu-rt-runtime", None, S, "CPU realtime runtime (usecs) per period", None),
+    ("cpuset-cpus", None, S, "CPUs to use", None),
+    ("cpuset-mems", None, S, "memory nodes to use", None),
+    ("kernel-memory", None, S, "kernel memory limit (ignored, as in runc)", None),
+    ("kernel-memory-tcp", None, S, "kernel TCP memory limit (ignored, as in runc)", None),
+    ("memory", None, S, "memory limit (bytes, or with a unit: 100m, 1g)", None),
+    ("memory-reservation", None, S, "memory soft limit", None),
+    ("memory-swap", None, S, "memory + swap limit; -1 for unlimited swap", None),
+    ("pids-limit", None, I, "maximum number of pids", 0),
+    ("l3-cache-schema", None, S, "Intel RDT/CAT L3 cache schema (not available)", None),
+    ("mem-bw-schema", None, S, "Intel RDT/MBA memory bandwidth schema (not available)", None),
+]
+VERBS.update({
+    "pause": ("pause all processes of the container", "ID", [], 1, 1),
+    "resume": ("resume the processes of a paused container", "ID", [], 1, 1),
+    "ps": ("list the processes of the container", "[flags] ID [ps options]",
+           [("format", "f", S, "table or json", "table")], 1, -1),
+    "events": ("show the container's stats and OOM events", "[flags] ID",
+               [("interval", None, S, "stats collection interval", "5s"),
+                ("stats", None, B, "print the stats once and exit", False)], 1, 1),
+    "update": ("update the container's resource limits", "[flags] ID", _UPDATE_FLAGS, 1, 1),
+})
+
 
 class Usage(Error):
     pass
@@ -333,6 +365,32 @@ def cmd_features(g, o, pos):
     sys.stdout.write(features.features_json() + "\n")
     return 0
 
+
+def cmd_pause(g, o, pos):
+    from . import cgroupverbs
+    return cgroupverbs.pause(g["root"], pos[0])
+
+
+def cmd_resume(g, o, pos):
+    from . import cgroupverbs
+    return cgroupverbs.resume(g["root"], pos[0])
+
+
+def cmd_ps(g, o, pos):
+    from . import cgroupverbs
+    if not pos:
+        raise Usage("ps: missing container id; usage: pyrunc ps [flags] ID [ps options]")
+    return cgroupverbs.ps(g["root"], pos[0], o["format"], pos[1:])
+
+
+def cmd_events(g, o, pos):
+    from . import cgroupverbs
+    return cgroupverbs.events(g["root"], pos[0], o["stats"], o["interval"])
+
+
+def cmd_update(g, o, pos):
+    from . import cgroupverbs
+    return cgroupverbs.update(g["root"], pos[0], o)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -184,7 +184,9 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
             "annotations": cfg.get("annotations") or {}, "creator": os.getpid(),
             "creator_start": state.proc_start_time(os.getpid()),
             "hooks": {k: v for k, v in ctx.hooks.items() if k in ("poststart", "poststop")},
-            "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or []},
+            "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or [],
+                                 # the base `update` merges into (runtime/cgroupverbs.py)
+                                 "resources": (cfg.get("linux") or {}).get("resources") or {}},
                        "process": cfg.get("process") or {}},  # the base of exec's process
         }
         if ctx.seccomp is not None:
@@ -523,11 +525,17 @@ def kill(root, cid, sig, all_procs=False):
         d = c.data
         if all_procs and d.get("cgroup"):
             from . import cgroups
-            cgroups.load_manager(d["cgroup"]).kill_all(sig)
+            mgr = cgroups.load_manager(d["cgroup"])
+            mgr.kill_all(sig)
+            if st == "paused":
+                mgr.thaw()  # as runc; frozen (v1) tasks act on no signal, not even SIGKILL
             return 0
         if st == "stopped":
             raise Error("container not running")
         signal_pid(d["pid"], d.get("pid_start"), sig)
+        if st == "paused" and sig == signal.SIGKILL and d.get("cgroup"):
+            from . import cgroups
+            cgroups.load_manager(d["cgroup"]).thaw()  # as runc: let the frozen init die
     finally:
         c.unlock()
     return 0
@@ -596,6 +604,8 @@ def _kill_all(d):
         try:
             mgr = cgroups.load_manager(d["cgroup"])
             mgr.kill_all(signal.SIGKILL)
+            if mgr.frozen():
+                mgr.thaw()  # a paused container: frozen (v1) tasks only die once thawed
         except (OSError, Error):
             mgr = None
     if pidfd >= 0:

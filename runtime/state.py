@@ -127,14 +127,15 @@ class Container:
             if creator and proc_alive(creator, d.get("creator_start")):
                 return "creating"
             # the creator died after the init was ready: what the init does now is the truth
+        # frozen first, as runc: a created container can be paused too
+        if d.get("paused_check", True) and self.frozen():
+            return "paused"
         if os.path.exists(self.fifo):
             # a start killed between its fifo write and the unlink leaves the fifo: the init has
             # then left its waiting code (its comm is no longer the init's)
             if proc_comm(pid) == INIT_COMM:
                 return "created"
             return "running"
-        if d.get("paused_check", True) and self.frozen():
-            return "paused"
         return "running"
 
     def frozen(self):

@@ -1,0 +1,606 @@
+"""runc's cgroup verbs on a container's saved cgroup manager: pause, resume, ps, events, update.
+
+Each verb loads the manager saved in state.json (runtime.cgroups.load_manager) and keeps the
+container lock only as long as it reads or changes the state: `events` streams without it, so a
+`delete` is never blocked by a watcher. Output formats follow runc 1.1 (types.Event / types.Stats
+JSON with Go's omitempty rules and sorted map keys).
+"""
+import json
+import os
+import re
+import select
+import sys
+import time
+
+from . import state
+from .errors import Error
+
+
+def _open(root, cid, shared=False):
+    return state.Container(root, cid).open(shared=shared)
+
+
+def _manager(c):
+    cg = c.data.get("cgroup")
+    if not cg:
+        raise Error(f"container {c.id} has no cgroup recorded in its state")
+    from . import cgroups
+    return cgroups.load_manager(cg)
+
+
+# ------------------------------------------------------------------ pause / resume
+def pause(root, cid):
+    c = _open(root, cid)
+    try:
+        if c.status() not in ("running", "created"):  # runc pauses created containers too
+            raise Error("container not running")
+        _manager(c).freeze()
+    finally:
+        c.unlock()
+    return 0
+
+
+def resume(root, cid):
+    c = _open(root, cid)
+    try:
+        if c.status() != "paused":
+            raise Error("container not paused")
+        _manager(c).thaw()
+    finally:
+        c.unlock()
+    return 0
+
+
+# ------------------------------------------------------------------ ps
+def pids(root, cid):
+    c = _open(root, cid, shared=True)
+    try:
+        return _manager(c).pids()
+    finally:
+        c.unlock()
+
+
+def ps(root, cid, fmt, ps_args, out=None):
+    """json: the cgroup's pids (null when none, as runc); table: host `ps` lines of those pids."""
+    out = out or sys.stdout
+    if fmt not in ("table", "json"):
+        raise Error("invalid format option")
+    plist = pids(root, cid)
+    if fmt == "json":
+        out.write((json.dumps(plist, separators=(",", ":")) if plist else "null") + "\n")
+        return 0
+    import subprocess
+    try:
+        p = subprocess.run(["ps"] + (list(ps_args) or ["-ef"]), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=60)
+    except FileNotFoundError:
+        raise Error('exec: "ps": executable file not found in $PATH') from None
+    text = p.stdout.decode(errors="replace")
+    if p.returncode != 0:
+        raise Error(f"exit status {p.returncode}: {text}")
+    lines = text.split("\n")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise Error("couldn't find PID field in ps output")
+    col = titles.index("PID")
+    want = set(plist)
+    res = [lines[0]]
+    for line in lines[1:]:
+        if not line:
+            continue
+        fields = line.split()
+        try:
+            pid = int(fields[col])
+        except (ValueError, IndexError):
+            raise Error(f"unable to parse pid: {line.strip()!r}") from None
+        if pid in want:
+            res.append(line)
+    out.write("\n".join(res) + "\n")
+    return 0
+
+
+# ------------------------------------------------------------------ stats in runc's JSON
+def _omit(d):
+    """Go's omitempty: drop zero numbers, empty strings/lists/maps and None."""
+    return {k: v for k, v in d.items() if v not in (0, "", None, [], {})}
+
+
+def _mem_entry(e):
+    e = e or {}
+    out = {"limit": e.get("limit", 0)}
+    if e.get("usage"):
+        out["usage"] = e["usage"]
+    if e.get("max"):
+        out["max"] = e["max"]
+    out["failcnt"] = e.get("failcnt", 0)
+    return out
+
+
+def _readint(d, name, default=0):
+    try:
+        with open(os.path.join(d, name)) as f:
+            v = f.read().strip()
+        return int(v) if v else default
+    except (OSError, ValueError):
+        return default
+
+
+_CPUSET_UINTS = ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
+                 "memory_spread_slab", "memory_pressure", "sched_load_balance")
+
+
+def _cpuset(mgr, s):
+    cs = s.get("cpuset") or {}
+    out = {}
+    if cs.get("cpus"):
+        out["cpus"] = cs["cpus"]
+    d = mgr._v1("cpuset")
+    vals = {k: (_readint(d, "cpuset." + k) if d else 0) for k in _CPUSET_UINTS}
+    out["cpu_exclusive"] = vals["cpu_exclusive"]
+    if cs.get("mems"):
+        out["mems"] = cs["mems"]
+    for k in _CPUSET_UINTS[1:]:
+        out[k] = vals[k]
+    out["sched_relax_domain_level"] = _readint(d, "cpuset.sched_relax_domain_level") if d else 0
+    return out
+
+
+# runc's v1 blkio read order: the first group whose first file has entries wins
+_BLKIO_GROUPS = (
+    (("blkio.bfq.sectors_recursive", "sectorsRecursive"),
+     ("blkio.bfq.io_service_time_recursive", "ioServiceTimeRecursive"),
+     ("blkio.bfq.io_wait_time_recursive", "ioWaitTimeRecursive"),
+     ("blkio.bfq.io_merged_recursive", "ioMergedRecursive"),
+     ("blkio.bfq.io_queued_recursive", "ioQueueRecursive"),
+     ("blkio.bfq.time_recursive", "ioTimeRecursive"),
+     ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
+     ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive")),
+    (("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
+     ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive")),
+    (("blkio.sectors_recursive", "sectorsRecursive"),
+     ("blkio.io_service_time_recursive", "ioServiceTimeRecursive"),
+     ("blkio.io_wait_time_recursive", "ioWaitTimeRecursive"),
+     ("blkio.io_merged_recursive", "ioMergedRecursive"),
+     ("blkio.io_queued_recursive", "ioQueueRecursive"),
+     ("blkio.time_recursive", "ioTimeRecursive"),
+     ("blkio.io_serviced_recursive", "ioServicedRecursive"),
+     ("blkio.io_service_bytes_recursive", "ioServiceBytesRecursive")),
+    (("blkio.throttle.io_serviced_recursive", "ioServicedRecursive"),
+     ("blkio.throttle.io_service_bytes_recursive", "ioServiceBytesRecursive")),
+    (("blkio.throttle.io_serviced", "ioServicedRecursive"),
+     ("blkio.throttle.io_service_bytes", "ioServiceBytesRecursive")),
+)
+_BLKIO_KEYS = ("ioServiceBytesRecursive", "ioServicedRecursive", "ioQueueRecursive", "ioServiceTimeRecursive",
+               "ioWaitTimeRecursive", "ioMergedRecursive", "ioTimeRecursive", "sectorsRecursive")
+
+
+def _blkio_file(d, name):
+    try:
+        with open(os.path.join(d, name)) as f:
+            text = f.read()
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        f = line.replace(":", " ").split()
+        if len(f) < 3:
+            continue  # the "Total N" line
+        try:
+            e = {"major": int(f[0]), "minor": int(f[1]), "op": f[2] if len(f) == 4 else "",
+                 "value": int(f[3] if len(f) == 4 else f[2])}
+        except ValueError:
+            continue
+        out.append(_omit(e))
+    return out
+
+
+def _blkio_v1(d):
+    got = {}
+    for group in _BLKIO_GROUPS:
+        for i, (fname, key) in enumerate(group):
+            entries = _blkio_file(d, fname)
+            if not entries:
+                if i == 0:
+                    break
+                return got
+            got[key] = entries
+        else:
+            return got
+    return got
+
+
+def runc_stats(mgr):
+    """The container's cgroup stats as runc's types.Stats (the "data" of a stats event)."""
+    s = mgr.stats()
+    cpu = s.get("cpu") or {}
+    u = cpu.get("usage") or {}
+    usage = _omit({"total": u.get("total", 0), "percpu": u.get("percpu"),
+                   "percpu_kernel": u.get("percpu_kernel"), "percpu_user": u.get("percpu_user")})
+    usage["kernel"] = u.get("kernel", 0)
+    usage["user"] = u.get("user", 0)
+    t = cpu.get("throttling") or {}
+    throttling = _omit({"periods": t.get("periods", 0),
+                        "throttledPeriods": t.get("throttled_periods", t.get("throttledPeriods", 0)),
+                        "throttledTime": t.get("throttled_time", t.get("throttledTime", 0))})
+    m = s.get("memory") or {}
+    raw = m.get("raw") or {}
+    cache = raw.get("cache", 0) if mgr.mode != "v2" else m.get("cache", 0)
+    memory = {}
+    if cache:
+        memory["cache"] = cache
+    for k in ("usage", "swap", "kernel", "kernelTCP"):
+        memory[k] = _mem_entry(m.get(k))
+    if raw:
+        memory["raw"] = dict(sorted(raw.items()))
+    p = s.get("pids") or {}
+    bd = mgr._v1("blkio")
+    if bd:
+        bl = _blkio_v1(bd)
+    else:
+        bl = {k: [_omit(e) for e in v] for k, v in (s.get("blkio") or {}).items()}
+    blkio = {k: bl[k] for k in _BLKIO_KEYS if bl.get(k)}
+    huge = {k: dict(_omit({"usage": v.get("usage", 0), "max": v.get("max", 0)}), failcnt=v.get("failcnt", 0))
+            for k, v in sorted((s.get("hugetlb") or {}).items())}
+    return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(mgr, s), "memory": memory,
+            "pids": _omit({"current": p.get("current", 0), "limit": p.get("limit", 0)}), "blkio": blkio,
+            "hugetlb": huge, "intel_rdt": {}, "network_interfaces": None}
+
+
+def _event(kind, cid, data=None):
+    ev = {"type": kind, "id": cid}
+    if data is not None:
+        ev["data"] = data
+    # Go's encoder escapes <, > and & in strings; ids cannot hold them, the raw map has no strings
+    return json.dumps(ev, separators=(",", ":")) + "\n"
+
+
+# ------------------------------------------------------------------ events
+_DUR_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+              "h": 3600.0}
+_DUR_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def parse_duration(text):
+    """Go's time.ParseDuration (e.g. 5s, 1.5m, 300ms, 1h2m), in seconds; None when invalid."""
+    s = text
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        return None
+    total, pos = 0.0, 0
+    while pos < len(s):
+        m = _DUR_RE.match(s, pos)
+        if not m or m.group(1) in ("", "."):
+            return None
+        total += float(m.group(1)) * _DUR_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def events(root, cid, stats_only=False, interval="5s", out=None):
+    """runc events: one stats event with --stats; otherwise stats every interval and an oom event
+    each time the memory cgroup reports an OOM, until the container stops or its cgroup goes."""
+    out = out or sys.stdout
+    secs = parse_duration(interval)
+    if secs is None:
+        raise Error(f'invalid value "{interval}" for flag --interval: parse error')
+    if secs <= 0:
+        raise Error("duration interval must be greater than 0")
+    c = _open(root, cid, shared=True)
+    try:
+        st = c.status()
+        if st == "stopped":
+            raise Error(f"container with id {cid} is not running")
+        mgr = _manager(c)
+        pid, start = c.data.get("pid"), c.data.get("pid_start")
+    finally:
+        c.unlock()
+    try:
+        if stats_only:
+            _emit(out, _event("stats", cid, runc_stats(mgr)))
+            return 0
+        return _stream(out, cid, mgr, pid, start, secs)
+    except BrokenPipeError:
+        # the reader went away: not an error; keep the interpreter's final flush quiet
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+
+
+def _emit(out, line):
+    out.write(line)
+    out.flush()
+
+
+class _OomWatch:
+    """OOM notifications: v1 memory.oom_control through cgroup.event_control and an eventfd (as
+    runc), else polling the oom_kill counter (cgroup v2 memory.events)."""
+
+    def __init__(self, mgr):
+        self.mgr = mgr
+        self.efd = -1
+        self.count = mgr.oom_count()
+        self._files = []
+        d = mgr._v1("memory")
+        if d:
+            try:
+                self.efd = os.eventfd(0, os.EFD_CLOEXEC)
+                ofd = os.open(os.path.join(d, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+                self._files.append(ofd)
+                cfd = os.open(os.path.join(d, "cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(cfd, f"{self.efd} {ofd}".encode())
+                finally:
+                    os.close(cfd)
+                self.control = os.path.join(d, "cgroup.event_control")
+            except OSError:
+                self.close()
+                self.efd = -1
+
+    def fds(self):
+        return [self.efd] if self.efd >= 0 else []
+
+    def poll_every(self):
+        return None if self.efd >= 0 else 0.2
+
+    def events(self, readable):
+        """How many oom events happened since the last call; -1 when the cgroup is gone."""
+        if self.efd >= 0:
+            if self.efd not in readable:
+                return 0
+            try:
+                os.eventfd_read(self.efd)
+            except BlockingIOError:
+                return 0
+            # the kernel also signals the eventfd when the cgroup is removed
+            if not os.path.exists(self.control):
+                return -1
+            return 1
+        n = self.mgr.oom_count()
+        new, self.count = max(0, n - self.count), n
+        return new
+
+    def close(self):
+        for fd in self._files + ([self.efd] if self.efd >= 0 else []):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._files = []
+
+
+def _stream(out, cid, mgr, pid, start, secs):
+    from . import linux as L
+    pidfd = -1
+    if pid:
+        try:
+            pidfd = L.pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+        if pidfd < 0 or not state.proc_alive(pid, start):
+            if pidfd >= 0:
+                os.close(pidfd)
+            return 0  # stopped in the meantime
+    watch = _OomWatch(mgr)
+    try:
+        next_tick = time.monotonic() + secs
+        while True:
+            now = time.monotonic()
+            timeout = max(0.0, next_tick - now)
+            if watch.poll_every() is not None:
+                timeout = min(timeout, watch.poll_every())
+            fds = watch.fds() + ([pidfd] if pidfd >= 0 else [])
+            try:
+                readable, _, _ = select.select(fds, [], [], timeout)
+            except InterruptedError:
+                continue
+            n = watch.events(readable)
+            if n < 0:
+                return 0
+            for _ in range(n):
+                _emit(out, _event("oom", cid))
+            if pidfd >= 0 and pidfd in readable:
+                # the init is gone: report an OOM kill that raced with its death, then stop
+                if watch.efd >= 0:
+                    r, _, _ = select.select(watch.fds(), [], [], 0)
+                    for _ in range(max(0, watch.events(r))):
+                        _emit(out, _event("oom", cid))
+                return 0
+            if time.monotonic() >= next_tick:
+                try:
+                    data = runc_stats(mgr)
+                except (OSError, Error) as e:
+                    from . import log
+                    log.error(str(e))
+                else:
+                    _emit(out, _event("stats", cid, data))
+                next_tick += secs
+                if next_tick < time.monotonic():
+                    next_tick = time.monotonic() + secs
+            if not os.path.isdir(mgr.paths().get("memory") or mgr._dirs()[0]):
+                return 0
+    finally:
+        watch.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+# ------------------------------------------------------------------ update
+# docker/go-units RAMInBytes as runc 1.1 vendors it: a decimal number, an optional space, then an
+# optional binary unit prefix with optional i/b ("100m", "1.5 GiB", "10kb")
+_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", re.ASCII)
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(flag, text):
+    """runc's size flags: "-1" is unlimited, otherwise RAMInBytes (binary units)."""
+    if text == "-1":
+        return -1
+    m = _SIZE_RE.fullmatch(text)
+    if not m:
+        raise Error(f"invalid value for {flag}: invalid size: '{text}'")
+    try:
+        v = float(m.group(1))
+    except ValueError:
+        raise Error(f'invalid value for {flag}: strconv.ParseFloat: parsing "{m.group(1)}": invalid syntax') from None
+    if m.group(2):
+        v *= _UNITS[m.group(2).lower()]
+    if v >= 2 ** 63:
+        raise Error(f"invalid value for {flag}: {text!r} is too large")
+    return int(v)
+
+
+def _parse_uint(flag, text):
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII) or int(text) >= 2 ** 64:
+        raise Error(f'invalid value for {flag}: strconv.ParseUint: parsing "{text}": invalid syntax')
+    return int(text)
+
+
+def _parse_int(flag, text):
+    if not re.fullmatch(r"[+-]?[0-9]+", text, re.ASCII) or not -2 ** 63 <= int(text) < 2 ** 63:
+        raise Error(f'invalid value for {flag}: strconv.ParseInt: parsing "{text}": invalid syntax')
+    return int(text)
+
+
+def resources_from_flags(o):
+    """The LinuxResources fragment that runc builds from update's flags (0 / "" mean unchanged)."""
+    r = {"memory": {}, "cpu": {}, "blockIO": {}, "pids": {}}
+    if o.get("blkio-weight"):
+        r["blockIO"]["weight"] = o["blkio-weight"]
+    if o.get("cpuset-cpus"):
+        r["cpu"]["cpus"] = o["cpuset-cpus"]
+    if o.get("cpuset-mems"):
+        r["cpu"]["mems"] = o["cpuset-mems"]
+    for flag, key in (("cpu-period", "period"), ("cpu-rt-period", "realtimePeriod"), ("cpu-share", "shares")):
+        if o.get(flag):
+            r["cpu"][key] = _parse_uint(flag, o[flag])
+    for flag, key in (("cpu-quota", "quota"), ("cpu-rt-runtime", "realtimeRuntime")):
+        if o.get(flag):
+            r["cpu"][key] = _parse_int(flag, o[flag])
+    for flag, key in (("memory", "limit"), ("memory-swap", "swap"), ("kernel-memory", "kernel"),
+                      ("kernel-memory-tcp", "kernelTCP"), ("memory-reservation", "reservation")):
+        if o.get(flag):
+            r["memory"][key] = parse_size(flag, o[flag])
+    if o.get("pids-limit"):
+        r["pids"]["limit"] = o["pids-limit"]
+    return r
+
+
+# what runc's update takes from a resources JSON: (section, key, kind); other keys are ignored
+_UPDATE_FIELDS = (
+    ("memory", "limit", "int"), ("memory", "reservation", "int"), ("memory", "swap", "int"),
+    ("memory", "kernel", "int"), ("memory", "kernelTCP", "int"),
+    ("cpu", "shares", "uint"), ("cpu", "quota", "int"), ("cpu", "period", "uint"),
+    ("cpu", "realtimeRuntime", "int"), ("cpu", "realtimePeriod", "uint"), ("cpu", "cpus", "str"),
+    ("cpu", "mems", "str"), ("blockIO", "weight", "uint16"), ("pids", "limit", "int"),
+)
+
+
+def resources_from_json(text, where):
+    """Check a LinuxResources JSON and keep the fields update applies (0 / "" mean unchanged)."""
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise Error(f"{where}: invalid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise Error(f"{where}: expected a JSON object (LinuxResources), got {type(doc).__name__}")
+    r = {"memory": {}, "cpu": {}, "blockIO": {}, "pids": {}}
+    for sect, key, kind in _UPDATE_FIELDS:
+        part = doc.get(sect)
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise Error(f"{where}: {sect}: expected an object")
+        if part.get(key) is None:
+            continue
+        v = part[key]
+        field = f"{where}: {sect}.{key}"
+        if kind == "str":
+            if not isinstance(v, str):
+                raise Error(f"{field}: expected a string, got {json.dumps(v)}")
+        else:
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise Error(f"{field}: expected an integer, got {json.dumps(v)}")
+            lo, hi = {"int": (-2 ** 63, 2 ** 63), "uint": (0, 2 ** 64), "uint16": (0, 2 ** 16)}[kind]
+            if not lo <= v < hi:
+                raise Error(f"{field}: {v} is out of range")
+        if v not in (0, ""):
+            r[sect][key] = v
+    unified = doc.get("unified")
+    if unified is not None:
+        if not isinstance(unified, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in unified.items()):
+            raise Error(f"{where}: unified: expected an object of strings")
+        if unified:
+            r["unified"] = unified
+    return r
+
+
+def _read_resources_arg(path):
+    if path == "-":
+        return sys.stdin.read(), "resources (stdin)"
+    try:
+        with open(path) as f:
+            return f.read(), f"resources file {path}"
+    except OSError as e:
+        raise Error(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+
+
+def update(root, cid, o):
+    """runc update: apply the changed resources live and merge them into the saved ones."""
+    if o.get("l3-cache-schema"):
+        raise Error("Intel RDT/CAT: l3 cache schema is not enabled")
+    if o.get("mem-bw-schema"):
+        raise Error("Intel RDT/MBA: memory bandwidth schema is not enabled")
+    if o.get("resources"):
+        # as runc: with a resources file every other flag is ignored
+        r = resources_from_json(*_read_resources_arg(o["resources"]))
+    else:
+        r = resources_from_flags(o)
+    c = _open(root, cid)
+    try:
+        if c.status() == "stopped":
+            raise Error("container not running")
+        mgr = _manager(c)
+        mem, cpu = r["memory"], r["cpu"]
+        if mem.get("kernel") or mem.get("kernelTCP"):
+            from . import log
+            log.warning("Kernel memory settings are ignored and will be removed")
+        mem.pop("kernel", None)
+        mem.pop("kernelTCP", None)
+        if mem.get("limit") == -1 and "swap" not in mem:
+            mem["swap"] = -1  # unlimited memory with swap unset: swap unlimited too (as runc)
+        saved = _saved_resources(c)
+        # quota and period go together (cgroup v2 cpu.max holds both): a lone one keeps the other
+        old_cpu = saved.get("cpu") or {}
+        if ("quota" in cpu) != ("period" in cpu):
+            if "quota" in cpu and old_cpu.get("period"):
+                cpu["period"] = old_cpu["period"]
+            elif "period" in cpu and old_cpu.get("quota"):
+                cpu["quota"] = old_cpu["quota"]
+        delta = {k: v for k, v in r.items() if v}
+        if "pids" in delta and delta["pids"]["limit"] < 0:
+            delta["pids"]["limit"] = -1
+        if delta:
+            mgr.set(delta)
+        for k, v in delta.items():
+            if isinstance(v, dict):
+                saved[k] = dict(saved.get(k) or {}, **v)
+            else:
+                saved[k] = v
+        c.data.setdefault("config", {}).setdefault("linux", {})["resources"] = saved
+        c.write()
+    finally:
+        c.unlock()
+    return 0
+
+
+def _saved_resources(c):
+    cfg = c.data.get("config") or {}
+    return json.loads(json.dumps((cfg.get("linux") or {}).get("resources") or {}))
