@@ -193,10 +193,14 @@ def _init(ctx, sock):
 
 def _load_seccomp(ctx, prepared, state_json):
     from . import seccomp
-    nfd = seccomp.load(prepared)
-    if nfd is not None:
+    if ctx.seccomp.get("listenerPath"):
+        # what send_notify_fd needs is imported and parsed before the filter is in: an import
+        # under it runs syscalls (openat, stat) that the filter may deny or notify
+        import array  # noqa: F401
         import json
         st = json.loads(state_json)
+    nfd = seccomp.load(prepared)
+    if nfd is not None:
         seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
         os.close(nfd)
 
