@@ -289,7 +289,7 @@ class Ctx:
         return bundle
 
     # ---- running the runtime
-    def call(self, *args, timeout=TIMEOUT, stdin=None, out=None, env=None):
+    def call(self, *args, timeout=TIMEOUT, stdin=None, out=None, env=None, pass_fds=()):
         """Run `runtime --root STATE args...`.  Output goes to files (never pipes): a container
         started by create inherits them and would otherwise keep a pipe open forever."""
         argv = self.rt.argv(self.root, args)
@@ -300,7 +300,7 @@ class Ctx:
             fi = open(stdin, "rb") if stdin else subprocess.DEVNULL
             try:
                 p = subprocess.Popen(argv, stdin=fi, stdout=fo, stderr=fe, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, pass_fds=pass_fds)
                 try:
                     rc = p.wait(timeout=timeout)
                 except subprocess.TimeoutExpired:

@@ -433,11 +433,11 @@ def _(t):
 
 @case("lifecycle-process-exit-stops", RT + "#lifecycle")
 def _(t):
-    t.proc["args"] = ["sh", "-c", "sleep 0.3"]
+    t.proc["args"] = ["sh", "-c", "sleep 2"]
     cid = t.create()
     t.start(cid).ok("start")
     eq(t.state(cid)["status"], "running", "status while the program runs")
-    t.wait_status(cid, "stopped")
+    t.wait_status(cid, "stopped", timeout=8)
 
 
 @case("run-exit-status", RT + "#lifecycle (runc CLI run)", SHOULD)
