@@ -97,7 +97,7 @@ def _(t):
         check(k not in o, "%s ran during create: %s" % (k, o))
 
 
-@case("hooks-prestart-before-createRuntime", CFG + "#prestart")
+@case("hooks-prestart-before-createRuntime", "config.md#prestart")
 def _(t):
     hook(t, "createRuntime")
     hook(t, "prestart")
@@ -234,7 +234,7 @@ def _(t):
     check(el < 6, "hook not aborted after its timeout (create took %.1fs)" % el)
 
 
-@case("hooks-startContainer-path-in-container", CFG + "#startContainer-hooks")
+@case("hooks-startContainer-path-in-container", "config.md#startcontainer-hooks")
 def _(t):
     root = t.small_rootfs()
     name = "/conformance-hook-%s.sh" % os.path.basename(t.tmp)
