@@ -12,7 +12,8 @@ from .errors import Error
 B, S, I, L = "bool", "str", "int", "list"  # flag kinds
 
 GLOBAL = [
-    ("root", None, S, "root directory for storage of container state", "/run/pyrunc"),
+    ("root", None, S, "root directory for storage of container state "
+     "(default: /run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc without root)", None),
     ("log", None, S, "log file for errors and warnings (default: stderr only)", None),
     ("log-format", None, S, "log format: text or json", "text"),
     ("debug", None, B, "enable debug output, with tracebacks", False),
@@ -264,6 +265,12 @@ def dispatch(argv):
         else:
             sys.stdout.write(help_text())
         return 0
+    if g["root"] is None:
+        if os.geteuid() == 0 and g["rootless"] == "auto":
+            g["root"] = "/run/pyrunc"  # no import of runtime/rootless.py on root's hot path
+        else:
+            from . import rootless
+            g["root"] = rootless.default_root()
     if g["systemd-cgroup"]:
         raise Error("--systemd-cgroup: systemd is not available on this host; use the cgroupfs driver")
     name, args = rest[0], rest[1:]
@@ -288,14 +295,14 @@ def dispatch(argv):
 def cmd_create(g, o, pos):
     from . import container
     return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"],
-                            console_socket=o["console-socket"])
+                            console_socket=o["console-socket"], rootless=g["rootless"])
 
 
 def cmd_run(g, o, pos):
     from . import container
     return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"],
                             start_now=True, foreground=not o["detach"], keep=o["keep"],
-                            console_socket=o["console-socket"])
+                            console_socket=o["console-socket"], rootless=g["rootless"])
 
 
 def cmd_exec(g, o, pos):

@@ -63,6 +63,7 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
         if not p:
             ctx.new_flags |= NS_FLAGS[t]
     ctx.userns = "user" in nss
+    ctx.rootless = os.geteuid() != 0  # no root: user namespace and id maps as runtime/rootless.py says
     ctx.uid_mappings = linux.get("uidMappings") or []
     ctx.gid_mappings = linux.get("gidMappings") or []
     ctx.cgroupns = "cgroup" in nss
@@ -100,6 +101,9 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
         from . import procattr
         ctx.attrs = procattr.plan(proc, linux)
     _listen_fds(ctx)
+    if ctx.rootless:
+        from . import rootless
+        rootless.check(ctx, cfg)
     # the fds of the range that the caller really passed (checked now, before the runtime opens
     # any of its own that could take a free number in the range)
     ctx.preserved = []
@@ -161,13 +165,17 @@ def _check_ns_path(t, path):
 
 # ------------------------------------------------------------------ create / run
 def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
-           foreground=False, keep=False, console_socket=None):
+           foreground=False, keep=False, console_socket=None, rootless="auto"):
     """create (and for run, start): returns the exit status for a foreground run, else 0."""
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
     cfg = configmod.load(bundle)
     ctx = prepare(cfg, bundle, no_pivot, preserve_fds)
+    rootless_cg = rootless != "auto" or ctx.rootless
+    if rootless_cg:
+        from . import rootless as rl
+        rootless_cg = rl.resolve(rootless)
     ctx.console = console = None
     if ctx.terminal or console_socket:
         from . import tty  # connected now: a bad socket fails before anything exists
@@ -192,7 +200,10 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         if ctx.seccomp is not None:
             data["config"]["linux"]["seccomp"] = ctx.seccomp  # exec applies it too
         from . import cgroups
-        mgr = cgroups.new_manager(cid, cfg.get("linux") or {})
+        if rootless_cg:  # cgroups only where delegated (runtime/rootless.py)
+            mgr = rl.cgroup_manager(cid, cfg.get("linux") or {})
+        else:
+            mgr = cgroups.new_manager(cid, cfg.get("linux") or {})
         data["cgroup"] = mgr.to_dict()
         c.write(data)
         mgr.create()
@@ -353,6 +364,9 @@ def _kill_reap(pid):
 
 
 def write_id_maps(pid, ctx):
+    if ctx.rootless:
+        from . import rootless
+        return rootless.write_id_maps(pid, ctx)
     for name, maps in (("uid_map", ctx.uid_mappings), ("gid_map", ctx.gid_mappings)):
         text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
         try:

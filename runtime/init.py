@@ -98,8 +98,14 @@ def _init(ctx, sock):
     timens_fd = -1
     if ctx.new_flags & L.CLONE_NEWTIME and ctx.time_offsets:
         timens_fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
-    L.prctl(L.PR_SET_DUMPABLE, 0)
+    rootless = getattr(ctx, "rootless", False)
+    if not rootless:
+        L.prctl(L.PR_SET_DUMPABLE, 0)
     state_json = _recv(sock, b"go:")
+    if rootless:
+        # only now: an unprivileged runtime (and newuidmap, which checks the owner of /proc/PID)
+        # can write the id maps of a dumpable process only
+        L.prctl(L.PR_SET_DUMPABLE, 0)
     if ctx.userns:
         # now mapped: become the namespace's root so files owned by it are ours
         os.setresgid(0, 0, 0)

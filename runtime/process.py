@@ -169,7 +169,14 @@ def apply_user(p):
             if not caps["bounding"] >> i & 1:
                 L.prctl(PR_CAPBSET_DROP, i)
         L.prctl(PR_SET_KEEPCAPS, 1)
-    os.setgroups(p.groups)
+    try:
+        os.setgroups(p.groups)
+    except PermissionError:
+        # denied in a rootless user namespace that maps one gid (runtime/rootless.py): there is
+        # nothing to set then, and nothing that could be
+        with open("/proc/self/setgroups") as f:
+            if p.groups or f.read().strip() != "deny":
+                raise
     os.setresgid(p.gid, p.gid, p.gid)
     os.setresuid(p.uid, p.uid, p.uid)
     if caps is not None:

@@ -268,7 +268,11 @@ def setup_rootfs(ctx):
                 isfile = p.bind and not os.path.isdir(p.source)
                 _mount_at(rootfd, p, isfile)
             except OSError as e:
-                raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}") from None
+                hint = ""
+                if getattr(ctx, "rootless", False):
+                    from . import rootless
+                    hint = rootless.mount_hint(p, e.errno)
+                raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}{hint}") from None
         dev_is_tmpfs = any(p.dest == "/dev" for p in ctx.mounts)
         create_devices(ctx, rootfd, defaults=dev_is_tmpfs)
         if dev_is_tmpfs:

@@ -27,7 +27,13 @@ def ensure_root(root):
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
     except OSError as e:
-        raise Error(f"cannot create state root {root}: {e.strerror}") from None
+        raise Error(f"cannot create state root {root}: {e.strerror}{_no_root_hint(e)}") from None
+
+
+def _no_root_hint(e):
+    if isinstance(e, PermissionError) and os.geteuid() != 0:
+        return " (without root, pass --root DIR or set XDG_RUNTIME_DIR)"
+    return ""
 
 
 class Container:
@@ -50,7 +56,7 @@ class Container:
         except FileExistsError:
             raise Error(f"container with id {self.id} already exists") from None
         except OSError as e:
-            raise Error(f"cannot create state dir {self.dir}: {e.strerror}") from None
+            raise Error(f"cannot create state dir {self.dir}: {e.strerror}{_no_root_hint(e)}") from None
         self.lock()
 
     def lock(self, shared=False):
