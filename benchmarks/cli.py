@@ -104,6 +104,13 @@ def make_bundles(base_bundle: str, tmp: str) -> dict:
     return out
 
 
+def _loadavg() -> list:
+    try:
+        return [float(x) for x in open("/proc/loadavg").read().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
 def _sigterm(signum, frame):
     raise KeyboardInterrupt
 
@@ -180,7 +187,7 @@ def main(argv=None) -> int:
                 "kernel": platform.release(), "machine": platform.machine(), "cpus": os.cpu_count(),
                 "python": platform.python_version(), "reps": reps, "warmup": warmup,
                 "parallel_reps": par_reps, "list_n": list_n, "quick": quick, "timeout_s": args.timeout,
-                "conditions": conditions, "rss_method": rss_method,
+                "conditions": conditions, "rss_method": rss_method, "loadavg_start": _loadavg(),
                 "method": "each figure: runtimes interleaved per repetition (rotating order) after warm-up; "
                           "wall time from spawn to reap of the runtime binary (posix_spawn + pidfd + wait4); "
                           "peak RSS = wait4 ru_maxrss of the runtime process; medians reported",
@@ -209,6 +216,7 @@ def main(argv=None) -> int:
         print(results.get("leftovers") or "nothing measured", file=sys.stderr)
         return 130 if interrupted else 1
     results["meta"]["harness_hwm_kb"] = proc.own_hwm_kb()
+    results["meta"]["loadavg_end"] = _loadavg()
     report.annotate(results, results["runtime_order"])
     if interrupted:
         results["meta"]["interrupted"] = True

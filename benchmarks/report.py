@@ -98,6 +98,12 @@ def render(results: dict) -> str:
     out.append(f"pyrunc benchmarks  reps={m['reps']} warmup={m['warmup']}{'  (quick)' if m['quick'] else ''}  "
                f"kernel {m['kernel']}  {m['cpus']} cpus")
     out.append(f"conditions: {m['conditions']}")
+    la = [*(m.get("loadavg_start") or [])[:1], *(m.get("loadavg_end") or [])[:1]]
+    if la:
+        busy = max(la) > (m.get("cpus") or 1)
+        out.append(f"load average (1 min) at start/end: {' / '.join(f'{x:.1f}' for x in la)}"
+                   + ("  WARNING: machine busy, absolute numbers are noisy (ratios are interleaved, fairer)"
+                      if busy else ""))
     for n in names:
         rt = results["runtimes"][n]
         out.append(f"  {n:8s} {rt['path']}  [{rt['version']}]")
