@@ -26,7 +26,7 @@ def _ts():
 
 def _line(level, msg, as_json):
     if as_json:
-        return json.dumps({"level": level, "msg": msg, "time": _ts()}) + "\n"
+        return json.dumps({"level": level, "msg": msg, "time": _ts()}, separators=(",", ":")) + "\n"
     esc = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{_ts()}" level={level} msg="{esc}"\n'
 

@@ -1,0 +1,273 @@
+"""Fixtures for the engine end-to-end tests: a private podman store and a private containerd.
+
+Both engines drive each scenario once with pyrunc and once with runc (the `runtime` fixture), so a
+failure that also happens with runc shows up as the machine's, not pyrunc's. Everything they make
+lives under one temp dir and is removed at the end of the session: containers, images, storage
+mounts, the containerd daemon (stopped by pid), and the cgroups made under the session's parent.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYRUNC = os.path.join(REPO, ".venv", "bin", "pyrunc")
+ROOTFS = os.path.join(REPO, "bundles", "busybox", "rootfs")
+RUNC = shutil.which("runc") or "/usr/sbin/runc"
+RUNTIMES = {"pyrunc": PYRUNC, "runc": RUNC}
+SESSION = uuid.uuid4().hex[:8]
+# minimal environment, as a service manager would give the engines
+ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+
+
+def sh(cmd, timeout=60, check=True, env=None, input=None):
+    """Run CMD with output captured through files (a detached container may inherit the fds)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run(cmd, stdout=out, stderr=err, text=True, timeout=timeout, env=env,
+                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        out.seek(0)
+        err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}:\nstdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def mounts_under(path):
+    """Mount points at or below PATH, deepest first."""
+    path = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == path or mp.startswith(path + "/"):
+                found.append(mp)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def umount_under(path):
+    for mp in mounts_under(path):
+        subprocess.run(["umount", "-l", mp], timeout=20, stderr=subprocess.DEVNULL)
+
+
+def cgroup_roots():
+    """Mount points of every cgroup hierarchy (v1 controllers and the unified one)."""
+    roots = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            fstype = parts[parts.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                roots.add(parts[4])
+    return sorted(roots)
+
+
+def remove_cgroup_tree(rel):
+    """rmdir REL (relative to each hierarchy root) and everything below it, leaves first; only used
+    for parents the tests created (named after the session)."""
+    for root in cgroup_roots():
+        top = os.path.join(root, rel.strip("/"))
+        if not os.path.isdir(top):
+            continue
+        for d, _, _ in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)  # a process that just died may not have left it yet
+
+
+def have(binary):
+    return shutil.which(binary) is not None
+
+
+@pytest.fixture(params=sorted(RUNTIMES), ids=sorted(RUNTIMES))
+def runtime(request):
+    """(name, binary path) of the OCI runtime under test."""
+    return request.param, RUNTIMES[request.param]
+
+
+# ------------------------------------------------------------------ podman
+class Podman:
+    def __init__(self, base):
+        self.base = base
+        self.cgroup_parent = f"/pyrunc-e2e-podman-{SESSION}"
+        conf = os.path.join(base, "containers.conf")
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+        import resource
+        nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+        nproc = pid_max if nproc == resource.RLIM_INFINITY else min(nproc, pid_max)
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 20000)
+        # podman's root defaults (nofile 1048576, nproc 4194304) need CAP_SYS_RESOURCE, which root
+        # lacks on some VMs: ask for what the current hard limits allow (podman caps its own nproc
+        # at pid_max, so more fails with runc too)
+        with open(conf, "w") as f:
+            f.write(f"""[containers]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
+netns = "none"
+cgroupns = "private"
+log_driver = "k8s-file"
+[network]
+network_backend = "cni"
+network_config_dir = "{base}/net.d"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+tmp_dir = "{base}/tmp"
+volume_path = "{base}/volumes"
+runtime_supports_json = ["crun", "runc", "pyrunc"]
+[engine.runtimes]
+pyrunc = ["{PYRUNC}"]
+runc = ["{RUNC}"]
+""")
+        storage = os.path.join(base, "storage.conf")
+        with open(storage, "w") as f:
+            f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n')
+        self.env = dict(ENV, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage,
+                        XDG_RUNTIME_DIR=os.path.join(base, "xdg"))
+        os.makedirs(os.path.join(base, "xdg"), mode=0o700)
+
+    def __call__(self, *args, runtime=None, timeout=60, check=True, input=None):
+        cmd = ["podman", "--root", f"{self.base}/root", "--runroot", f"{self.base}/runroot"]
+        if runtime:
+            cmd += ["--runtime", runtime]
+        return sh(cmd + list(args), timeout=timeout, check=check, env=self.env, input=input)
+
+
+@pytest.fixture(scope="session")
+def podman():
+    if not have("podman") or not have("conmon"):
+        pytest.skip("podman/conmon not installed (make deps)")
+    base = tempfile.mkdtemp(prefix="pyrunc-e2e-podman-")
+    pm = Podman(base)
+    try:
+        tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE)
+        p = subprocess.run(["podman", "--root", f"{base}/root", "--runroot", f"{base}/runroot", "import",
+                            "-", "localhost/busybox"], stdin=tar.stdout, env=pm.env, timeout=120,
+                           capture_output=True, text=True)
+        tar.stdout.close()
+        tar.wait(timeout=60)
+        assert p.returncode == 0, p.stderr
+        yield pm
+    finally:
+        pm("rm", "--all", "--force", "--time", "0", check=False, timeout=120)
+        pm("rmi", "--all", "--force", check=False, timeout=120)
+        umount_under(base)
+        remove_cgroup_tree(pm.cgroup_parent)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ containerd
+class Containerd:
+    def __init__(self, base):
+        self.base = base
+        self.sock = os.path.join(base, "containerd.sock")
+        self.ns = f"pyrunc-e2e-{SESSION}"  # also the cgroup parent ctr gives its containers
+        self.proc = None
+
+    def start(self):
+        cfg = os.path.join(self.base, "config.toml")
+        with open(cfg, "w") as f:
+            f.write(f"""version = 2
+root = "{self.base}/root"
+state = "{self.base}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{self.sock}"
+[ttrpc]
+  address = "{self.sock}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+""")
+        self.log = open(os.path.join(self.base, "containerd.log"), "w")
+        self.proc = subprocess.Popen(["containerd", "--config", cfg], stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL, env=ENV, start_new_session=True)
+        wait_for(lambda: self("version", check=False).returncode == 0 or self.proc.poll() is not None,
+                 what="containerd to serve")
+        assert self.proc.poll() is None, open(self.log.name).read()[-2000:]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+        self.log.close()
+
+    def __call__(self, *args, timeout=60, check=True, input=None):
+        return sh(["ctr", "--address", self.sock, "--namespace", self.ns, *args], timeout=timeout,
+                  check=check, env=ENV, input=input)
+
+
+@pytest.fixture(scope="session")
+def containerd():
+    if not have("containerd") or not have("ctr") or not have("containerd-shim-runc-v2"):
+        pytest.skip("containerd not installed (make deps)")
+    base = tempfile.mkdtemp(prefix="pyrunc-e2e-ctd-")
+    ctd = Containerd(base)
+    shims_before = _shim_pids()
+    # the shim keeps its sockets in containerd's default state dir whatever the config says
+    run_ctd_existed = os.path.exists("/run/containerd")
+    try:
+        ctd.start()
+        import ociarchive
+        archive = ociarchive.build(ROOTFS, os.path.join(base, "busybox.tar"))
+        ctd("images", "import", "--base-name", "localhost/busybox", archive, timeout=120)
+        yield ctd
+    finally:
+        try:
+            if ctd.proc and ctd.proc.poll() is None:
+                for cid in ctd("containers", "ls", "-q", check=False).stdout.split():
+                    ctd("tasks", "kill", "-s", "SIGKILL", cid, check=False)
+                    ctd("tasks", "delete", "--force", cid, check=False)
+                    ctd("containers", "delete", cid, check=False)
+                ctd("images", "rm", "localhost/busybox:latest", check=False)
+        finally:
+            ctd.stop()
+            for pid in _shim_pids() - shims_before:  # shims of our containerd left behind
+                if base in _cmdline(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            umount_under(base)
+            remove_cgroup_tree(ctd.ns)
+            shutil.rmtree(base, ignore_errors=True)
+            if not run_ctd_existed:
+                shutil.rmtree("/run/containerd", ignore_errors=True)
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _shim_pids():
+    return {int(p) for p in os.listdir("/proc") if p.isdigit() and "containerd-shim" in _cmdline(int(p))}

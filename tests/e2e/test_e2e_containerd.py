@@ -1,0 +1,95 @@
+"""containerd 1.6 (runc v2 shim, started by the test) driving pyrunc, and runc for comparison."""
+import json
+import os
+import uuid
+
+from conftest import wait_for
+
+IMG = "localhost/busybox:latest"
+
+
+def _id(runtime):
+    return f"e2e-{runtime[0]}-{uuid.uuid4().hex[:8]}"
+
+
+def _run(ctd, runtime, cid, *args, detach=False, **kw):
+    name, binary = runtime
+    opts = ["--runc-binary", binary, "--runc-root", os.path.join(ctd.base, "runtime-root", name),
+            "--fifo-dir", os.path.join(ctd.base, "fifo")]
+    return ctd("run", *(["-d"] if detach else ["--rm"]), *opts, IMG, cid, *args, **kw)
+
+
+def _task_status(ctd, cid):
+    for line in ctd("tasks", "ls").stdout.splitlines()[1:]:
+        f = line.split()
+        if f and f[0] == cid:
+            return f[2]
+    return None
+
+
+def _remove(ctd, cid):
+    ctd("tasks", "kill", "-s", "SIGKILL", cid, check=False)
+    ctd("tasks", "delete", "--force", cid, check=False)
+    ctd("containers", "delete", cid, check=False)
+
+
+def test_run(containerd, runtime):
+    p = _run(containerd, runtime, _id(runtime), "echo", "hello from containerd")
+    assert p.stdout == "hello from containerd\n"
+
+
+def test_run_exit_code(containerd, runtime):
+    p = _run(containerd, runtime, _id(runtime), "sh", "-c", "exit 5", check=False)
+    assert p.returncode == 5, p.stderr
+
+
+def test_shim_fds_do_not_leak(containerd, runtime):
+    # the shim hands the runtime its own socket as fd 3: only stdio may reach the container
+    p = _run(containerd, runtime, _id(runtime), "sh", "-c", "ls /proc/self/fd")
+    assert sorted(p.stdout.split()) == ["0", "1", "2", "3"], p.stdout  # 3: ls's own dir fd
+
+
+def test_detached_exec_ps_pause_metrics_kill_delete(containerd, runtime):
+    ctd, cid = containerd, _id(runtime)
+    _run(ctd, runtime, cid, "sleep", "1000", detach=True)
+    try:
+        assert _task_status(ctd, cid) == "RUNNING"
+        # the shim really drove this runtime: its state is under the --runc-root we gave
+        root = os.path.join(ctd.base, "runtime-root", runtime[0])
+        assert any(cid in dirs for _, dirs, _ in os.walk(root)), root
+        fifo = ["--fifo-dir", os.path.join(ctd.base, "fifo")]
+        p = ctd("tasks", "exec", *fifo, "--exec-id", "e1", cid, "sh", "-c", "echo exec-out; exit 3", check=False)
+        assert (p.returncode, p.stdout) == (3, "exec-out\n"), p.stderr
+
+        p = ctd("tasks", "ps", cid)
+        pids = [line.split()[0] for line in p.stdout.splitlines()[1:] if line.strip()]
+        assert len(pids) == 1 and pids[0].isdigit(), p.stdout
+
+        ctd("tasks", "pause", cid)
+        assert _task_status(ctd, cid) == "PAUSED"
+        ctd("tasks", "resume", cid)
+        assert _task_status(ctd, cid) == "RUNNING"
+
+        p = ctd("tasks", "metrics", "--format", "json", cid)
+        m = json.loads(p.stdout)
+        assert m, p.stdout
+
+        ctd("tasks", "kill", "-s", "SIGKILL", cid)
+        wait_for(lambda: _task_status(ctd, cid) == "STOPPED", what="task to stop")
+        ctd("tasks", "delete", cid)
+        ctd("containers", "delete", cid)
+        assert cid not in ctd("containers", "ls", "-q").stdout.split()
+    finally:
+        _remove(ctd, cid)
+
+
+def test_kill_term(containerd, runtime):
+    ctd, cid = containerd, _id(runtime)
+    _run(ctd, runtime, cid, "sh", "-c", "trap 'exit 9' TERM; while :; do sleep 0.1; done", detach=True)
+    try:
+        ctd("tasks", "kill", cid)  # SIGTERM
+        wait_for(lambda: _task_status(ctd, cid) == "STOPPED", what="task to stop")
+        p = ctd("tasks", "delete", cid)
+        assert "9" in p.stdout or p.returncode == 0
+    finally:
+        _remove(ctd, cid)

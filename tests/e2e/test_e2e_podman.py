@@ -1,0 +1,120 @@
+"""podman (conmon, cgroupfs, no network) driving pyrunc, and runc for comparison."""
+import json
+import uuid
+
+from conftest import wait_for
+
+IMG = "localhost/busybox"
+
+
+def _name(runtime):
+    return f"e2e-{runtime[0]}-{uuid.uuid4().hex[:8]}"
+
+
+def _run(pm, runtime, *args, **kw):
+    return pm("run", "--cgroup-parent", pm.cgroup_parent, "--network", "none", *args,
+              runtime=runtime[1], **kw)
+
+
+def _status(pm, name):
+    p = pm("inspect", "--format", "{{.State.Status}}", name, check=False)
+    return p.stdout.strip()
+
+
+def test_run_rm(podman, runtime):
+    p = _run(podman, runtime, "--rm", IMG, "echo", "hello from busybox")
+    assert p.stdout == "hello from busybox\n"
+
+
+def test_run_exit_code_and_rm(podman, runtime):
+    name = _name(runtime)
+    p = _run(podman, runtime, "--name", name, IMG, "sh", "-c", "exit 7", check=False)
+    assert p.returncode == 7, p.stderr
+    assert _status(podman, name) == "exited"
+    podman("rm", name)
+    assert podman("ps", "-a", "-q", "--filter", f"name={name}").stdout == ""
+
+
+def test_detached_exec_logs_top_stats_pause(podman, runtime):
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, IMG, "sh", "-c", "echo started; exec sleep 1000")
+    try:
+        assert _status(podman, name) == "running"
+        wait_for(lambda: "started" in podman("logs", name).stdout, what="container log")
+
+        p = podman("exec", name, "sh", "-c", "echo exec-out; echo exec-err >&2; exit 3", check=False)
+        assert (p.returncode, p.stdout) == (3, "exec-out\n"), p.stderr
+        assert "exec-err" in p.stderr
+
+        p = podman("exec", "-t", name, "tty")
+        assert p.stdout.strip().startswith("/dev/pts/"), p.stdout
+
+        p = podman("top", name, "pid", "args")
+        assert "sleep 1000" in p.stdout, p.stdout
+
+        p = podman("stats", "--no-stream", "--format", "json", name)
+        stats = json.loads(p.stdout)
+        assert stats and stats[0]["name"] == name
+
+        podman("pause", name)
+        assert _status(podman, name) == "paused"
+        podman("unpause", name)
+        assert _status(podman, name) == "running"
+        p = podman("exec", name, "echo", "alive")
+        assert p.stdout == "alive\n"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+    assert podman("ps", "-a", "-q", "--filter", f"name={name}").stdout == ""
+
+
+def test_stop(podman, runtime):
+    name = _name(runtime)
+    # sh as pid 1 ignores SIGTERM: stop has to escalate to SIGKILL after the timeout
+    _run(podman, runtime, "-d", "--name", name, IMG, "sleep", "1000")
+    try:
+        podman("stop", "--time", "1", name)
+        assert _status(podman, name) == "exited"
+        assert podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "137"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_stop_graceful(podman, runtime):
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, IMG, "sh", "-c", "trap 'exit 42' TERM; while :; do sleep 0.1; done")
+    try:
+        podman("stop", "--time", "20", name, timeout=40)
+        assert podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "42"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_kill(podman, runtime):
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, IMG, "sleep", "1000")
+    try:
+        podman("kill", "--signal", "KILL", name)
+        wait_for(lambda: _status(podman, name) == "exited", what="container to exit")
+        assert podman("inspect", "--format", "{{.State.ExitCode}}", name).stdout.strip() == "137"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_resources_applied(podman, runtime):
+    p = _run(podman, runtime, "--rm", "--memory", "64m", "--pids-limit", "50", IMG, "sh", "-c",
+             "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+    assert p.stdout.split() == [str(64 << 20), "50"], p.stdout
+
+
+def test_update_resources(podman, runtime):
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, "--memory", "64m", IMG, "sleep", "1000")
+    try:
+        p = podman("update", "--memory", "96m", name, check=False)
+        if "unknown command" in p.stderr or "unrecognized command" in p.stderr:
+            return  # podman 4.3 has `update` only from 4.4 on
+        assert p.returncode == 0, p.stderr
+        p = podman("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        assert p.stdout.strip() == str(96 << 20)
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
