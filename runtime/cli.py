@@ -234,16 +234,16 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, traceback with --debug
+    except OSError as e:  # before Exception: it is one
         from . import log
-        log.error(f"internal error: {type(e).__name__}: {e}")
+        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         if debug:
             import traceback
             traceback.print_exc()
         return 1
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, traceback with --debug
         from . import log
-        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        log.error(f"internal error: {type(e).__name__}: {e}")
         if debug:
             import traceback
             traceback.print_exc()
