@@ -122,7 +122,7 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     ctx.runtime_hooks = bool(ctx.hooks.get("prestart") or ctx.hooks.get("createRuntime"))
     ctx.fifo_fd = -1
     ctx.cgroup_manager = None
-    if any(m.idmap for m in ctx.mounts):
+    if any(m.idmap for m in ctx.mounts) and not ctx.userns:
         from . import idmap
         idmap.prepare(ctx)  # detached idmapped trees, built on the host, attached by the init
     return ctx
@@ -326,6 +326,10 @@ def spawn(ctx, c, cfg, mgr):
                 from . import hooks
                 hooks.run_hooks(ctx.hooks, "prestart", st)
                 hooks.run_hooks(ctx.hooks, "createRuntime", st)
+                psock.send(b"ok")
+            elif msg.startswith(b"idmap:"):
+                from . import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
+                idmap.serve(ctx, pid, msg)
                 psock.send(b"ok")
             elif msg == b"ready":
                 point("create:ready")

@@ -4,6 +4,12 @@ Built in the runtime process, on the host, before the init exists: the source tr
 detached (open_tree OPEN_TREE_CLONE), given the mapping of a user namespace made for the purpose
 (mount_setattr MOUNT_ATTR_IDMAP), and the init later attaches it with move_mount. The init
 inherits the tree fds through clone; they are O_CLOEXEC so none reaches the user program.
+
+In a container with its own user namespace the kernel refuses to attach a tree made in the host's
+mount namespace (EINVAL), so there the init clones the tree itself, in its own mount namespace,
+asks the runtime over the sync socket ("idmap:<mount index>:<fd>"), and the runtime, which has
+the privilege over the source filesystem that the init lacks, fetches that fd (pidfd_getfd) and
+idmaps it; the init then attaches it.
 """
 import os
 import signal
@@ -75,6 +81,45 @@ def prepare(ctx):
     finally:
         for fd in nsfds.values():
             os.close(fd)
+
+
+def request(ctx, sock, p):
+    """Init side, user namespace case: a detached clone of P's source, idmapped by the runtime."""
+    rec = L.AT_RECURSIVE if p.flags & L.MS_REC else 0
+    fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
+    sock.send(b"idmap:%d:%d" % (p.index, fd))
+    msg = sock.recv(1 << 16)
+    if msg != b"ok":
+        os._exit(1)  # the runtime failed (it reports why) or died
+    return fd
+
+
+def serve(ctx, pid, msg):
+    """Runtime side of request()."""
+    import ctypes
+    _, index, childfd = msg.split(b":")
+    p = ctx.mounts[int(index)]
+    field = f"mounts[{p.index}]"
+    nr = 438  # pidfd_getfd, the same on x86_64 and aarch64
+    pidfd = L.pidfd_open(pid)
+    try:
+        fd = L._syscall(nr, ctypes.c_int(pidfd), ctypes.c_int(int(childfd)), ctypes.c_uint(0))
+        if fd < 0:
+            raise Error(f"{field}: getting the mount fd of the init: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(pidfd)
+    nsfd = -1
+    try:
+        nsfd = _userns(p.uid_mappings or ctx.uid_mappings, p.gid_mappings or ctx.gid_mappings, field)
+        L.mount_setattr(fd, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if p.idmap == "ridmap" else 0),
+                        L.MOUNT_ATTR_IDMAP, 0, 0, nsfd)
+    except OSError as e:
+        raise Error(f"config.json: {field}.options: {p.idmap}: {p.source}: the kernel refused an "
+                    f"idmapped mount here: {os.strerror(e.errno)}") from None
+    finally:
+        os.close(fd)
+        if nsfd >= 0:
+            os.close(nsfd)
 
 
 def close(ctx):

@@ -204,11 +204,14 @@ def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def _mount_at(rootfd, p, target_is_file):
+def _mount_at(rootfd, p, target_is_file, ctx=None):
     fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
     try:
         tgt = fdpath(fd)
         # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
+        if p.idmap and p.tree_fd is None:  # in a user namespace: see runtime/idmap.py
+            from . import idmap
+            p.tree_fd = idmap.request(ctx, ctx.sync_sock, p)
         if p.tree_fd is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
             L.move_mount(p.tree_fd, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         else:
@@ -266,7 +269,7 @@ def setup_rootfs(ctx):
                     _mount_cgroup(ctx, rootfd, p)
                     continue
                 isfile = p.bind and not os.path.isdir(p.source)
-                _mount_at(rootfd, p, isfile)
+                _mount_at(rootfd, p, isfile, ctx)
             except OSError as e:
                 hint = ""
                 if getattr(ctx, "rootless", False):

@@ -118,6 +118,14 @@ def test_bind_type_without_bind_option(rt, srcdir, tmp_path):
 
 
 @pytest.mark.parametrize("rt", BOTH)
+def test_bind_with_flags(rt, srcdir, tmp_path):
+    cfg = mnt_tmpfs(base_config(MI))
+    cfg["mounts"].append(bind("/mnt/b", srcdir, "rbind", "ro", "nosuid", "nodev", "noexec", "noatime"))
+    per = mountinfo(ok(rt, cfg, tmp_path))["/mnt/b"][0]
+    assert {"ro", "nosuid", "nodev", "noexec", "noatime"} <= per, per
+
+
+@pytest.mark.parametrize("rt", BOTH)
 def test_tmpfs_size_mode_and_flags(rt, tmp_path):
     cfg = mnt_tmpfs(base_config(MI + "; stat -c %a /mnt/t"))
     cfg["mounts"].append({"destination": "/mnt/t", "type": "tmpfs", "source": "tmpfs",
@@ -175,6 +183,36 @@ def test_idmap_mount_writes_map_back(rt, srcdir, tmp_path):
     ok(rt, cfg, tmp_path)
     st = (srcdir / "new").stat()
     assert (st.st_uid, st.st_gid) == (3, 4)
+
+
+@pytest.mark.parametrize("rt", E.runtime_params(runc_skip="no idmap mounts (runc 1.2)"))
+def test_idmap_mount_with_container_userns_mapping(rt, tmp_path):
+    """No mount mappings: the container's user namespace mapping is used (config.md MAY)."""
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="pyrunc-envtest-", dir="/tmp")  # the container's root can reach it
+    try:
+        os.chmod(top, 0o755)
+        srcdir = os.path.join(top, "src")
+        os.mkdir(srcdir)
+        with open(os.path.join(srcdir, "hello"), "w") as f:
+            f.write("hi\n")
+        _idmap_userns(rt, srcdir, tmp_path)
+    finally:
+        shutil.rmtree(top)
+
+
+def _idmap_userns(rt, srcdir, tmp_path):
+    m = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    cfg = mnt_tmpfs(base_config("stat -c %u:%g /mnt/i/hello /mnt/plain/hello"))
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = m
+    cfg["linux"]["gidMappings"] = m
+    cfg["mounts"] = [x for x in cfg["mounts"] if x["destination"] not in ("/sys", "/sys/fs/cgroup")]
+    cfg["linux"]["maskedPaths"] = [p for p in cfg["linux"]["maskedPaths"] if not p.startswith("/sys")]
+    cfg["mounts"] += [bind("/mnt/i", srcdir, "rbind", "idmap"), bind("/mnt/plain", srcdir, "rbind")]
+    # root-owned on the host: seen as root through the idmapped mount, as nobody without it
+    assert ok(rt, cfg, tmp_path).split() == ["0:0", "65534:65534"]
 
 
 # ------------------------------------------------------------------ destinations stay inside
