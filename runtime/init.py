@@ -10,6 +10,8 @@ Protocol (runtime <-> child):
   runtime -> "mapped"
   child   -> "pid:<n>"           (slow path only: the init's pid, from the intermediate process)
   runtime -> "go:<state json>"   (id maps written, cgroups joined)
+  child   -> "idmap:<i>:<fd>"    (userns only: idmap the init's detached tree fd of mounts[i]
+                                  (runtime/idmap.py); reply "ok")
   child   -> "hooks"             (mounts done: run prestart + createRuntime; reply "ok")
   child   -> "ready"             (waiting for start)
   runtime -> "start"             (run only; create uses the exec FIFO)
