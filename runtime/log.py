@@ -3,7 +3,6 @@
 Written to --log FILE when given (engines read it back on failure) and, for errors and warnings,
 to stderr as well. No logging module: nothing here may take a lock a forked child could inherit.
 """
-import json
 import os
 import sys
 import time
@@ -26,7 +25,8 @@ def _ts():
 
 def _line(level, msg, as_json):
     if as_json:
-        return json.dumps({"level": level, "msg": msg, "time": _ts()}, separators=(",", ":")) + "\n"
+        from . import fastjson  # not json: its import costs more than a short verb's work
+        return fastjson.dumps({"level": level, "msg": msg, "time": _ts()}) + "\n"
     esc = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{_ts()}" level={level} msg="{esc}"\n'
 

@@ -1,27 +1,37 @@
-"""Signal names as runc accepts them: KILL, SIGKILL, 9 (and RTMIN+N)."""
-import signal
+"""Signal names as runc accepts them: KILL, SIGKILL, 9 (and RTMIN+N, RTMAX-N).
+
+Built on _signal: the signal module's enum set-up costs more than a kill itself.
+"""
+import _signal
 
 from .errors import Error
+
+_BY_NAME = {k: v for k, v in vars(_signal).items()
+            if k.startswith("SIG") and not k.startswith(("SIG_", "SIGRT")) and isinstance(v, int)}
+RTMIN = _signal.SIGRTMIN
+RTMAX = _signal.SIGRTMAX
 
 
 def parse(text):
     s = text.strip()
     if s.isdigit():
         n = int(s)
-        if 0 < n < signal.SIGRTMAX + 1:
+        if 0 < n <= RTMAX:
             return n
         raise Error(f"unknown signal {text!r}")
     name = s.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
-        base, _, off = name[3:].partition("+" if "+" in name else "-")
+    if name in ("SIGRTMIN", "SIGRTMAX"):
+        return RTMIN if name == "SIGRTMIN" else RTMAX
+    if name.startswith(("SIGRTMIN+", "SIGRTMAX-")):
+        off = name[9:]
         if off.isdigit():
-            n = signal.SIGRTMIN + int(off) if base == "RTMIN" else signal.SIGRTMAX - int(off)
-            if signal.SIGRTMIN <= n <= signal.SIGRTMAX:
+            n = RTMIN + int(off) if name.startswith("SIGRTMIN") else RTMAX - int(off)
+            if RTMIN <= n <= RTMAX:
                 return n
         raise Error(f"unknown signal {text!r}")
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise Error(f"unknown signal {text!r}") from None
+    n = _BY_NAME.get(name)
+    if n is None:
+        raise Error(f"unknown signal {text!r}")
+    return n

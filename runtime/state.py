@@ -5,13 +5,12 @@ holds an exclusive flock on the container's directory for its whole run, so two 
 never interleave. The status is computed from the kernel, never trusted from the file.
 """
 import fcntl
-import json
 import os
-import re
 
+from . import fastjson
 from .errors import Error, NotExist
 
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state.json"
 
@@ -19,7 +18,7 @@ STATE = "state.json"
 def check_id(cid):
     if not cid:
         raise Error("container id cannot be empty")
-    if not _ID_RE.match(cid) or cid in (".", "..") or len(cid) > 1024:
+    if not _ID_CHARS.issuperset(cid) or cid in (".", "..") or len(cid) > 1024:
         raise Error(f"invalid container id {cid!r}: only letters, digits, '_', '+', '-' and '.' are allowed")
 
 
@@ -89,7 +88,7 @@ class Container:
     def read(self):
         try:
             with open(os.path.join(self.dir, STATE), "rb") as f:
-                return json.loads(f.read())
+                return fastjson.loads(f.read())
         except FileNotFoundError:
             return None
         except ValueError:
@@ -100,7 +99,7 @@ class Container:
             self.data = data
         tmp = os.path.join(self.dir, f".{STATE}.tmp")
         with open(tmp, "w") as f:
-            json.dump(self.data, f, separators=(",", ":"))
+            f.write(fastjson.dumps(self.data))
         os.rename(tmp, os.path.join(self.dir, STATE))
 
     @property

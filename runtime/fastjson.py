@@ -1,0 +1,54 @@
+"""JSON for the short verbs without importing json (whose re and enum imports cost more than
+state, kill or delete themselves): the C scanner and encoder of _json, plus an indenting writer
+for the small flat documents runc prints."""
+import _json
+
+
+class _Ctx:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity: as json.loads does
+    memo = {}
+
+
+_scan = _json.make_scanner(_Ctx())
+_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_WS = " \t\n\r"
+
+
+def loads(text):
+    """Parse a JSON document; ValueError when it is not one."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode()
+    i = len(text) - len(text.lstrip(_WS))
+    try:
+        obj, end = _scan(text, i)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    finally:
+        _Ctx.memo.clear()
+    if text[end:].strip(_WS):
+        raise ValueError(f"extra data at {end}")
+    return obj
+
+
+def dumps(obj):
+    """Compact JSON (no spaces), ASCII-escaped like json.dumps(separators=(",", ":"))."""
+    return "".join(_encode(obj, 0))
+
+
+def dumps_indent(obj, indent="  ", _level=0):
+    """json.dumps(obj, indent=2) for dicts and lists of plain values."""
+    if isinstance(obj, dict) and obj:
+        pad = "\n" + indent * (_level + 1)
+        items = [pad + _json.encode_basestring_ascii(str(k)) + ": " + dumps_indent(v, indent, _level + 1)
+                 for k, v in obj.items()]
+        return "{" + ",".join(items) + "\n" + indent * _level + "}"
+    if isinstance(obj, list) and obj:
+        pad = "\n" + indent * (_level + 1)
+        items = [pad + dumps_indent(v, indent, _level + 1) for v in obj]
+        return "[" + ",".join(items) + "\n" + indent * _level + "]"
+    return dumps(obj)
