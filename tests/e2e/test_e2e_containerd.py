@@ -93,3 +93,16 @@ def test_kill_term(containerd, runtime):
         assert "9" in p.stdout or p.returncode == 0
     finally:
         _remove(ctd, cid)
+
+
+def test_run_tty(containerd, runtime):
+    # `ctr run -t` needs a terminal of its own: give it one with script(1); the shim then passes
+    # --console-socket to the runtime's create
+    name, binary = runtime
+    ctr = ["ctr", "--address", containerd.sock, "--namespace", containerd.ns, "run", "--rm", "-t",
+           "--runc-binary", binary, "--runc-root", os.path.join(containerd.base, "runtime-root", name),
+           "--fifo-dir", os.path.join(containerd.base, "fifo"), IMG, _id(runtime), "tty"]
+    import shlex
+    from conftest import ENV, sh
+    p = sh(["script", "-qec", shlex.join(ctr), "/dev/null"], env=ENV)
+    assert "/dev/pts/" in p.stdout, p.stdout + p.stderr

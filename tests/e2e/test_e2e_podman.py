@@ -118,3 +118,19 @@ def test_update_resources(podman, runtime):
         assert p.stdout.strip() == str(96 << 20)
     finally:
         podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_run_tty(podman, runtime):
+    p = _run(podman, runtime, "--rm", "-t", IMG, "sh", "-c", "tty; stty size")
+    out = p.stdout.replace("\r", "").split("\n")
+    assert out[0].startswith("/dev/pts/"), p.stdout
+
+
+def test_exec_stdin(podman, runtime):
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, IMG, "sleep", "1000")
+    try:
+        p = podman("exec", "-i", name, "wc", "-c", input="12345")
+        assert p.stdout.strip() == "5"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
