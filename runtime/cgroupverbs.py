@@ -588,7 +588,10 @@ def update(root, cid, o):
         if "pids" in delta and delta["pids"]["limit"] < 0:
             delta["pids"]["limit"] = -1
         if delta:
-            mgr.set(delta)
+            try:
+                mgr.set(delta)
+            except Error as e:
+                raise Error(_runc_message(str(e), mgr, delta)) from None
         for k, v in delta.items():
             if isinstance(v, dict):
                 saved[k] = dict(saved.get(k) or {}, **v)
@@ -599,6 +602,19 @@ def update(root, cid, o):
     finally:
         c.unlock()
     return 0
+
+
+def _runc_message(msg, mgr, delta):
+    """runc's wording for the limits the kernel refuses most often."""
+    m = re.search(r"cpu\.shares: (\d+) is out of range \(kernel set (\d+)\)", msg)
+    if m:
+        want, got = int(m.group(1)), int(m.group(2))
+        return f"the {'maximum' if want > got else 'minimum'} allowed cpu-shares is {got}"
+    if "memory.limit_in_bytes" in msg and os.strerror(16) in msg:  # EBUSY: usage above the new limit
+        d = mgr._v1("memory")
+        return (f"unable to set memory limit to {delta['memory']['limit']} (current usage: "
+                f"{_readint(d, 'memory.usage_in_bytes')}, peak usage: {_readint(d, 'memory.max_usage_in_bytes')})")
+    return msg
 
 
 def _saved_resources(c):

@@ -471,6 +471,9 @@ def test_update_bad_input(anyrt, tmp_path):
                       (["--cpu-shares", "5"], "flag provided but not defined: -"),
                       (["--pids-limit", "x"], "pids-limit"),
                       (["--cpuset-cpus", "77"], "cpuset.cpus"),
+                      (["--cpu-share", "1"], 'msg="the minimum allowed cpu-shares is 2"'),
+                      (["--cpu-share", "999999"], 'msg="the maximum allowed cpu-shares is 262144"'),
+                      (["--memory", "10k"], 'msg="unable to set memory limit to 10240 (current usage: '),
                       (["--l3-cache-schema", "L3:0=f"], "Intel RDT/CAT: l3 cache schema is not enabled")):
         p = anyrt("update", *args, cid)
         assert msg in one_line_error(p), (args, p.stderr)
