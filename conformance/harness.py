@@ -250,7 +250,7 @@ class Ctx:
         self.config.setdefault("mounts", []).append(m)
         return m
 
-    def share(self, dest="/share"):
+    def share(self, dest="/run"):
         """A host directory bind-mounted read-write into the container; returns its host path."""
         d = self.path("share")
         if not os.path.isdir(d):
@@ -547,9 +547,27 @@ def case(name, spec, level=MUST, skip=None):
     return deco
 
 
+def rootfs_fingerprint():
+    """Names, types, sizes and mtimes of the shared rootfs (its directories and /etc, /dev): a
+    runtime must not change the bundle's rootfs on the host (mount points, device nodes)."""
+    fp = []
+    for d in ("", "etc", "dev", "mnt", "run", "tmp", "root", "var"):
+        base = os.path.join(ROOTFS, d)
+        try:
+            names = sorted(os.listdir(base))
+        except OSError:
+            continue
+        for n in names:
+            st = os.lstat(os.path.join(base, n))
+            fp.append((d, n, st.st_mode, st.st_size if not os.path.isdir(os.path.join(base, n))
+                       else 0, st.st_mtime_ns if d == "etc" else 0))
+    return fp
+
+
 def run_case(c, rt, tmpbase, verbose=False):
     """-> (status, reason, seconds); status in ok / fail / skip."""
     t0 = time.time()
+    before = rootfs_fingerprint()
     if c.skip:
         reason = c.skip(host())
         if reason:
@@ -566,6 +584,11 @@ def run_case(c, rt, tmpbase, verbose=False):
         status, reason = "fail", "%s: %s" % (type(e).__name__, e)
     finally:
         problems = ctx.cleanup()
+    after = rootfs_fingerprint()
+    if after != before:
+        changed = sorted(set(after) ^ set(before))
+        problems.append("the shared read-only rootfs was modified on the host: %s"
+                        % ["/".join(x[:2]) for x in changed][:6])
     if problems and status != "skip":
         if status == "ok":
             status = "fail"

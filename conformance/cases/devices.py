@@ -83,8 +83,12 @@ def _(t):
 
 @case("device-existing-file-mismatch-error", DEV)
 def _(t):
+    root = t.small_rootfs()   # a private copy: a runtime may clobber the file
     add_dev(t, "/etc/passwd", "c", 1, 3, 0o666, 0, 0)
-    t.run(["true"]).fails("device over an existing regular file")
+    r = t.run(["true"])
+    check(os.path.isfile(os.path.join(root, "etc", "passwd")),
+          "the existing /etc/passwd of the rootfs was replaced by a device node")
+    r.fails("device over an existing regular file")
 
 
 for _p, _mm in (("null", (1, 3)), ("zero", (1, 5)), ("full", (1, 7)), ("random", (1, 8)),

@@ -17,7 +17,7 @@ def hook(t, kind, name=None, extra="", fail=False, args=(), env=None, timeout=No
     """Add a hook that records its name in order, its stdin, its namespaces."""
     name = name or kind
     host_dir = t.share()
-    d = "/share" if kind in IN_CONTAINER else host_dir
+    d = "/run" if kind in IN_CONTAINER else host_dir
     script = ("cat > {d}/state-{n}.json; readlink /proc/self/ns/mnt > {d}/mnt-{n}; "
               "readlink /proc/self/ns/net > {d}/net-{n}; echo \"$@\" > {d}/args-{n}; "
               "echo \"$HOOKVAR\" > {d}/env-{n}; {extra} echo {n} >> {d}/order"
@@ -40,7 +40,7 @@ def order(t):
 def all_hooks(t):
     for k in KINDS:
         hook(t, k)
-    t.proc["args"] = ["sh", "-c", "echo program >> /share/order; sleep 30"]
+    t.proc["args"] = ["sh", "-c", "echo program >> /run/order; sleep 30"]
 
 
 def full_cycle(t):
@@ -177,7 +177,7 @@ def _(t):
 def _fail_create(kind):
     def fn(t):
         hook(t, kind, fail=True)
-        t.proc["args"] = ["sh", "-c", "echo program >> /share/order"]
+        t.proc["args"] = ["sh", "-c", "echo program >> /run/order"]
         cid = t.new_id()
         r = t.create(cid=cid, check_ok=False)
         if r.rc == 0:
@@ -239,7 +239,7 @@ def _(t):
     root = t.small_rootfs()
     name = "/conformance-hook-%s.sh" % os.path.basename(t.tmp)
     with open(root + name, "w") as f:
-        f.write("#!/bin/sh\necho in-container-hook >> /share/order\n")
+        f.write("#!/bin/sh\necho in-container-hook >> /run/order\n")
     os.chmod(root + name, 0o755)
     t.share()
     t.config.setdefault("hooks", {})["startContainer"] = [{"path": name}]

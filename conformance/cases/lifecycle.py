@@ -147,7 +147,7 @@ def _(t):
 @case("create-does-not-run-program", RT + "#create")
 def _(t):
     d = t.share()
-    t.proc["args"] = ["sh", "-c", "echo ran > /share/marker"]
+    t.proc["args"] = ["sh", "-c", "echo ran > /run/marker"]
     cid = t.create()
     time.sleep(0.3)
     check(not os.path.exists(os.path.join(d, "marker")), "process.args ran during create")
@@ -232,7 +232,7 @@ def _(t):
 @case("start-twice-error", RT + "#start")
 def _(t):
     d = t.share()
-    t.proc["args"] = ["sh", "-c", "echo x >> /share/count; sleep 30"]
+    t.proc["args"] = ["sh", "-c", "echo x >> /run/count; sleep 30"]
     cid = t.create()
     t.start(cid).ok("start")
     t.wait_status(cid, "running")
@@ -290,8 +290,8 @@ def _(t):
 @case("kill-delivers-signal", RT + "#kill")
 def _(t):
     d = t.share()
-    t.proc["args"] = ["sh", "-c", "trap 'echo USR1 > /share/sig; exit 0' USR1; "
-                      "echo ready > /share/ready; while :; do sleep 0.05; done"]
+    t.proc["args"] = ["sh", "-c", "trap 'echo USR1 > /run/sig; exit 0' USR1; "
+                      "echo ready > /run/ready; while :; do sleep 0.05; done"]
     cid = t.create()
     t.start(cid).ok("start")
     end = time.time() + 5

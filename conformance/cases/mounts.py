@@ -167,7 +167,7 @@ def _(t):
 @case("mount-bind-write-through", M)
 def _(t):
     d = t.share()
-    t.sh("echo from-container > /share/w")
+    t.sh("echo from-container > /run/w")
     eq(open(os.path.join(d, "w")).read(), "from-container\n", "file seen on the host")
 
 
