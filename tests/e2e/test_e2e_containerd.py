@@ -3,7 +3,7 @@ import json
 import os
 import uuid
 
-from conftest import wait_for
+from e2efix import containerd, runtime, wait_for  # noqa: F401 (fixtures)
 
 IMG = "localhost/busybox:latest"
 
@@ -103,6 +103,6 @@ def test_run_tty(containerd, runtime):
            "--runc-binary", binary, "--runc-root", os.path.join(containerd.base, "runtime-root", name),
            "--fifo-dir", os.path.join(containerd.base, "fifo"), IMG, _id(runtime), "tty"]
     import shlex
-    from conftest import ENV, sh
+    from e2efix import ENV, sh
     p = sh(["script", "-qec", shlex.join(ctr), "/dev/null"], env=ENV)
     assert "/dev/pts/" in p.stdout, p.stdout + p.stderr

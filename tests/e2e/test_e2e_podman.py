@@ -2,7 +2,7 @@
 import json
 import uuid
 
-from conftest import wait_for
+from e2efix import podman, runtime, wait_for  # noqa: F401 (fixtures)
 
 IMG = "localhost/busybox"
 

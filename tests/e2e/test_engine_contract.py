@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import PYRUNC, REPO, ROOTFS, RUNTIMES, sh
+from e2efix import PYRUNC, REPO, ROOTFS, RUNTIMES, sh
 from runtime import cli, SPEC_VERSION
 
 CALLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine-calls.txt")
@@ -199,7 +199,7 @@ def test_json_log_and_gone_messages(rt):
     rt("create", "--bundle", rt.bundle, cid, check=True)
     rt("start", cid, check=True)
     rt("kill", cid, "9", check=True)
-    from conftest import wait_for
+    from e2efix import wait_for
     wait_for(lambda: json.loads(rt("state", cid, check=True).stdout)["status"] == "stopped",
              what="container to stop")
     p = rt("kill", cid, "9")

@@ -1,4 +1,7 @@
-"""Fixtures for the engine end-to-end tests: a private podman store and a private containerd.
+"""Fixtures and helpers for the engine end-to-end tests (imported by the test modules: a conftest.py
+here would shadow tests/conftest.py, which other test files import as `conftest`).
+
+A private podman store and a private containerd.
 
 Both engines drive each scenario once with pyrunc and once with runc (the `runtime` fixture), so a
 failure that also happens with runc shows up as the machine's, not pyrunc's. Everything they make
@@ -160,6 +163,9 @@ def podman():
         pytest.skip("podman/conmon not installed (make deps)")
     base = tempfile.mkdtemp(prefix="pyrunc-e2e-podman-")
     pm = Podman(base)
+    # `podman import` keeps a blob-info cache in /var/lib/containers/cache whatever the storage
+    # root (podman 4.3): remove it afterwards unless it was there before
+    var_lib_existed = os.path.exists("/var/lib/containers")
     try:
         tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE)
         p = subprocess.run(["podman", "--root", f"{base}/root", "--runroot", f"{base}/runroot", "import",
@@ -175,6 +181,8 @@ def podman():
         umount_under(base)
         remove_cgroup_tree(pm.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)
+        if not var_lib_existed:
+            shutil.rmtree("/var/lib/containers", ignore_errors=True)
 
 
 # ------------------------------------------------------------------ containerd
