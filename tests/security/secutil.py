@@ -71,3 +71,17 @@ def runc_xfail(request, rt, reason):
 
 def which_sh():
     return shutil.which("sh") or "/bin/sh"
+
+
+def cgroup_leftovers(cid):
+    """Fast form of cgroup_dirs for a container with the default cgroupsPath: its directories
+    are CID below our own cgroup in every hierarchy (pyrunc is our child)."""
+    out = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            name = ctrls.replace("name=", "") if ctrls else "unified"
+            d = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"), cid)
+            if os.path.isdir(d):
+                out.append(d)
+    return out
