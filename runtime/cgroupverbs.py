@@ -250,8 +250,8 @@ def _event(kind, cid, data=None):
     ev = {"type": kind, "id": cid}
     if data is not None:
         ev["data"] = data
-    # Go's encoder escapes <, > and & in strings; ids cannot hold them, the raw map has no strings
-    return json.dumps(ev, separators=(",", ":")) + "\n"
+    # as Go's encoder: UTF-8 as is (ids cannot hold the <, > and & it would escape)
+    return json.dumps(ev, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 # ------------------------------------------------------------------ events

@@ -285,6 +285,26 @@ def test_kill_all_term_hostpid(anyrt):
     assert anyrt.state(cid)["status"] == "stopped"
 
 
+def test_kill_all_stopped_with_children(anyrt):
+    """No pid namespace, init dead: the container is stopped but kill --all still reaches the
+    processes left in its cgroup, and a plain delete then works."""
+    nss = ["network", "ipc", "uts", "mount"]
+    cid, pid = start_detached(anyrt, ["sh", "-c", "sleep 1000 & sleep 1000 & exec sleep 1010"], namespaces=nss)
+    kids = wait_for(lambda: len(children_of(pid)) == 2 and children_of(pid), what="two children")
+    d = cg_dir(pid, "pids")
+    anyrt("kill", cid, "KILL", check=True)
+    wait_for(lambda: anyrt.state(cid)["status"] == "stopped", what="stopped")
+    assert sorted(json.loads(anyrt("ps", "-f", "json", cid, check=True).stdout)) == sorted(kids)
+    p = anyrt("kill", cid, "TERM")
+    assert one_line_error(p).endswith('msg="container not running"')
+    anyrt("kill", "--all", cid, "KILL", check=True)
+    for x in kids:
+        wait_for(lambda: gone(x), what=f"{x} to die")
+    wait_for(lambda: not cg_read(d, "cgroup.procs"), what="an empty cgroup")
+    anyrt("delete", cid, check=True)
+    assert not os.path.exists(d)
+
+
 @pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
 def test_delete_force_background_children(anyrt, paused):
     """No pid namespace: the init's death leaves its children; delete --force kills them all and
@@ -598,3 +618,64 @@ def test_parse_duration(text, want):
 @pytest.mark.parametrize("text", ["xx", "5", "s", "1.s5", "", "1d", "."])
 def test_parse_duration_bad(text):
     assert cgroupverbs.parse_duration(text) is None
+
+
+def test_runc_stats_v2_tree(tmp_path):
+    """The v2 stats conversion on a cgroup2-shaped directory (this host's cgroup2 has no controllers)."""
+    from runtime import cgroups
+    d = tmp_path / "cg"
+    d.mkdir()
+    files = {"cpu.stat": "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 3\nnr_throttled 1\n"
+                         "throttled_usec 7\n",
+             "memory.current": "4096\n", "memory.max": "max\n", "memory.stat": "file 100\nanon 200\n",
+             "memory.events": "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\n", "memory.swap.current": "0\n",
+             "memory.swap.max": "max\n", "pids.current": "3\n", "pids.max": "10\n",
+             "io.stat": "8:0 rbytes=512 wbytes=0 rios=1 wios=0\n"}
+    for name, text in files.items():
+        (d / name).write_text(text)
+    mgr = cgroups.load_manager({"mode": "v2", "paths": {"": str(d)}, "created": [], "devices": []})
+    s = cgroupverbs.runc_stats(mgr)
+    assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
+    assert s["cpu"] == {"usage": {"total": 10000, "kernel": 4000, "user": 6000},
+                        "throttling": {"periods": 3, "throttledPeriods": 1, "throttledTime": 7000}}
+    assert s["memory"]["cache"] == 100 and list(s["memory"]["raw"].items()) == [("anon", 200), ("file", 100)]
+    assert s["memory"]["usage"] == {"limit": 2 ** 64 - 1, "usage": 4096, "failcnt": 2}
+    assert s["memory"]["kernel"] == {"limit": 0, "failcnt": 0}
+    assert s["pids"] == {"current": 3, "limit": 10}
+    assert s["blkio"]["ioServiceBytesRecursive"] == [{"major": 8, "op": "Read", "value": 512},
+                                                     {"major": 8, "op": "Write"}]
+    assert s["cpuset"]["sched_relax_domain_level"] == 0 and "cpus" not in s["cpuset"]
+    assert mgr.oom_count() == 1
+
+
+def test_events_stream_polls_v2_oom(tmp_path):
+    """Without v1 OOM notifications the stream polls the oom_kill counter; it ends with the init."""
+    import threading
+    from runtime import cgroups, state
+    d = tmp_path / "cg"
+    d.mkdir()
+    (d / "memory.events").write_text("oom 0\noom_kill 0\n")
+    (d / "memory.current").write_text("0\n")
+    mgr = cgroups.load_manager({"mode": "v2", "paths": {"": str(d)}, "created": [], "devices": []})
+    init = subprocess.Popen(["sleep", "30"])
+    lines = []
+
+    class Out:
+        def write(self, s):
+            lines.append(json.loads(s))
+
+        def flush(self):
+            pass
+    t = threading.Thread(target=cgroupverbs._stream,
+                         args=(Out(), "x", mgr, init.pid, state.proc_start_time(init.pid), 0.05))
+    try:
+        t.start()
+        wait_for(lambda: any(e["type"] == "stats" for e in lines), what="a stats event")
+        (d / "memory.events").write_text("oom 2\noom_kill 2\n")
+        wait_for(lambda: sum(e["type"] == "oom" for e in lines) == 2, what="two oom events")
+        assert {"type": "oom", "id": "x"} in lines
+    finally:
+        init.kill()
+        init.wait(timeout=5)
+    t.join(timeout=5)
+    assert not t.is_alive()
