@@ -43,5 +43,10 @@ conformance: setup bundle
 bench: setup bundle
 	$(PY) -m benchmarks
 
+# the long forms of the hardening tests: many more fuzz examples (not derandomized), 100
+# concurrent containers, long symlink/lock races
+stress: setup bundle
+	PYRUNC_STRESS=1 PYRUNC_STRESS_RACES=150 $(PY) -m pytest -q tests/test_fuzz.py tests/test_load.py tests/test_crash.py tests/security
+
 clean:
 	rm -rf $(VENV) $(BUNDLE)/rootfs build *.egg-info
