@@ -134,3 +134,24 @@ def test_exec_stdin(podman, runtime):
         assert p.stdout.strip() == "5"
     finally:
         podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_failed_create_reported(podman, runtime):
+    # the runtime's error travels back through conmon (--log FILE --log-format=json) to podman,
+    # which maps a missing executable to exit status 127
+    p = _run(podman, runtime, "--rm", IMG, "/no/such/program", check=False)
+    assert p.returncode == 127, (p.returncode, p.stderr)
+    assert "/no/such/program" in p.stderr
+
+
+def test_checkpoint_unsupported(podman, runtime):
+    if runtime[0] != "pyrunc":
+        return  # runc would try criu (not installed): only pyrunc's answer is checked
+    name = _name(runtime)
+    _run(podman, runtime, "-d", "--name", name, IMG, "sleep", "1000")
+    try:
+        p = podman("container", "checkpoint", name, check=False)
+        assert p.returncode != 0 and "does not support checkpoint" in p.stderr, p.stderr
+        assert _status(podman, name) == "running"
+    finally:
+        podman("rm", "--force", "--time", "0", name, check=False)
