@@ -205,8 +205,11 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
         psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         L.prctl(L.PR_SET_DUMPABLE, 0)
         if flags & _FOR_CHILDREN:
+            jf = flags & _FOR_CHILDREN
+            if flags & L.CLONE_NEWUSER and os.geteuid() != 0:
+                jf |= L.CLONE_NEWUSER  # rootless: only the container's user namespace gives the right
             try:
-                L.setns(pidfd, flags & _FOR_CHILDREN)
+                L.setns(pidfd, jf)
             except OSError as e:
                 raise Error(f"joining the pid namespace of the container: {e.strerror}") from None
         if not detach:

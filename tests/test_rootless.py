@@ -1,0 +1,448 @@
+"""Rootless containers: pyrunc (and runc, for comparison) run by an unprivileged user.
+
+A throwaway user is made for the module (useradd, with its own /etc/subuid and /etc/subgid
+ranges; userdel and the ranges removed afterwards). Every runtime call runs as that user through
+setpriv, with XDG_RUNTIME_DIR in a scratch dir the user owns, so the default state root is used.
+
+The interpreter of the venv lives under /root/.pyenv, and /root is mode 700 here: the user could
+not even start pyrunc. Rather than change /root (an ACL or a chmod would outlive a crashed test
+and widen access for everyone), each pyrunc call runs in a private mount namespace made by root
+just for it (unshare -m): there a tmpfs hides /root and only /root/.pyenv is bound back into it,
+so the user sees the interpreter and nothing else of /root; the host's /root is never touched
+and the namespace ends with the call. runc is a static binary and needs none of it.
+"""
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conftest import PYRUNC, ROOTFS  # noqa: E402
+from recvtty import Receiver  # noqa: E402
+
+RUNC = shutil.which("runc") or "runc"
+SUB_START, SUB_COUNT = 1_300_000, 65536  # the test user's /etc/subuid and /etc/subgid range
+ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create the test user")
+
+
+def _root_traversable():
+    return bool(os.stat("/root").st_mode & stat.S_IXOTH)
+
+
+# the private-mount-namespace trick of the module docstring; "$W" keeps the caller's cwd
+_REACH_PYENV = ('W=$PWD; cd /root/.pyenv && mount -t tmpfs -o mode=755,size=4k tmpfs /root && '
+                'mkdir /root/.pyenv && mount --no-canonicalize --bind /proc/self/cwd /root/.pyenv && '
+                'cd "$W" && exec "$@"')
+
+
+class User:
+    def __init__(self, name, uid, gid, scratch):
+        self.name, self.uid, self.gid, self.scratch = name, uid, gid, scratch
+
+    def cmd(self, argv, xdg=True):
+        """ARGV run as this user with a clean environment."""
+        env = ["env", "-i", f"PATH={ENV_PATH}", f"USER={self.name}", f"HOME={self.scratch}"]
+        if xdg:
+            env.append(f"XDG_RUNTIME_DIR={self.scratch}/xdg")
+        inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups"] + env + list(argv)
+        if argv[0] == PYRUNC and not _root_traversable():
+            return ["unshare", "-m", "--propagation", "private", "sh", "-c", _REACH_PYENV, "sh"] + inner
+        return inner
+
+
+def _edit_lines(path, drop=None, add=None):
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln and not (drop and ln.split(":")[0] == drop)]
+    if add:
+        lines.append(add)
+    tmp = path + ".pyrunc-test"
+    with open(tmp, "w") as f:
+        f.write("".join(ln + "\n" for ln in lines))
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+
+
+def _kill_user_procs(uid):
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.stat(f"/proc/{p}").st_uid == uid:
+                    os.kill(int(p), signal.SIGKILL)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
+
+def _dead(pid):
+    """Gone, or a zombie: an orphaned init is reparented to this machine's pid 1, which reaps
+    when it pleases, so "exited" is all a test can ask for."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def _user_procs(uid):
+    """Live (not zombie) processes of UID."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                if os.stat(f"/proc/{p}").st_uid == uid and not _dead(p):
+                    with open(f"/proc/{p}/cmdline", "rb") as f:
+                        out.append((int(p), f.read().replace(b"\0", b" ").decode(errors="replace")))
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+    return out
+
+
+@pytest.fixture(scope="module")
+def user():
+    if not (shutil.which("useradd") and shutil.which("setpriv") and shutil.which("newuidmap")):
+        pytest.skip("needs useradd, setpriv and newuidmap (package uidmap)")
+    name = "pyrl" + uuid.uuid4().hex[:8]
+    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "-U", name],
+                   check=True, timeout=30)
+    try:
+        pw = pwd.getpwnam(name)
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
+        scratch = tempfile.mkdtemp(prefix="pyrunc-rootless-")
+        os.chmod(scratch, 0o755)
+        os.chown(scratch, pw.pw_uid, pw.pw_gid)
+        try:
+            yield User(name, pw.pw_uid, pw.pw_gid, scratch)
+        finally:
+            _kill_user_procs(pw.pw_uid)
+            shutil.rmtree(scratch, ignore_errors=True)
+    finally:
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _edit_lines(f, drop=name)
+        # -f: zombies of the user's containers may still wait for pid 1 to reap them
+        subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
+
+
+class RootlessRuntime:
+    """One runtime run as the test user; every container is deleted --force at the end."""
+
+    def __init__(self, name, user):
+        self.name, self.user = name, user
+        self.binary = PYRUNC if name == "pyrunc" else RUNC
+        self.state_root = os.path.join(user.scratch, "xdg", name)  # the default root
+        self.ids = set()
+        self.bundles = []
+
+    def __call__(self, *args, check=True, timeout=30, xdg=True, **kw):
+        # files, not pipes: a detached container keeps its stdio open, and EOF would never come
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            p = subprocess.run(self.user.cmd([self.binary] + [str(a) for a in args], xdg=xdg),
+                               stdout=out, stderr=err, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if check and p.returncode != 0:
+            raise AssertionError(f"{self.name} {' '.join(map(str, args))}: exit {p.returncode}\n{p.stderr}")
+        return p
+
+    def new_id(self):
+        cid = f"rl-{uuid.uuid4().hex[:10]}"
+        self.ids.add(cid)
+        return cid
+
+    def spec_bundle(self, args, edit=None):
+        """A bundle whose config is this runtime's own `spec --rootless`, written by the user, with
+        the shared rootfs (absolute path, readable by everyone), no terminal, and ARGS."""
+        d = os.path.join(self.user.scratch, f"bundle-{self.name}-{uuid.uuid4().hex[:8]}")
+        os.mkdir(d)
+        self.bundles.append(d)
+        os.chown(d, self.user.uid, self.user.gid)
+        self("spec", "--rootless", "--bundle", d)
+        path = os.path.join(d, "config.json")
+        with open(path) as f:
+            cfg = json.load(f)
+        cfg["root"]["path"] = ROOTFS
+        cfg["process"]["terminal"] = False
+        cfg["process"]["args"] = list(args)
+        if edit:
+            edit(cfg)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return d
+
+    def state(self, cid):
+        return json.loads(self("state", cid).stdout)
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid, check=False)
+        for d in self.bundles:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(params=["pyrunc", "runc"])
+def rt(request, user):
+    r = RootlessRuntime(request.param, user)
+    try:
+        yield r
+    finally:
+        r.cleanup()
+    left = os.listdir(r.state_root) if os.path.isdir(r.state_root) else []
+    procs = _user_procs(user.uid)
+    _kill_user_procs(user.uid)
+    assert not left, f"state left behind in {r.state_root}: {left}"
+    assert not procs, f"processes of the test user left behind: {procs}"
+
+
+@pytest.fixture
+def pyrunc(user):
+    r = RootlessRuntime("pyrunc", user)
+    try:
+        yield r
+    finally:
+        r.cleanup()
+    left = os.listdir(r.state_root) if os.path.isdir(r.state_root) else []
+    _kill_user_procs(user.uid)
+    assert not left, f"state left behind: {left}"
+
+
+def _one_line_error(p, *words):
+    assert p.returncode == 1, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "level=error" in ln]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+# ---------------------------------------------------------------------------------------- spec
+def test_spec_rootless_is_runcs(user):
+    """`pyrunc spec --rootless` writes runc's rootless config (but for runc's own names/versions)."""
+    out = {}
+    for name in ("pyrunc", "runc"):
+        r = RootlessRuntime(name, user)
+        d = os.path.join(user.scratch, f"spec-{name}")
+        os.mkdir(d)
+        os.chown(d, user.uid, user.gid)
+        r("spec", "--rootless", "--bundle", d)
+        with open(os.path.join(d, "config.json")) as f:
+            cfg = json.load(f)
+        shutil.rmtree(d)
+        cfg.pop("ociVersion")
+        cfg.pop("hostname")
+        out[name] = cfg
+    assert out["pyrunc"] == out["runc"]
+    assert out["pyrunc"]["linux"]["uidMappings"] == [{"containerID": 0, "hostID": user.uid, "size": 1}]
+    assert out["pyrunc"]["linux"]["gidMappings"] == [{"containerID": 0, "hostID": user.gid, "size": 1}]
+
+
+# ---------------------------------------------------------------------------------------- run
+def test_run_root_in_container_is_the_user(rt):
+    """uid 0 inside is the user outside: the id maps, and a file made in a bind-mounted dir."""
+    share = os.path.join(rt.user.scratch, f"share-{rt.name}")
+    os.mkdir(share)
+    os.chown(share, rt.user.uid, rt.user.gid)
+
+    def edit(cfg):
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": share, "options": ["rbind", "rw"]})
+    b = rt.spec_bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; "
+                        "cat /proc/self/setgroups; touch /mnt/made-inside; "
+                        "test -c /dev/null && echo x > /dev/null && echo devnull-ok"], edit)
+    cid = rt.new_id()
+    p = rt("run", "--bundle", b, cid)
+    lines = p.stdout.split("\n")
+    assert lines[0].split() == ["0", str(rt.user.uid), "1"]
+    assert lines[1].split() == ["0", str(rt.user.gid), "1"]
+    assert lines[2:6] == ["0", "0", "deny", "devnull-ok"]
+    st = os.stat(os.path.join(share, "made-inside"))
+    assert (st.st_uid, st.st_gid) == (rt.user.uid, rt.user.gid)
+    shutil.rmtree(share)
+
+
+def test_default_state_root_is_xdg(rt):
+    """Without --root, the state lives in $XDG_RUNTIME_DIR/<runtime>, 0700 and sticky like runc's."""
+    b = rt.spec_bundle(["sleep", "1000"])
+    cid = rt.new_id()
+    rt("create", "--bundle", b, cid)
+    assert os.path.isdir(os.path.join(rt.state_root, cid))
+    st = os.stat(rt.state_root)
+    assert st.st_uid == rt.user.uid and stat.S_IMODE(st.st_mode) == 0o1700
+    rt("delete", "--force", cid)
+    assert not os.path.exists(os.path.join(rt.state_root, cid))
+
+
+def test_lifecycle_and_exec(rt):
+    b = rt.spec_bundle(["sleep", "1000"])
+    cid = rt.new_id()
+    rt("create", "--bundle", b, cid)
+    st = rt.state(cid)
+    assert st["status"] == "created"
+    pid = st["pid"]
+    assert os.stat(f"/proc/{pid}").st_uid == rt.user.uid  # the init is the user's on the host
+    rt("start", cid)
+    assert rt.state(cid)["status"] == "running"
+    p = rt("exec", cid, "sh", "-c", "cat /proc/self/uid_map; id -u; cat /proc/1/cmdline")
+    out = p.stdout.split("\n")
+    assert out[0].split() == ["0", str(rt.user.uid), "1"]
+    assert out[1] == "0" and out[2].startswith("sleep")
+    assert cid in rt("list", "-q").stdout.split()
+    rt("kill", cid, "KILL")
+    deadline = time.monotonic() + 10
+    while rt.state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline, "init not dead 10 s after SIGKILL"
+        time.sleep(0.02)
+    rt("delete", cid)
+    assert rt("state", cid, check=False).returncode != 0
+    assert _dead(pid)
+
+
+def test_kill_all_and_delete_force(rt):
+    """Without a cgroup of its own, kill --all and delete --force still end the container (its pid
+    namespace dies with its init)."""
+    b = rt.spec_bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", b, cid)
+    pid = rt.state(cid)["pid"]
+    p = rt("kill", "--all", cid, "KILL", check=False)
+    if rt.name == "runc":
+        # runc 1.1.5 finds no process list without a cgroup ("lstat : no such file or directory")
+        assert p.returncode == 1
+        rt("kill", cid, "KILL")
+    else:
+        assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 10
+    while not _dead(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    rt("delete", "--force", cid)
+
+
+def test_wider_maps_from_subuid(rt):
+    """Ranges granted in /etc/subuid and /etc/subgid are mapped through newuidmap/newgidmap."""
+    def edit(cfg):
+        for k in ("uidMappings", "gidMappings"):
+            own = rt.user.uid if k == "uidMappings" else rt.user.gid
+            cfg["linux"][k] = [{"containerID": 0, "hostID": own, "size": 1},
+                               {"containerID": 1, "hostID": SUB_START, "size": SUB_COUNT}]
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+        if rt.name == "pyrunc":  # runc 1.1.5 refuses additional groups in any rootless container
+            cfg["process"]["user"]["additionalGids"] = [1001]
+    b = rt.spec_bundle(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -G"], edit)
+    cid = rt.new_id()
+    p = rt("run", "--bundle", b, cid)
+    rows = [ln.split() for ln in p.stdout.splitlines()]
+    want = [["0", str(rt.user.uid), "1"], ["1", str(SUB_START), str(SUB_COUNT)]]
+    assert rows[0:2] == want
+    assert rows[2:4] == [["0", str(rt.user.gid), "1"], ["1", str(SUB_START), str(SUB_COUNT)]]
+    assert rows[4] == ["1000"]
+    # runc never calls setgroups when rootless: the user's own group stays, as gid 0
+    assert rows[5] == (["1000", "1001"] if rt.name == "pyrunc" else ["1000", "0"])
+
+
+def test_ungranted_range_is_refused(rt):
+    def edit(cfg):
+        cfg["linux"]["uidMappings"].append({"containerID": 1, "hostID": SUB_START + SUB_COUNT, "size": 10})
+    b = rt.spec_bundle(["true"], edit)
+    cid = rt.new_id()
+    p = rt("run", "--bundle", b, cid, check=False)
+    assert p.returncode != 0
+    if rt.name == "pyrunc":
+        _one_line_error(p, "linux.uidMappings", "newuidmap", "/etc/subuid")
+    assert not os.path.exists(os.path.join(rt.state_root, cid))
+
+
+# ---------------------------------------------------------------------------------------- refusals
+@pytest.mark.parametrize("case", ["no-userns", "resources", "sysfs"])
+def test_refused_with_a_clear_error(rt, case):
+    def edit(cfg):
+        if case == "no-userns":
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "user"]
+            del cfg["linux"]["uidMappings"], cfg["linux"]["gidMappings"]
+        elif case == "resources":
+            cfg["linux"]["resources"] = {"memory": {"limit": 100 * 2**20}}
+        else:
+            i = next(i for i, m in enumerate(cfg["mounts"]) if m["destination"] == "/sys")
+            cfg["mounts"][i] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                                "options": ["nosuid", "noexec", "nodev", "ro"]}
+    b = rt.spec_bundle(["true"], edit)
+    cid = rt.new_id()
+    p = rt("run", "--bundle", b, cid, check=False)
+    assert p.returncode != 0
+    if rt.name == "pyrunc":
+        words = {"no-userns": ["linux.namespaces", "requires a user namespace"],
+                 "resources": ["linux.resources", "memory", "delegated"],
+                 "sysfs": ["mounts[5]", "sysfs", "network namespace"]}[case]
+        _one_line_error(p, *words)
+    assert not os.path.exists(os.path.join(rt.state_root, cid))
+
+
+def test_cgroups_skipped_with_a_warning(pyrunc):
+    b = pyrunc.spec_bundle(["sh", "-c", "cat /proc/self/cgroup"])
+    cid = pyrunc.new_id()
+    p = pyrunc("run", "--bundle", b, cid)
+    assert "level=warning" in p.stderr and "not delegated" in p.stderr
+    # the container stays in the caller's cgroups: no directory named after it anywhere
+    assert not any(cid in ln for ln in p.stdout.splitlines())
+
+
+def test_no_state_root_without_xdg(pyrunc):
+    """No XDG_RUNTIME_DIR and no /run/user/<uid>: /run/pyrunc is root's, and the error says what to do."""
+    b = pyrunc.spec_bundle(["true"])
+    p = pyrunc("run", "--bundle", b, pyrunc.new_id(), check=False, xdg=False)
+    _one_line_error(p, "/run/pyrunc", "--root", "XDG_RUNTIME_DIR")
+
+
+def test_explicit_root_flag(pyrunc):
+    b = pyrunc.spec_bundle(["true"])
+    root = os.path.join(pyrunc.user.scratch, "explicit-root")
+    cid = pyrunc.new_id()
+    try:
+        pyrunc("--root", root, "run", "--bundle", b, cid)
+        assert os.listdir(root) == []
+    finally:
+        pyrunc("--root", root, "delete", "--force", cid, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- terminal
+def test_terminal_through_console_socket(rt):
+    sock_dir = os.path.join(rt.user.scratch, f"sock-{rt.name}")
+    os.mkdir(sock_dir)
+    path = os.path.join(sock_dir, "console.sock")
+    with Receiver(path) as r:
+        os.chmod(path, 0o777)  # the runtime connects as the user
+        os.chown(sock_dir, rt.user.uid, rt.user.gid)
+        b = rt.spec_bundle(["sh", "-c", "tty; cat /proc/self/uid_map; sleep 1000"],
+                           lambda cfg: cfg["process"].__setitem__("terminal", True))
+        cid = rt.new_id()
+        rt("create", "--bundle", b, "--console-socket", path, cid)
+        name, master, _ = r.receive(timeout=10)
+        try:
+            rt("start", cid)
+            buf = b""
+            deadline = time.monotonic() + 10
+            while b"\n" not in buf.split(b"/dev/pts/", 1)[-1] or buf.count(b"\n") < 2:
+                assert time.monotonic() < deadline, buf
+                import select
+                if select.select([master], [], [], 0.5)[0]:
+                    try:
+                        buf += os.read(master, 4096)
+                    except OSError:
+                        break
+            lines = buf.decode().replace("\r", "").split("\n")
+            assert lines[0].startswith("/dev/pts/"), lines
+            assert lines[1].split() == ["0", str(rt.user.uid), "1"], lines
+        finally:
+            os.close(master)
+            rt("delete", "--force", cid, check=False)
+    shutil.rmtree(sock_dir, ignore_errors=True)
