@@ -150,10 +150,13 @@ runc = ["{RUNC}"]
                         XDG_RUNTIME_DIR=os.path.join(base, "xdg"))
         os.makedirs(os.path.join(base, "xdg"), mode=0o700)
 
-    def __call__(self, *args, runtime=None, timeout=60, check=True, input=None):
+    def __call__(self, *args, runtime=None, timeout=60, check=True, input=None, fd3=None):
+        """Run podman; FD3: a file podman gets open as its fd 3 (for --preserve-fds)."""
         cmd = ["podman", "--root", f"{self.base}/root", "--runroot", f"{self.base}/runroot"]
         if runtime:
             cmd += ["--runtime", runtime]
+        if fd3:
+            cmd = ["sh", "-c", 'f=$1; shift; exec "$@" 3<"$f"', "sh", fd3, *cmd]
         return sh(cmd + list(args), timeout=timeout, check=check, env=self.env, input=input)
 
 

@@ -95,14 +95,26 @@ def test_kill_term(containerd, runtime):
         _remove(ctd, cid)
 
 
-def test_run_tty(containerd, runtime):
-    # `ctr run -t` needs a terminal of its own: give it one with script(1); the shim then passes
-    # --console-socket to the runtime's create
-    name, binary = runtime
-    ctr = ["ctr", "--address", containerd.sock, "--namespace", containerd.ns, "run", "--rm", "-t",
-           "--runc-binary", binary, "--runc-root", os.path.join(containerd.base, "runtime-root", name),
-           "--fifo-dir", os.path.join(containerd.base, "fifo"), IMG, _id(runtime), "tty"]
+def _ctr_in_pty(ctd, *args):
+    """Run ctr with a terminal of its own (script(1)): `ctr ... -t` puts its stdin in raw mode."""
     import shlex
     from e2efix import ENV, sh
-    p = sh(["script", "-qec", shlex.join(ctr), "/dev/null"], env=ENV)
+    ctr = ["ctr", "--address", ctd.sock, "--namespace", ctd.ns, *args]
+    return sh(["script", "-qec", shlex.join(ctr), "/dev/null"], env=ENV)
+
+
+def test_run_and_exec_tty(containerd, runtime):
+    # the shim passes --console-socket to the runtime's create and exec
+    ctd, (name, binary) = containerd, runtime
+    opts = ["--runc-binary", binary, "--runc-root", os.path.join(ctd.base, "runtime-root", name),
+            "--fifo-dir", os.path.join(ctd.base, "fifo")]
+    p = _ctr_in_pty(ctd, "run", "--rm", "-t", *opts, IMG, _id(runtime), "tty")
     assert "/dev/pts/" in p.stdout, p.stdout + p.stderr
+    cid = _id(runtime)
+    _run(ctd, runtime, cid, "sleep", "1000", detach=True)
+    try:
+        p = _ctr_in_pty(ctd, "tasks", "exec", "-t", "--fifo-dir", os.path.join(ctd.base, "fifo"),
+                        "--exec-id", "t1", cid, "tty")
+        assert "/dev/pts/" in p.stdout, p.stdout + p.stderr
+    finally:
+        _remove(ctd, cid)

@@ -155,3 +155,11 @@ def test_checkpoint_unsupported(podman, runtime):
         assert _status(podman, name) == "running"
     finally:
         podman("rm", "--force", "--time", "0", name, check=False)
+
+
+def test_preserve_fds(podman, runtime, tmp_path):
+    # conmon passes --preserve-fds N to create: podman's fd 3 reaches the container as fd 3
+    src = tmp_path / "payload"
+    src.write_text("through fd 3\n")
+    p = _run(podman, runtime, "--rm", "--preserve-fds", "1", IMG, "cat", "/proc/self/fd/3", fd3=str(src))
+    assert p.stdout == "through fd 3\n", p.stderr
