@@ -19,6 +19,7 @@ from .errors import Error
 PTY_NAME = b"/dev/ptmx"  # what runc sends: the name of the master's file
 TIOCSPTLCK = 0x40045431
 TIOCGPTN = 0x80045430
+TIOCGPTPEER = 0x5441  # the slave as an fd, from the master: no path to swap (CVE-2025-52565)
 
 
 def check_flags(terminal, console_socket, detach):
@@ -107,12 +108,11 @@ def setup(sock, size=None, uid=None, mount_console=False):
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
-        n = struct.unpack("i", fcntl.ioctl(master, TIOCGPTN, struct.pack("i", 0)))[0]
-        slave_path = f"/dev/pts/{n}"
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size and size.get("height") and size.get("width"):
             set_winsize(master, size["height"], size["width"])
         if mount_console:
-            _mount_console(slave_path)
+            _mount_console(slave)
         try:
             sock.sendmsg([PTY_NAME], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]).tobytes())])
         except OSError as e:
@@ -125,27 +125,47 @@ def setup(sock, size=None, uid=None, mount_console=False):
         os.setsid()
     except OSError:
         pass  # already a session leader
-    fd = os.open(slave_path, os.O_RDWR | os.O_CLOEXEC)
     for i in (0, 1, 2):
-        os.dup2(fd, i, inheritable=True)
-    os.close(fd)
+        os.dup2(slave, i, inheritable=True)
+    os.close(slave)
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     if uid:
         # the user must own its terminal (what runc's fixStdioPermissions does)
         os.fchown(0, uid, -1)
 
 
-def _mount_console(slave_path):
-    """Bind the pty slave on /dev/console, as runc does for the init."""
+def _mount_console(slave):
+    """Bind the pty slave on /dev/console, as runc does for the init. Source and target are fds:
+    an image whose /dev/pts/N or /dev/console is a symlink (to a /proc/sys file, say) gets no
+    bind of, or onto, anything else (the CVE-2025-52565 class)."""
+    import stat
     from . import linux as L
+    res = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     old = os.umask(0)
     try:
-        os.close(os.open("/dev/console", os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o666))
+        try:
+            tfd = L.openat2(rootfd, "dev/console", os.O_PATH | os.O_CLOEXEC, 0, res)
+        except FileNotFoundError:
+            dfd = L.openat2(rootfd, "dev", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, 0, res)
+            try:
+                os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_RDONLY | os.O_CLOEXEC,
+                                 0o666, dir_fd=dfd))
+            finally:
+                os.close(dfd)
+            tfd = L.openat2(rootfd, "dev/console", os.O_PATH | os.O_CLOEXEC, 0, res)
     except OSError as e:
         raise Error(f"creating /dev/console: {e.strerror}") from None
     finally:
         os.umask(old)
-    L.mount(slave_path, "/dev/console", None, L.MS_BIND, None)
+        os.close(rootfd)
+    try:
+        mode = os.fstat(tfd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            raise Error("/dev/console: not a file or character device")
+        L.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{tfd}", None, L.MS_BIND, None)
+    finally:
+        os.close(tfd)
 
 
 # ---------------------------------------------------------------- the runtime's foreground proxy
