@@ -200,6 +200,23 @@ class SkippedCgroups:
         pass
 
 
+class DelegatedCgroups:
+    """The container's own cgroups in a subtree delegated to the user: everything as for root
+    but the device rules, which need CAP_SYS_ADMIN on the host (v1) or a BPF program (v2) that an
+    ordinary user cannot load; runc ignores them in rootless mode too."""
+
+    def __init__(self, mgr):
+        self._mgr = mgr
+
+    def __getattr__(self, name):
+        return getattr(self._mgr, name)
+
+    def set(self, resources):
+        r = {k: v for k, v in (resources or {}).items() if k != "devices"}
+        if r:
+            self._mgr.set(r)
+
+
 def _own_paths(mgr):
     """The directories of this process's own cgroups, in the hierarchies MGR spans."""
     from . import cgroups
@@ -247,7 +264,7 @@ def cgroup_manager(cid, linux):
     from . import cgroups
     mgr = cgroups.new_manager(cid, linux)
     if delegated(mgr):
-        return mgr
+        return DelegatedCgroups(mgr)
     asked = _requested(linux.get("resources"))
     where = _first_unwritable(mgr)
     if asked:

@@ -51,14 +51,17 @@ class User:
     def __init__(self, name, uid, gid, scratch):
         self.name, self.uid, self.gid, self.scratch = name, uid, gid, scratch
 
-    def cmd(self, argv, xdg=True):
-        """ARGV run as this user with a clean environment."""
+    def cmd(self, argv, xdg=True, cgroup2=None):
+        """ARGV run as this user with a clean environment (moved first, by root, into the cgroup2
+        directory CGROUP2 when given)."""
         env = ["env", "-i", f"PATH={ENV_PATH}", f"USER={self.name}", f"HOME={self.scratch}"]
         if xdg:
             env.append(f"XDG_RUNTIME_DIR={self.scratch}/xdg")
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups"] + env + list(argv)
         if argv[0] == PYRUNC and not _root_traversable():
-            return ["unshare", "-m", "--propagation", "private", "sh", "-c", _REACH_PYENV, "sh"] + inner
+            inner = ["unshare", "-m", "--propagation", "private", "sh", "-c", _REACH_PYENV, "sh"] + inner
+        if cgroup2:
+            inner = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup2] + inner
         return inner
 
 
@@ -144,10 +147,10 @@ class RootlessRuntime:
         self.ids = set()
         self.bundles = []
 
-    def __call__(self, *args, check=True, timeout=30, xdg=True, **kw):
+    def __call__(self, *args, check=True, timeout=30, xdg=True, cgroup2=None, **kw):
         # files, not pipes: a detached container keeps its stdio open, and EOF would never come
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            p = subprocess.run(self.user.cmd([self.binary] + [str(a) for a in args], xdg=xdg),
+            p = subprocess.run(self.user.cmd([self.binary] + [str(a) for a in args], xdg=xdg, cgroup2=cgroup2),
                                stdout=out, stderr=err, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
             out.seek(0)
             err.seek(0)
@@ -412,6 +415,83 @@ def test_explicit_root_flag(pyrunc):
     finally:
         pyrunc("--root", root, "delete", "--force", cid, check=False)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- delegated cgroups
+def _cgroup_mounts():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split()[0] in ("cgroup", "cgroup2") and left.split()[3] == "/":
+                out.append((left.split()[4], right.split()[0]))
+    return out
+
+
+@pytest.fixture
+def delegation(user):
+    """A cgroup of ours in every hierarchy, handed to the user (chown), as a delegating manager
+    (systemd's Delegate=yes) would; yields its path relative to the hierarchy roots."""
+    name = "pyrunc-rootless-" + uuid.uuid4().hex[:8]
+    made, unified = [], None
+    try:
+        for mnt, fstype in _cgroup_mounts():
+            d = os.path.join(mnt, name)
+            os.mkdir(d)
+            made.append(d)
+            if fstype == "cgroup2":
+                unified = d
+            for f in ("cpuset.cpus", "cpuset.mems"):  # a v1 cpuset needs them before any task
+                if os.path.exists(os.path.join(d, f)):
+                    with open(os.path.join(mnt, f)) as src, open(os.path.join(d, f), "w") as dst:
+                        dst.write(src.read())
+            for root, dirs, files in os.walk(d):
+                for e in dirs + files + ["."]:
+                    os.chown(os.path.join(root, e), user.uid, user.gid)
+        yield "/" + name, unified
+    finally:
+        left = []
+        for d in made:
+            for root, dirs, _ in os.walk(d, topdown=False):
+                for sub in dirs:
+                    left.append(os.path.join(root, sub))
+                    os.rmdir(os.path.join(root, sub))
+            os.rmdir(d)
+        assert not left, f"container cgroups left behind: {left}"
+
+
+def test_delegated_cgroups_are_used(rt, delegation):
+    """Where the user owns a cgroup subtree, the container gets its own cgroups there, with its
+    resources (pids.max) applied; kill --all uses them; delete removes them."""
+    base, unified = delegation
+    if unified is None:
+        pytest.skip("no cgroup2 hierarchy to delegate")
+
+    def edit(cfg):
+        cfg["linux"]["cgroupsPath"] = base + "/ctr"
+        cfg["linux"]["resources"] = {"pids": {"limit": 77}}
+    b = rt.spec_bundle(["sh", "-c", "sleep 1000 & sleep 1000"], edit)
+    cid = rt.new_id()
+    # the runtime starts in the delegated cgroup2 dir: cgroup v2 lets a process move another only
+    # below a common ancestor whose cgroup.procs it may write
+    p = rt("run", "-d", "--bundle", b, cid, cgroup2=unified)
+    assert "not delegated" not in p.stderr
+    pid = rt.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        cg = f.read()
+    assert f"pids:{base}/ctr" in cg or "pids" not in cg, cg
+    assert f"0::{base}/ctr" in cg, cg
+    pids = [m for m, t in _cgroup_mounts() if t == "cgroup" and m.endswith("/pids")]
+    if pids:
+        with open(os.path.join(pids[0], base.lstrip("/"), "ctr", "pids.max")) as f:
+            assert f.read().strip() == "77"
+    rt("kill", "--all", cid, "KILL")
+    deadline = time.monotonic() + 10
+    while not _dead(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    rt("delete", cid)
+    assert not os.path.exists(os.path.join(unified, "ctr"))
 
 
 # ---------------------------------------------------------------------------------------- terminal
