@@ -4,7 +4,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import time
 
@@ -70,7 +69,7 @@ def proc_state(pid):
     return None
 
 
-def start_detached(rt, args, resources=None, namespaces=None, create_only=False, mounts_shm=True):
+def start_detached(rt, args, resources=None, namespaces=None, create_only=False):
     cfg = base_config(args)
     if resources:
         cfg["linux"]["resources"].update(resources)
