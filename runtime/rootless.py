@@ -35,12 +35,12 @@ def in_user_namespace():
 
 def resolve(flag):
     """--rootless true|false|auto -> bool, as runc decides whether to tolerate cgroup errors."""
-    if flag in ("true", "1"):
+    if flag in ("1", "t", "T", "TRUE", "true", "True"):  # Go's strconv.ParseBool, as runc
         return True
-    if flag in ("false", "0"):
+    if flag in ("0", "f", "F", "FALSE", "false", "False"):
         return False
     if flag != "auto":
-        raise Error(f"invalid value {flag!r} for --rootless: use true, false or auto")
+        raise Error(f"--rootless: invalid value {flag!r}: use true, false or auto")
     if os.geteuid() != 0:
         return True
     # root in a user namespace set up by someone else: rootless unless we are the real root's USER
@@ -264,7 +264,8 @@ def cgroup_manager(cid, linux):
     from . import cgroups
     mgr = cgroups.new_manager(cid, linux)
     if delegated(mgr):
-        return DelegatedCgroups(mgr)
+        # root (--rootless true) can write device rules; an ordinary user cannot
+        return mgr if os.geteuid() == 0 else DelegatedCgroups(mgr)
     asked = _requested(linux.get("resources"))
     where = _first_unwritable(mgr)
     if asked:

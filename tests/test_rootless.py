@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import PYRUNC, ROOTFS  # noqa: E402
+from conftest import PYRUNC, ROOTFS, base_config  # noqa: E402
 from recvtty import Receiver  # noqa: E402
 
 RUNC = shutil.which("runc") or "runc"
@@ -417,6 +417,56 @@ def test_explicit_root_flag(pyrunc):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_rootless_false_wants_real_cgroups(rt):
+    """--rootless false: cgroup errors are not tolerated, as in runc; nothing is left."""
+    b = rt.spec_bundle(["true"])
+    cid = rt.new_id()
+    p = rt("--rootless", "false", "run", "--bundle", b, cid, check=False)
+    assert p.returncode == 1
+    assert "cgroup" in p.stderr and "ermission denied" in p.stderr, p.stderr
+    if rt.name == "pyrunc":
+        _one_line_error(p, "cannot create cgroup")
+    assert not os.path.exists(os.path.join(rt.state_root, cid))
+
+
+def test_rootless_flag_bad_value(rt):
+    b = rt.spec_bundle(["true"])
+    p = rt("--rootless", "maybe", "run", "--bundle", b, rt.new_id(), check=False)
+    assert p.returncode == 1
+    if rt.name == "pyrunc":
+        _one_line_error(p, "--rootless", "maybe")
+
+
+def test_root_with_rootless_true_still_uses_cgroups(tmp_path):
+    """Root with --rootless true (runc: only cgroup errors are tolerated): writable cgroups are
+    used as ever, device rules included."""
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "config.json").write_text(json.dumps(base_config(["sleep", "1000"])))
+    root, cid = str(tmp_path / "root"), "rl-" + uuid.uuid4().hex[:10]
+
+    def run(*a):
+        with tempfile.TemporaryFile() as err:  # a file: the init keeps a pipe open
+            p = subprocess.run([PYRUNC, "--root", root, "--rootless", "true"] + list(a), stdout=subprocess.DEVNULL,
+                               stderr=err, timeout=30, stdin=subprocess.DEVNULL)
+            err.seek(0)
+            p.stderr = err.read().decode(errors="replace")
+        return p
+    try:
+        p = run("create", "--bundle", str(b), cid)
+        assert p.returncode == 0 and "not delegated" not in p.stderr, p.stderr
+        with open(os.path.join(root, cid, "state.json")) as f:
+            cg = json.load(f).get("cgroup")
+        assert cg and any(v.endswith("/" + cid) for v in cg["paths"].values()), cg
+        devices = cg["paths"].get("devices")
+        if devices:
+            with open(os.path.join(devices, "devices.list")) as f:
+                assert "a *:* rwm" not in f.read()  # the default deny-all plus allow-list applied
+    finally:
+        assert run("delete", "--force", cid).returncode == 0
+    assert os.listdir(root) == []
+
+
 # ---------------------------------------------------------------------------------------- delegated cgroups
 def _cgroup_mounts():
     out = []
@@ -495,34 +545,65 @@ def test_delegated_cgroups_are_used(rt, delegation):
 
 
 # ---------------------------------------------------------------------------------------- terminal
-def test_terminal_through_console_socket(rt):
-    sock_dir = os.path.join(rt.user.scratch, f"sock-{rt.name}")
+def _read_lines(master, n, timeout=10):
+    """N lines from a pty master (CRs dropped)."""
+    import select
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while buf.replace(b"\r", b"").count(b"\n") < n:
+        assert time.monotonic() < deadline, buf
+        if select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the other side is closed
+                break
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode(errors="replace").replace("\r", "").split("\n")
+
+
+@pytest.fixture
+def console(rt):
+    """A console socket the user's runtime can connect to; yields (path, Receiver)."""
+    sock_dir = os.path.join(rt.user.scratch, f"sock-{uuid.uuid4().hex[:8]}")
     os.mkdir(sock_dir)
     path = os.path.join(sock_dir, "console.sock")
-    with Receiver(path) as r:
-        os.chmod(path, 0o777)  # the runtime connects as the user
-        os.chown(sock_dir, rt.user.uid, rt.user.gid)
-        b = rt.spec_bundle(["sh", "-c", "tty; cat /proc/self/uid_map; sleep 1000"],
-                           lambda cfg: cfg["process"].__setitem__("terminal", True))
-        cid = rt.new_id()
-        rt("create", "--bundle", b, "--console-socket", path, cid)
-        name, master, _ = r.receive(timeout=10)
-        try:
-            rt("start", cid)
-            buf = b""
-            deadline = time.monotonic() + 10
-            while b"\n" not in buf.split(b"/dev/pts/", 1)[-1] or buf.count(b"\n") < 2:
-                assert time.monotonic() < deadline, buf
-                import select
-                if select.select([master], [], [], 0.5)[0]:
-                    try:
-                        buf += os.read(master, 4096)
-                    except OSError:
-                        break
-            lines = buf.decode().replace("\r", "").split("\n")
-            assert lines[0].startswith("/dev/pts/"), lines
-            assert lines[1].split() == ["0", str(rt.user.uid), "1"], lines
-        finally:
-            os.close(master)
-            rt("delete", "--force", cid, check=False)
-    shutil.rmtree(sock_dir, ignore_errors=True)
+    try:
+        with Receiver(path) as r:
+            os.chmod(path, 0o777)  # connect() needs write permission on the socket file
+            os.chown(sock_dir, rt.user.uid, rt.user.gid)
+            yield path, r
+    finally:
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_terminal_through_console_socket(rt, console):
+    path, r = console
+    b = rt.spec_bundle(["sh", "-c", "tty; cat /proc/self/uid_map; sleep 1000"],
+                       lambda cfg: cfg["process"].__setitem__("terminal", True))
+    cid = rt.new_id()
+    rt("create", "--bundle", b, "--console-socket", path, cid)
+    name, master, _ = r.receive(timeout=10)
+    try:
+        rt("start", cid)
+        lines = _read_lines(master, 2)
+        assert lines[0].startswith("/dev/pts/"), lines
+        assert lines[1].split() == ["0", str(rt.user.uid), "1"], lines
+    finally:
+        os.close(master)
+
+
+def test_exec_terminal_through_console_socket(rt, console):
+    path, r = console
+    b = rt.spec_bundle(["sleep", "1000"])
+    cid = rt.new_id()
+    rt("run", "-d", "--bundle", b, cid)
+    rt("exec", "-d", "-t", "--console-socket", path, cid, "sh", "-c", "tty; cat /proc/self/uid_map; sleep 1")
+    name, master, _ = r.receive(timeout=10)
+    try:
+        lines = _read_lines(master, 2)
+        assert lines[0].startswith("/dev/pts/"), lines
+        assert lines[1].split() == ["0", str(rt.user.uid), "1"], lines
+    finally:
+        os.close(master)
