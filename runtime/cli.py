@@ -141,17 +141,24 @@ def _find(flags, name):
 
 
 def parse_flags(argv, flags, stop_at_positional=True):
-    """Parse runc-style flags; returns (values by long name, remaining args)."""
+    """Parse runc-style flags; returns (values by long name, positional args).
+
+    With stop_at_positional, everything from the first positional argument on is positional (the
+    global flags; exec, whose command follows the id). Otherwise flags may also follow positional
+    arguments, as runc's flag reordering allows (`delete ID --force`); "--" ends the flags."""
     vals = {f[0]: (list(f[4]) if f[2] == L and f[4] else ([] if f[2] == L else f[4])) for f in flags}
+    pos = []
     i = 0
     while i < len(argv):
         a = argv[i]
         if a == "--":
-            return vals, argv[i + 1:]
+            return vals, pos + argv[i + 1:]
         if not a.startswith("-") or a == "-":
             if stop_at_positional:
-                return vals, argv[i:]
-            break
+                return vals, pos + argv[i:]
+            pos.append(a)
+            i += 1
+            continue
         name, eq, val = a.lstrip("-").partition("=")
         f = _find(flags, name)
         if f is None:
@@ -179,7 +186,7 @@ def parse_flags(argv, flags, stop_at_positional=True):
             else:
                 vals[f[0]] = val
         i += 1
-    return vals, argv[i:]
+    return vals, pos
 
 
 def _flag_help(flags):
@@ -282,7 +289,8 @@ def dispatch(argv):
     if "-h" in args[:1] or "--help" in args:
         sys.stdout.write(verb_help(name))
         return 0
-    opts, pos = parse_flags(args, verb[2] + [("help", "h", B, "show help", False)])
+    opts, pos = parse_flags(args, verb[2] + [("help", "h", B, "show help", False)],
+                            stop_at_positional=name == "exec")
     lo, hi = verb[3], verb[4]
     if not (lo <= len(pos) <= hi) and hi >= 0:
         what = "container id" if lo == 1 else "arguments"
