@@ -651,6 +651,19 @@ def list_states(root):
             continue
         st = json.loads(oci_state(c))
         st.setdefault("pid", 0)
+        st["owner"] = _owner_name(c.dir)  # runc: the owner of the state dir (the rootless user)
         out.append(st)
         c.unlock()
     return out
+
+
+def _owner_name(path):
+    try:
+        uid = os.stat(path).st_uid
+    except OSError:
+        return ""
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"

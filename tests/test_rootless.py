@@ -37,14 +37,30 @@ ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create the test user")
 
 
-def _root_traversable():
-    return bool(os.stat("/root").st_mode & stat.S_IXOTH)
+def _blocked(path):
+    """The first ancestor dir of PATH that others cannot traverse (no o+x), or None."""
+    p = "/"
+    for part in path.strip("/").split("/")[:-1]:
+        p = os.path.join(p, part)
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return p
+    return None
 
 
-# the private-mount-namespace trick of the module docstring; "$W" keeps the caller's cwd
-_REACH_PYENV = ('W=$PWD; cd /root/.pyenv && mount -t tmpfs -o mode=755,size=4k tmpfs /root && '
-                'mkdir /root/.pyenv && mount --no-canonicalize --bind /proc/self/cwd /root/.pyenv && '
-                'cd "$W" && exec "$@"')
+def _interpreter_reach():
+    """(hidden dir, kept dir) for the private-mount trick of the module docstring, e.g.
+    ("/root", "/root/.pyenv"); None when the interpreter is reachable as it is."""
+    real = os.path.realpath(os.path.join(os.path.dirname(PYRUNC), "python"))
+    hide = _blocked(real)
+    if hide is None:
+        return None
+    keep = os.path.join(hide, os.path.relpath(real, hide).split("/")[0])
+    return hide, keep
+
+
+# "$W" keeps the caller's cwd; /proc/self/cwd is the kept dir as it was before the tmpfs hid it
+_REACH = ('H=$1 K=$2; shift 2; W=$PWD; cd "$K" && mount -t tmpfs -o mode=755,size=4k tmpfs "$H" && '
+          'mkdir -p "$K" && mount --no-canonicalize --bind /proc/self/cwd "$K" && cd "$W" && exec "$@"')
 
 
 class User:
@@ -58,8 +74,9 @@ class User:
         if xdg:
             env.append(f"XDG_RUNTIME_DIR={self.scratch}/xdg")
         inner = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups"] + env + list(argv)
-        if argv[0] == PYRUNC and not _root_traversable():
-            inner = ["unshare", "-m", "--propagation", "private", "sh", "-c", _REACH_PYENV, "sh"] + inner
+        reach = _interpreter_reach() if argv[0] == PYRUNC else None
+        if reach:
+            inner = ["unshare", "-m", "--propagation", "private", "sh", "-c", _REACH, "sh", *reach] + inner
         if cgroup2:
             inner = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup2] + inner
         return inner
@@ -126,7 +143,9 @@ def user():
         os.chmod(scratch, 0o755)
         os.chown(scratch, pw.pw_uid, pw.pw_gid)
         try:
-            yield User(name, pw.pw_uid, pw.pw_gid, scratch)
+            u = User(name, pw.pw_uid, pw.pw_gid, scratch)
+            _check_reachable(u)
+            yield u
         finally:
             _kill_user_procs(pw.pw_uid)
             shutil.rmtree(scratch, ignore_errors=True)
@@ -135,6 +154,24 @@ def user():
             _edit_lines(f, drop=name)
         # -f: zombies of the user's containers may still wait for pid 1 to reap them
         subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
+
+
+def _check_reachable(u):
+    """Skip (with the reason) when the user cannot run pyrunc or read the rootfs from here."""
+    for what, path in (("the repository", PYRUNC), ("the rootfs", os.path.join(ROOTFS, "bin"))):
+        if _blocked(path):
+            pytest.skip(f"{what} is under {_blocked(path)}, which an unprivileged user cannot traverse")
+    reach = _interpreter_reach()
+    if reach:
+        real = os.path.realpath(os.path.join(os.path.dirname(PYRUNC), "python"))
+        d = os.path.dirname(real)
+        while d != reach[0]:
+            if not os.stat(d).st_mode & stat.S_IXOTH:
+                pytest.skip(f"the venv's interpreter is also under {d}, which the test user cannot traverse")
+            d = os.path.dirname(d)
+    p = subprocess.run(u.cmd([PYRUNC, "--version"]), capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        pytest.skip(f"the test user cannot run pyrunc: {p.stderr.strip()[:200]}")
 
 
 class RootlessRuntime:
@@ -299,6 +336,8 @@ def test_lifecycle_and_exec(rt):
     assert out[0].split() == ["0", str(rt.user.uid), "1"]
     assert out[1] == "0" and out[2].startswith("sleep")
     assert cid in rt("list", "-q").stdout.split()
+    listed = [x for x in json.loads(rt("list", "-f", "json").stdout) if x["id"] == cid]
+    assert listed[0]["owner"] == rt.user.name  # the owner of the state dir, as runc
     rt("kill", cid, "KILL")
     deadline = time.monotonic() + 10
     while rt.state(cid)["status"] != "stopped":
