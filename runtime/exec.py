@@ -11,7 +11,7 @@ container's cgroups and only then lets G go on to execve.
 P is made non-dumpable before the fork, so G never is dumpable inside the container before its
 execve (no ptrace, no /proc/G/exe from the container).
 
-Protocol (P <-> G, SOCK_SEQPACKET, G's end is O_CLOEXEC):
+Protocol (P <-> G, a pair of pipes, G's ends O_CLOEXEC):
   G -> "ready"          namespaces joined, root and cwd taken, settings checked
   P -> "go"             G is in the cgroups
   G -> "err:<message>"  a failure; else EOF at G's execve
@@ -75,8 +75,7 @@ def _validate(p, where):
 
 def process_from_flags(base, o, args):
     """runc's exec without -p: the container's process, overridden by the flags."""
-    import copy
-    p = copy.deepcopy(base or {})
+    p = dict(base or {})  # state.json's copy, read for this exec only: nested changes are harmless
     p["args"] = list(args)
     if o["cwd"]:
         p["cwd"] = o["cwd"]
@@ -174,7 +173,6 @@ def run(root, cid, o, args):
 
 
 def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
-    import socket
     pid = d["pid"]
     try:
         pidfd = L.pidfd_open(pid)
@@ -202,7 +200,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             import json  # noqa: F401
             from . import container  # noqa: F401
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        psock, csock = _Chan.pair()
         L.prctl(L.PR_SET_DUMPABLE, 0)
         if flags & _FOR_CHILDREN:
             jf = flags & _FOR_CHILDREN
@@ -235,7 +233,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             if d.get("cgroup"):
                 cgroups.load_manager(d["cgroup"]).apply(child)
             psock.send(b"go")
-            msg = psock.recv(1 << 16)  # EOF: execve done
+            msg = psock.recv_all()  # EOF: execve done
             if msg.startswith(b"err:"):
                 raise Error(msg[4:].decode(errors="replace"))
         except BaseException:
@@ -274,9 +272,45 @@ def tty_proxy(console, pid):
     return tty.proxy(console.master, pid)
 
 
+class _Chan:
+    """One end of the sync channel: two O_CLOEXEC pipes (lighter than importing socket; a pipe
+    write up to PIPE_BUF is atomic, and the child's ends close at its execve)."""
+
+    def __init__(self, r, w):
+        self.r, self.w = r, w
+
+    @classmethod
+    def pair(cls):
+        r1, w1 = os.pipe2(os.O_CLOEXEC)  # child -> runtime
+        r2, w2 = os.pipe2(os.O_CLOEXEC)  # runtime -> child
+        return cls(r1, w2), cls(r2, w1)
+
+    def send(self, data):
+        os.write(self.w, data)
+
+    def recv(self, n):
+        return os.read(self.r, n)
+
+    def recv_all(self):
+        out = b""
+        while True:
+            b = os.read(self.r, 65536)
+            if not b:
+                return out
+            out += b
+
+    def close(self):
+        for fd in (self.r, self.w):
+            if fd >= 0:
+                os.close(fd)
+        self.r = self.w = -1
+
+
 def _recv(sock):
     try:
         msg = sock.recv(1 << 16)
+        if msg.startswith(b"err:"):
+            msg += sock.recv_all()
     except OSError:
         msg = b""
     if msg.startswith(b"err:"):
@@ -410,7 +444,22 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     if attrs is not None:
         from . import procattr
         procattr.apply_personality(attrs)
+    # without noNewPrivileges, installing the filter needs CAP_SYS_ADMIN, which apply_user may
+    # drop (podman's default profile): load it first then, as runc does (see init.py)
+    if prepared is not None and not plan.nnp:
+        _load_seccomp(prepared, seccomp, d)
+        prepared = None
     process.apply_user(plan)
+    if prepared is not None:
+        _load_seccomp(prepared, seccomp, d)
+    _default_signals()
+    try:
+        os.execve(plan.path, plan.args, env)
+    except OSError as e:
+        raise Error(f"unable to start container process: exec: {plan.args[0]!r}: {e.strerror}") from None
+
+
+def _load_seccomp(prepared, seccomp, d):
     if prepared is not None:
         from . import seccomp as sc
         nfd = sc.load(prepared)
@@ -420,11 +469,6 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
             st = json.loads(oci_state(_StateView(d), "running"))
             sc.send_notify_fd(seccomp["listenerPath"], nfd, st, seccomp.get("listenerMetadata"))
             os.close(nfd)
-    _default_signals()
-    try:
-        os.execve(plan.path, plan.args, env)
-    except OSError as e:
-        raise Error(f"unable to start container process: exec: {plan.args[0]!r}: {e.strerror}") from None
 
 
 def _default_signals():

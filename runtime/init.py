@@ -92,6 +92,7 @@ def slow_path_main(ctx, sock):
 
 def _init(ctx, sock):
     ctx.sync_sock = sock  # rootfs asks the runtime for idmapped mounts in a user namespace
+    os.setsid()  # as runc's: a session of its own, no controlling terminal unless process.terminal
     with open("/proc/self/comm", "wb", buffering=0) as f:
         f.write(INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay

@@ -243,3 +243,10 @@ def test_terminal_errors(anyrt, tmp_path, case):
     }[case]
     assert want in line, line
     assert not os.path.exists(os.path.join(anyrt.root, cid))  # nothing left behind
+
+
+def test_init_leads_its_own_session_without_terminal(anyrt):
+    """runc's init is a session (and process group) leader even without a terminal."""
+    p = anyrt.run(args=["sh", "-c", "cut -d' ' -f5,6,7 /proc/1/stat"], stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["1", "1", "0"]  # pgrp 1, session 1, no controlling tty
