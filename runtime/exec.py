@@ -212,7 +212,12 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
                 raise Error(f"joining the pid namespace of the container: {e.strerror}") from None
         if not detach:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
-        child = os.fork()
+        try:
+            child = os.fork()
+        except OSError as e:
+            if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
+                raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
+            raise Error(f"fork: {e.strerror}") from None
         if child == 0:
             psock.close()
             _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, plan, proc, seccomp, prepared, console,

@@ -287,3 +287,21 @@ def test_exec_unknown_capability_pyrunc(pyrunc):
     cid, _ = running(pyrunc)
     p = pyrunc("exec", "--cap", "CAP_BOGUS", cid, "true")
     assert "CAP_BOGUS" in one_line_error(p)
+
+
+def test_exec_preserve_fds(anyrt):
+    cid, _ = running(anyrt)
+    r, w = os.pipe()
+    try:
+        p = anyrt("exec", "--preserve-fds", "1", cid, "sh", "-c", "echo via-fd3 >&3",
+                  close_fds=False, preexec_fn=lambda: os.dup2(w, 3))
+        os.close(w)
+        w = -1
+        assert p.returncode == 0, p.stderr
+        assert os.read(r, 100) == b"via-fd3\n"
+        q = anyrt("exec", cid, "sh", "-c", "echo x >&3", close_fds=False, preexec_fn=lambda: os.dup2(r, 3))
+        assert q.returncode != 0  # without --preserve-fds nothing past stdio crosses
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
