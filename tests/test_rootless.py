@@ -403,6 +403,40 @@ def test_ungranted_range_is_refused(rt):
     assert not os.path.exists(os.path.join(rt.state_root, cid))
 
 
+def test_join_user_and_network_namespaces_of_the_user(rt):
+    """Namespaces joined by path (the intermediate-process path): a user+network namespace pair the
+    user made with unshare; the container's pid, mount, ipc and uts namespaces are new."""
+    holder = subprocess.Popen(rt.user.cmd(["unshare", "-Ur", "-n", "sleep", "1000"], xdg=False),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        own = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + 10
+        while True:  # setpriv, env and unshare exec in turn: the pid stays; wait for the mapped ns
+            assert holder.poll() is None and time.monotonic() < deadline, "unshare did not start"
+            try:
+                if os.readlink(f"/proc/{holder.pid}/ns/user") != own and \
+                        open(f"/proc/{holder.pid}/uid_map").read().strip():
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        net = os.readlink(f"/proc/{holder.pid}/ns/net")
+
+        def edit(cfg):
+            cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+                {"type": "user", "path": f"/proc/{holder.pid}/ns/user"},
+                {"type": "network", "path": f"/proc/{holder.pid}/ns/net"}]
+            # the mappings stay (runc 1.1.5 wants them even for a joined user namespace; they
+            # describe it as it is)
+        b = rt.spec_bundle(["sh", "-c", "cat /proc/self/uid_map; ls -l /proc/self/ns/net"], edit)
+        p = rt("run", "--bundle", b, rt.new_id())
+        assert p.stdout.split("\n")[0].split() == ["0", str(rt.user.uid), "1"], p.stdout
+        assert p.stdout.rstrip().endswith(net), p.stdout
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
 # ---------------------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("case", ["no-userns", "resources", "sysfs"])
 def test_refused_with_a_clear_error(rt, case):
