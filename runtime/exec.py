@@ -148,9 +148,7 @@ def run(root, cid, o, args):
         cfg = d.get("config") or {}
         if o["process"]:
             proc = _load_json(o["process"])
-            _validate(proc, "process")
-            if o["tty"]:
-                proc["terminal"] = True
+            _validate(proc, "process")  # as in runc, the JSON alone decides (--tty is for flags)
         else:
             proc = process_from_flags(cfg.get("process"), o, args)
             _validate(proc, "process")
