@@ -438,7 +438,7 @@ def test_join_user_and_network_namespaces_of_the_user(rt):
 
 
 # ---------------------------------------------------------------------------------------- refusals
-@pytest.mark.parametrize("case", ["no-userns", "resources", "sysfs"])
+@pytest.mark.parametrize("case", ["no-userns", "resources", "sysfs", "ext4"])
 def test_refused_with_a_clear_error(rt, case):
     def edit(cfg):
         if case == "no-userns":
@@ -446,6 +446,8 @@ def test_refused_with_a_clear_error(rt, case):
             del cfg["linux"]["uidMappings"], cfg["linux"]["gidMappings"]
         elif case == "resources":
             cfg["linux"]["resources"] = {"memory": {"limit": 100 * 2**20}}
+        elif case == "ext4":  # a filesystem the kernel mounts for the real root only
+            cfg["mounts"].append({"destination": "/mnt", "type": "ext4", "source": "/dev/nonexistent"})
         else:
             i = next(i for i, m in enumerate(cfg["mounts"]) if m["destination"] == "/sys")
             cfg["mounts"][i] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
@@ -457,7 +459,8 @@ def test_refused_with_a_clear_error(rt, case):
     if rt.name == "pyrunc":
         words = {"no-userns": ["linux.namespaces", "requires a user namespace"],
                  "resources": ["linux.resources", "memory", "delegated"],
-                 "sysfs": ["mounts[5]", "sysfs", "network namespace"]}[case]
+                 "sysfs": ["mounts[5]", "sysfs", "network namespace"],
+                 "ext4": ["mounts[7]", "ext4", "/mnt", "real root"]}[case]
         _one_line_error(p, *words)
     assert not os.path.exists(os.path.join(rt.state_root, cid))
 
