@@ -7,7 +7,7 @@ BUNDLE := bundles/busybox
 APT_PKGS := busybox-static runc crun libseccomp2 libcap-dev uidmap iproute2 procps podman conmon containerd
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup bytecode deps bundle demo test conformance bench stress clean
+.PHONY: setup launcher bytecode deps bundle demo test conformance bench stress clean
 
 setup: $(VENV)/.installed bytecode
 
@@ -21,7 +21,15 @@ $(VENV)/.installed: pyproject.toml
 	@$(MAKE) --no-print-directory deps
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	@$(MAKE) --no-print-directory launcher
 	@touch $@
+
+# pip's console script imports re and goes through site: ours starts the venv's python with
+# -I -S (no site, no environment) and puts the two paths it needs in front itself.
+launcher:
+	@purelib=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	printf '#!%s -IS\n"""pyrunc launcher (made by make setup)."""\nimport sys\nsys.path[:0] = ["%s", "%s"]\nfrom runtime.cli import main\nsys.exit(main())\n' \
+	  "$(abspath $(PY))" "$(CURDIR)" "$$purelib" > $(PYRUNC).tmp && chmod 755 $(PYRUNC).tmp && mv $(PYRUNC).tmp $(PYRUNC)
 
 # bytecode for every module, whatever PYTHONDONTWRITEBYTECODE says: each pyrunc start imports them
 bytecode:
