@@ -455,8 +455,14 @@ class Ctx:
 
     def cleanup(self):
         problems = []
+        try:
+            entries = os.listdir(self.root)
+        except OSError:
+            entries = []
+        # a runtime keeping its state elsewhere than ROOT/ID gets delete --force for every id
+        unknown = any(not any(cid in n for cid in self.ids) for n in entries)
         for cid in self.ids:
-            if os.path.exists(os.path.join(self.root, cid)):
+            if unknown or os.path.exists(os.path.join(self.root, cid)):
                 self.call("delete", "--force", cid)
         for p in self.helpers:
             try:

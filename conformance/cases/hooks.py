@@ -248,3 +248,11 @@ def _(t):
     t.start(cid).ok("start")
     t.wait_status(cid, "stopped")
     check("in-container-hook" in order(t), "hook with a container-only path did not run")
+
+
+@case("hooks-relative-path-error", CFG)
+def _(t):
+    t.config["hooks"] = {"createRuntime": [{"path": "bin/true"}]}
+    t.proc["args"] = ["sleep", "30"]
+    cid = t.new_id()
+    t.create(cid=cid, check_ok=False).fails("create with a relative hook path")

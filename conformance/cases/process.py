@@ -468,3 +468,22 @@ def _unknown(where):
 
 for _w in ("top", "process", "linux", "mount", "namespace", "hook", "resources"):
     case("unknown-property-ignored-%s" % _w, "config.md#extensibility")(_unknown(_w))
+
+
+# ---- invalid values (config.md#valid-values: runtimes MUST generate an error) ----------------------
+
+@case("process-cwd-relative-error", P)
+def _(t):
+    t.proc["cwd"] = "usr/bin"
+    t.run(["true"]).fails("run with a relative process.cwd")
+
+
+@case("process-args-empty-error", P)
+def _(t):
+    t.run([]).fails("run with empty process.args")
+
+
+@case("annotations-empty-key-error", "config.md#annotations")
+def _(t):
+    t.config["annotations"] = {"": "value"}
+    t.run(["true"]).fails("run with an empty annotation key")
