@@ -15,7 +15,7 @@ import sys
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from conftest import PYRUNC, base_config
 
@@ -25,9 +25,10 @@ from secutil import cgroup_leftovers, copy_rootfs, procs_mentioning  # noqa: E40
 STRESS = bool(os.environ.get("PYRUNC_STRESS"))
 
 
-def SETTINGS_N(n):
+def SETTINGS_N(n, shrink=True):
+    phases = list(Phase) if shrink else [Phase.explicit, Phase.reuse, Phase.generate]
     return settings(max_examples=600 if STRESS else n, deadline=None, derandomize=not STRESS,
-                    suppress_health_check=list(HealthCheck), database=None)
+                    suppress_health_check=list(HealthCheck), database=None, phases=phases)
 
 TIMEOUT = 20
 
@@ -223,7 +224,8 @@ def test_fuzz_exec_process(fuzz_env):
         fuzz_env.run("run", "-d", "-b", b, cid, timeout=TIMEOUT)
         init = json.loads(fuzz_env.run("state", cid).stdout)["pid"]
 
-        @SETTINGS_N(30)
+        # no shrinking: the container is shared, so the example that broke it is the one to report
+        @SETTINGS_N(30, shrink=False)
         @given(proc=mutated(base))
         def prop(proc):
             path = os.path.join(fuzz_env.tmp, "process.json")
