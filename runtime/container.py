@@ -4,22 +4,27 @@ The runtime process (this module) claims the id, builds a plan from config.json,
 (runtime/init.py) into its namespaces, writes the id maps, places it in its cgroups, runs the
 runtime-namespace hooks, and records state. Everything it made is undone when a step fails.
 """
-import json
+import _signal
 import os
-import signal
-import socket
 import time
 
-from . import config as configmod
-from . import linux as L
-from . import process, rootfs, state
+from . import fastjson, state
 from .testpoint import point
 from .errors import Error, NotExist
 
+# Imported by create/run only (_create_imports): ctypes, json and the planners cost more than the
+# whole of state, kill or delete, which need none of them.
+configmod = L = process = rootfs = None
 NS_FLAGS = {
-    "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS, "ipc": L.CLONE_NEWIPC,
-    "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
-}
+    "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
+    "uts": 0x04000000, "user": 0x10000000, "cgroup": 0x02000000, "time": 0x00000080,
+}  # the CLONE_NEW* flags (runtime/linux)
+SIGKILL = _signal.SIGKILL
+
+
+def _create_imports():
+    global configmod, L, process, rootfs
+    from . import config as configmod, linux as L, process, rootfs  # noqa: F811
 # setns order for joined namespaces: user first (it owns the others), mount last but before pid
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
@@ -40,6 +45,7 @@ def _now_rfc3339():
 
 def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     """Check everything that can be checked without a process and build the init's Ctx."""
+    _create_imports()
     ctx = Ctx()
     linux = cfg.get("linux") or {}
     root = cfg["root"]
@@ -125,7 +131,25 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     if any(m.idmap for m in ctx.mounts) and not ctx.userns:
         from . import idmap
         idmap.prepare(ctx)  # detached idmapped trees, built on the host, attached by the init
+    _preload(ctx)
     return ctx
+
+
+def _preload(ctx):
+    """Import now what the init will use after pivot_root, where the host's sys.path is gone:
+    the child is a fork, so whatever is loaded here is loaded there."""
+    if ctx.hooks.get("createContainer") or ctx.hooks.get("startContainer"):
+        from . import hooks  # noqa: F401
+    if ctx.terminal:
+        from . import tty  # noqa: F401
+    if ctx.sysctl:
+        from . import sysctl  # noqa: F401
+    if ctx.attrs is not None:
+        from . import procattr  # noqa: F401
+    if ctx.seccomp is not None:
+        import array  # noqa: F401
+        import json  # noqa: F401
+        from . import seccomp  # noqa: F401
 
 
 def _listen_fds(ctx):
@@ -167,6 +191,7 @@ def _check_ns_path(t, path):
 def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
            foreground=False, keep=False, console_socket=None, rootless="auto"):
     """create (and for run, start): returns the exit status for a foreground run, else 0."""
+    _create_imports()
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
@@ -282,6 +307,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
 
 def spawn(ctx, c, cfg, mgr):
     """Clone the init and drive it to "ready"; returns (init pid, sync socket)."""
+    import socket
     psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     slow = bool(ctx.ns_joins)
     flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
@@ -358,7 +384,7 @@ def _recv(sock, pid):
 
 def _kill_reap(pid):
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         return
     try:
@@ -423,7 +449,7 @@ def oci_state(c, status=None, pid=None):
     out["owner"] = d.get("owner", "")
     if d.get("annotations"):
         out["annotations"] = d["annotations"]
-    return json.dumps(out, indent=2)
+    return fastjson.dumps_indent(out)
 
 
 # ------------------------------------------------------------------ start
@@ -487,12 +513,13 @@ def _poststart(c):
 
 def _forward_signals(pid):
     """Foreground run: every catchable signal the runtime gets goes to the container's init."""
+    import signal
     def fwd(signum, _frame):
         try:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+    skip = {SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
     for s in signal.valid_signals():
         if s not in skip and s < signal.SIGRTMIN:
             try:
@@ -551,7 +578,7 @@ def kill(root, cid, sig, all_procs=False):
         if st == "stopped":
             raise Error("container not running")
         signal_pid(d["pid"], d.get("pid_start"), sig)
-        if st == "paused" and sig == signal.SIGKILL and d.get("cgroup"):
+        if st == "paused" and sig == SIGKILL and d.get("cgroup"):
             from . import cgroups
             cgroups.load_manager(d["cgroup"]).thaw()  # as runc: let the frozen init die
     finally:
@@ -562,13 +589,13 @@ def kill(root, cid, sig, all_procs=False):
 def signal_pid(pid, start, sig):
     """Signal through a pidfd checked against the start time: never a recycled pid."""
     try:
-        fd = L.pidfd_open(pid)
+        fd = os.pidfd_open(pid)
     except OSError:
         raise Error("container not running") from None
     try:
         if not state.proc_alive(pid, start):
             raise Error("container not running")
-        L.pidfd_send_signal(fd, sig)
+        _signal.pidfd_send_signal(fd, sig)
     except ProcessLookupError:
         raise Error("container not running") from None
     finally:
@@ -613,15 +640,15 @@ def _kill_all(d):
     pidfd = -1
     if pid and state.proc_alive(pid, d.get("pid_start")):
         try:
-            pidfd = L.pidfd_open(pid)
-            L.pidfd_send_signal(pidfd, signal.SIGKILL)
+            pidfd = os.pidfd_open(pid)
+            _signal.pidfd_send_signal(pidfd, SIGKILL)
         except OSError:
             pass
     if d.get("cgroup"):
         from . import cgroups
         try:
             mgr = cgroups.load_manager(d["cgroup"])
-            mgr.kill_all(signal.SIGKILL)
+            mgr.kill_all(SIGKILL)
             if mgr.frozen():
                 mgr.thaw()  # a paused container: frozen (v1) tasks only die once thawed
         except (OSError, Error):
@@ -649,7 +676,7 @@ def list_states(root):
             c.open(shared=True)
         except (NotExist, Error):
             continue
-        st = json.loads(oci_state(c))
+        st = fastjson.loads(oci_state(c))
         st.setdefault("pid", 0)
         st["owner"] = _owner_name(c.dir)  # runc: the owner of the state dir (the rootless user)
         out.append(st)

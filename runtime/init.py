@@ -16,6 +16,7 @@ Protocol (runtime <-> child):
   child   -> "ready"             (waiting for start)
   runtime -> "start"             (run only; create uses the exec FIFO)
 """
+import _signal
 import os
 import socket
 
@@ -180,6 +181,10 @@ def _init(ctx, sock):
     L.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
     for fd in ctx.preserved:
         os.set_inheritable(fd, True)  # passed on as runc does, whatever flag the caller set
+    # Python ignores these two, and ignored dispositions survive execve (_signal is built in:
+    # no import from the filesystem we no longer see)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
     if ctx.attrs is not None:
         from . import procattr
         procattr.apply_personality(ctx.attrs)
@@ -192,9 +197,6 @@ def _init(ctx, sock):
     process.apply_user(p)
     if seccomp_prepared is not None and not early:
         _load_seccomp(ctx, seccomp_prepared, state_json)
-    import signal  # Python ignores these two, and ignored dispositions survive execve
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
         os.execve(p.path, p.args, env)
     except OSError as e:
