@@ -465,10 +465,12 @@ class Ctx:
             if unknown or os.path.exists(os.path.join(self.root, cid)):
                 self.call("delete", "--force", cid)
         for p in self.helpers:
+            family = _descendants(p.pid)
             try:
                 os.killpg(p.pid, signal.SIGKILL)
             except OSError:
                 pass
+            _kill_wait(family)
             try:
                 p.wait(timeout=TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -480,16 +482,15 @@ class Ctx:
         for pid in self.pids:
             if _alive(pid):
                 problems.append("container process %d still alive after delete --force" % pid)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                _kill_wait([pid])
         for cid in self.ids:
             for ctrl, mnt in self.host.controllers.items():
                 for base in ("/", self.host.own.get(ctrl, "/")):
                     d = os.path.join(mnt, base.lstrip("/"), cid)
                     if os.path.isdir(d):
                         problems.append("cgroup %s left behind" % d)
+                        # only processes of our own container (cgroup named by its unique id)
+                        _kill_wait(_cgroup_pids(d))
                         _rmdir_tree(d)
         _unmount_under(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -502,6 +503,48 @@ def _alive(pid):
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _descendants(pid):
+    """pid and every process below it (helpers fork: unshare --fork)."""
+    kids = {}
+    for n in os.listdir("/proc"):
+        if n.isdigit():
+            try:
+                with open("/proc/%s/stat" % n) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(n))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def _cgroup_pids(d):
+    pids = []
+    for dp, _, fns in os.walk(d):
+        if "cgroup.procs" in fns:
+            try:
+                with open(os.path.join(dp, "cgroup.procs")) as f:
+                    pids += [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                pass
+    return pids
+
+
+def _kill_wait(pids, timeout=3.0):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    end = time.time() + timeout
+    while time.time() < end and any(_alive(p) for p in pids):
+        time.sleep(0.02)
 
 
 def _rmdir_tree(d):
