@@ -290,7 +290,7 @@ def dispatch(argv):
         sys.stdout.write(verb_help(name))
         return 0
     opts, pos = parse_flags(args, verb[2] + [("help", "h", B, "show help", False)],
-                            stop_at_positional=name == "exec")
+                            stop_at_positional=name in ("exec", "ps"))  # their args follow the id
     lo, hi = verb[3], verb[4]
     if not (lo <= len(pos) <= hi) and hi >= 0:
         what = "container id" if lo == 1 else "arguments"

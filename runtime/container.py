@@ -142,6 +142,10 @@ def _preload(ctx):
         from . import hooks  # noqa: F401
     if ctx.terminal:
         from . import tty  # noqa: F401
+    if any(m.idmap for m in ctx.mounts):
+        from . import idmap  # noqa: F401
+    if getattr(ctx, "rootless", False):
+        from . import rootless  # noqa: F401
     if ctx.sysctl:
         from . import sysctl  # noqa: F401
     if ctx.attrs is not None:

@@ -395,6 +395,8 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
         # joining our own user namespace is EINVAL: only join one that differs
         if os.stat(f"/proc/{d['pid']}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
             flags &= ~L.CLONE_NEWUSER
+    # from the mount namespace join on, files are the container's: never import them as our code
+    process.seal_imports()
     if flags:
         try:
             L.setns(pidfd, flags)

@@ -140,6 +140,7 @@ def _init(ctx, sock):
     if ctx.hooks and ctx.hooks.get("createContainer"):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "createContainer", state_json)
+    process.seal_imports()
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
     if getattr(ctx, "console", None) is not None:
         from . import tty  # the pty comes from the container's own devpts, so after pivot_root
@@ -194,6 +195,10 @@ def _init(ctx, sock):
     early = seccomp_prepared is not None and not p.nnp
     if early:
         _load_seccomp(ctx, seccomp_prepared, state_json)
+    if p.apparmor:
+        # the profile takes effect at execve (checked to exist on this host at create)
+        with open("/proc/self/attr/apparmor/exec", "w") as f:
+            f.write(f"exec {p.apparmor}")
     process.apply_user(p)
     if seccomp_prepared is not None and not early:
         _load_seccomp(ctx, seccomp_prepared, state_json)

@@ -195,3 +195,14 @@ def apply_user(p):
         os.umask(0o022)
     if p.nnp:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def seal_imports():
+    """From here on the filesystem is the container's: an import would read its files and run
+    them with our privileges. Only built-in and frozen modules may still load; everything else the
+    child needs was imported before the fork (container._preload), so a miss fails loudly."""
+    import sys
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]
+    sys.path_hooks.clear()
+    sys.path_importer_cache.clear()
