@@ -238,6 +238,9 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         mgr.create()
         point("create:cgroup")
         ctx.cgroup_manager = mgr
+        # written with the pid (spawn), the one more write of create: until we unlock, nobody
+        # reads it, and "creating" only matters while we live, which we do under the lock
+        data["status"] = "running" if start_now else "created"
         if not start_now:
             os.mkfifo(c.fifo, 0o622)
             ctx.fifo_fd = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: never blocks
@@ -268,13 +271,9 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     if pid_file:
         write_pid_file(pid_file, pid)
     if not start_now:
-        c.data["status"] = "created"
-        c.write()
         c.unlock()
         return 0
     # run: start now
-    c.data["status"] = "running"
-    c.write()
     c.unlock()
     if foreground:
         fwd = _forward_signals(pid)
@@ -292,7 +291,12 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         if not foreground:
             delete(root, cid, force=True)
             return 1
-    _poststart(c)
+    try:
+        _poststart(c)
+    except Error:
+        if not keep:
+            delete(root, cid, force=True)
+        raise
     if not foreground:
         return 0
     if console is not None:
@@ -311,8 +315,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
 
 def spawn(ctx, c, cfg, mgr):
     """Clone the init and drive it to "ready"; returns (init pid, sync socket)."""
-    import socket
-    psock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    import _socket  # not socket: its enum and selectors imports cost ~3 ms; send/recv is all we use
+    psock, csock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     slow = bool(ctx.ns_joins)
     flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
     from . import init
@@ -464,9 +468,11 @@ def start(root, cid):
         raise Error(f"cannot start a container that has {'already ' if st != 'creating' else ''}"
                     f"{'been started' if st in ('running', 'paused') else st}"
                     if st != "stopped" else "cannot start an already stopped container")
-    _release_fifo(c)
-    point("start:fifo")
-    os.unlink(c.fifo)
+    try:
+        _release_fifo(c)
+    finally:
+        point("start:fifo")
+        os.unlink(c.fifo)
     c.data["status"] = "running"
     c.write()
     _poststart(c)
@@ -475,59 +481,71 @@ def start(root, cid):
 
 
 def _release_fifo(c):
-    """Wake the init waiting on the exec FIFO and return once it has exec'd the user program
-    (poststart hooks run after that, config.md). The init holds the FIFO open (O_RDWR, CLOEXEC)
-    and blocks reading it: our byte wakes it; once it has taken the byte, a blocking read of
-    ours ends with EOF exactly when its descriptor closes, at execve or at its death."""
-    import fcntl
-    import termios
+    """Wake the init waiting on the exec FIFO and return once it has taken the byte and closed
+    the FIFO, right before its execve (poststart hooks run after that, config.md). The init holds
+    the FIFO open (O_RDWR, CLOEXEC) and blocks reading it: our byte wakes it. Our read end then
+    sees POLLHUP exactly when the last writer is gone, the init's descriptor (at its close or
+    its death): poll for that alone (events 0), so our own byte in the pipe does not wake us.
+    No polling loop, no sleep."""
+    import select
     try:
         rfd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         raise Error("cannot start container: its init is no longer waiting") from None
     try:
+        # opened after rfd: this writer moves the FIFO's writer count past what rfd saw at open,
+        # which lets rfd report the hangup
         wfd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             os.write(wfd, b"0")
         finally:
             os.close(wfd)
-        buf = bytearray(4)
-        pid, start = c.data.get("pid"), c.data.get("pid_start")
-        delay = 0.00005
-        while True:
-            fcntl.ioctl(rfd, termios.FIONREAD, buf)
-            if not int.from_bytes(buf, "little"):
-                break  # taken
-            if not state.proc_alive(pid, start):
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
-        os.set_blocking(rfd, True)
-        os.read(rfd, 1)
+        p = select.poll()
+        p.register(rfd, 0)
+        while not p.poll():
+            pass
+        try:
+            left = os.read(rfd, 65536)
+        except BlockingIOError:
+            left = b""
     finally:
         os.close(rfd)
+    # the init failed between start and execve (a startContainer hook, the exec itself): it
+    # wrote why into the FIFO; if it died before even taking our byte, the byte is still there
+    if left.startswith(b"err:"):
+        raise Error(left[4:].decode(errors="replace"))
+    if left:
+        raise Error("container init exited before it could be started")
 
 
 def _poststart(c):
+    """runtime.md step 9: a failing poststart hook is an error, and the container is stopped."""
     hooks = (c.data.get("hooks") or {}).get("poststart")
     if hooks:
         from . import hooks as hk
-        hk.run_hooks(c.data["hooks"], "poststart", oci_state(c, "running"), warn=warn)
+        try:
+            hk.run_hooks(c.data["hooks"], "poststart", oci_state(c, "running"))
+        except Error:
+            try:
+                signal_pid(c.data["pid"], c.data.get("pid_start"), SIGKILL)
+            except Error:
+                pass
+            raise
 
 
 def _forward_signals(pid):
     """Foreground run: every catchable signal the runtime gets goes to the container's init."""
-    import signal
     def fwd(signum, _frame):
         try:
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    skip = {SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
-    for s in signal.valid_signals():
-        if s not in skip and s < signal.SIGRTMIN:
+    # _signal, not signal: the latter imports enum (~2 ms)
+    skip = {SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD}
+    for s in _signal.valid_signals():
+        if s not in skip and s < _signal.SIGRTMIN:
             try:
-                signal.signal(s, fwd)
+                _signal.signal(s, fwd)
             except (OSError, ValueError):
                 pass
     return fwd

@@ -18,7 +18,6 @@ Protocol (runtime <-> child):
 """
 import _signal
 import os
-import socket
 
 from . import linux as L
 from . import process, rootfs
@@ -41,19 +40,27 @@ def child_main(ctx, sock):
     try:
         _init(ctx, sock)
     except Error as e:
-        _report(sock, str(e))
+        _report(ctx, sock, str(e))
     except OSError as e:
-        _report(sock, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
+        _report(ctx, sock, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
     except BaseException as e:  # noqa: BLE001 - the child must never unwind into the runtime
-        _report(sock, f"container init: {type(e).__name__}: {e}")
+        _report(ctx, sock, f"container init: {type(e).__name__}: {e}")
     os._exit(code)
 
 
-def _report(sock, msg):
+def _report(ctx, sock, msg):
+    """To the runtime that created us; after start, through the exec FIFO to `start` too (the
+    creating runtime is long gone then)."""
+    data = b"err:" + msg.encode(errors="replace")
     try:
-        sock.send(b"err:" + msg.encode(errors="replace"))
+        sock.send(data)
     except OSError:
         pass
+    if getattr(ctx, "started", False) and ctx.fifo_fd >= 0:
+        try:
+            os.write(ctx.fifo_fd, data[:4096])
+        except OSError:
+            pass
 
 
 def slow_path_main(ctx, sock):
@@ -83,11 +90,11 @@ def slow_path_main(ctx, sock):
         sock.send(b"pid:%d" % pid)
         os._exit(0)
     except Error as e:
-        _report(sock, str(e))
+        _report(ctx, sock, str(e))
     except OSError as e:
-        _report(sock, str(e.strerror or e))
+        _report(ctx, sock, str(e.strerror or e))
     except BaseException as e:  # noqa: BLE001
-        _report(sock, f"container init: {type(e).__name__}: {e}")
+        _report(ctx, sock, f"container init: {type(e).__name__}: {e}")
     os._exit(1)
 
 
@@ -170,7 +177,9 @@ def _init(ctx, sock):
     sock.send(b"ready")
     if ctx.fifo_fd >= 0:
         os.read(ctx.fifo_fd, 1)
-        os.close(ctx.fifo_fd)
+        # kept open (CLOEXEC): `start` waits for it to close at execve, and reads our error
+        # from it if we fail before that
+        ctx.started = True
     else:
         _recv(sock, b"start")
     if ctx.hooks and ctx.hooks.get("startContainer"):
@@ -228,13 +237,14 @@ def _started_state(state_json):
 
 def _loopback_up():
     """Bring lo up in the new network namespace (what runc's loopback network does)."""
+    import _socket  # not socket (enum, selectors) nor struct: a few ms of imports for one ioctl
     import fcntl
-    import struct
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    import sys
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
-        ifr = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), 0x8913, ifr))[1]  # SIOCGIFFLAGS
-        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 1))  # SIOCSIFFLAGS IFF_UP
+        ifr = b"lo".ljust(16, b"\0") + bytes(16)  # struct ifreq: name[16], short flags, padding
+        flags = int.from_bytes(fcntl.ioctl(s.fileno(), 0x8913, ifr)[16:18], sys.byteorder)  # SIOCGIFFLAGS
+        fcntl.ioctl(s.fileno(), 0x8914, ifr[:16] + (flags | 1).to_bytes(2, sys.byteorder) + bytes(14))  # IFF_UP
     finally:
         s.close()
 

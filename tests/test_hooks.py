@@ -90,7 +90,36 @@ def test_failing_start_container_hook_fails_start(pyrunc, tmp_path):
     assert "SHOULD-NOT-RUN" not in p.stdout
 
 
-@pytest.mark.parametrize("phase", ["poststart", "poststop"])
+def test_failing_start_container_hook_fails_create_start(pyrunc, tmp_path):
+    """runtime.md step 7: the error reaches `start`, and the container is stopped."""
+    log = tmp_path / "hooks.log"
+    cfg = hooks_cfg(tmp_path, log, fail="startContainer")
+    cfg["process"]["args"] = ["sleep", "100"]
+    b = pyrunc.bundle(cfg)
+    cid = pyrunc.new_id()
+    pyrunc("create", "-b", b, cid, check=True)
+    p = pyrunc("start", cid)
+    assert p.returncode == 1 and "startContainer" in p.stderr
+    assert pyrunc.state(cid)["status"] == "stopped"
+
+
+def test_failing_poststart_hook_is_an_error(pyrunc, tmp_path):
+    """runtime.md step 9 (v1.3.0): error, and the container is stopped."""
+    log = tmp_path / "hooks.log"
+    cfg = hooks_cfg(tmp_path, log, fail="poststart")
+    cfg["process"]["args"] = ["sleep", "100"]
+    b = pyrunc.bundle(cfg)
+    cid = pyrunc.new_id()
+    pyrunc("create", "-b", b, cid, check=True)
+    p = pyrunc("start", cid)
+    assert p.returncode == 1 and "poststart" in p.stderr
+    deadline = __import__("time").monotonic() + 5
+    while pyrunc.state(cid)["status"] != "stopped":
+        assert __import__("time").monotonic() < deadline
+    pyrunc("delete", cid, check=True)
+
+
+@pytest.mark.parametrize("phase", ["poststop"])
 def test_failing_late_hooks_only_warn(pyrunc, tmp_path, phase):
     log = tmp_path / "hooks.log"
     cfg = hooks_cfg(tmp_path, log, fail=phase)
