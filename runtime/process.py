@@ -69,7 +69,10 @@ def plan_process(proc, prefix="process"):
             for name in caps.get(kind) or []:
                 idx = CAP_INDEX.get(name)
                 if idx is None:
-                    raise Error(f"config.json: {prefix}.capabilities.{kind}: unknown capability {name!r}")
+                    # config.md: logged as a warning; the runtime SHOULD NOT fail
+                    from . import log
+                    log.warning(f"{prefix}.capabilities.{kind}: unknown capability {name!r} ignored")
+                    continue
                 if idx <= last:  # runc skips capabilities the kernel does not know
                     bits |= 1 << idx
             p.caps[kind] = bits

@@ -26,6 +26,7 @@ _FLAGS = {
     "nolazytime": (0, L.MS_LAZYTIME), "bind": (L.MS_BIND, 0), "rbind": (L.MS_BIND | L.MS_REC, 0),
     "silent": (L.MS_SILENT, 0), "loud": (0, L.MS_SILENT), "nosymfollow": (L.MS_NOSYMFOLLOW, 0),
     "symfollow": (0, L.MS_NOSYMFOLLOW),
+    "iversion": (L.MS_I_VERSION, 0), "noiversion": (0, L.MS_I_VERSION),
 }
 _PROPAGATION = {
     "private": L.MS_PRIVATE, "rprivate": L.MS_PRIVATE | L.MS_REC, "shared": L.MS_SHARED,
@@ -354,12 +355,20 @@ def _create_device(ctx, rootfd, d):
     dfd = _dirfd(rootfd, os.path.dirname(path))
     name = os.path.basename(path)
     try:
-        try:
-            os.unlink(name, dir_fd=dfd)
-        except FileNotFoundError:
-            pass
         kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
         mode = d.get("fileMode", 0o666) & 0o7777
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            # config-linux.md: an existing file that is not the requested device is an error
+            # (never replace what the image has there)
+            same = stat.S_IFMT(st.st_mode) == kind and (
+                kind == stat.S_IFIFO or st.st_rdev == os.makedev(d.get("major", 0), d.get("minor", 0)))
+            if not same:
+                raise Error(f"linux.devices: {path}: a file that is not this device already exists there")
+            return
         if ctx.userns and d["type"] != "p":  # mknod of a device needs init-userns CAP_MKNOD
             _bind_device(dfd, name, path, kind, d)
         else:

@@ -251,11 +251,6 @@ def test_listen_fds_for_another_pid_are_ignored(rt, tmp_path):
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("rt", E.runtime_params(runc_skip="warns and ignores an unknown capability"))
-def test_unknown_capability(rt, tmp_path):
-    cfg = base_config()
-    cfg["process"]["capabilities"]["bounding"].append("CAP_NOPE")
-    fails(rt, cfg, tmp_path, "CAP_NOPE")
 
 
 @pytest.mark.parametrize("rt", BOTH)
