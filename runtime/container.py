@@ -405,14 +405,19 @@ def write_id_maps(pid, ctx):
     if ctx.rootless:
         from . import rootless
         return rootless.write_id_maps(pid, ctx)
-    for name, maps in (("uid_map", ctx.uid_mappings), ("gid_map", ctx.gid_mappings)):
+    write_maps(pid, ctx.uid_mappings, ctx.gid_mappings, "linux")
+
+
+def write_maps(pid, uid_maps, gid_maps, field):
+    """Write /proc/PID/{uid,gid}_map from OCI mappings; FIELD names them in an error."""
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
         text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
         try:
             with open(f"/proc/{pid}/{name}", "w") as f:
                 f.write(text)
         except OSError as e:
-            field = "uidMappings" if name == "uid_map" else "gidMappings"
-            raise Error(f"config.json: linux.{field}: the kernel refused the mapping: {e.strerror}") from None
+            which = "uidMappings" if name == "uid_map" else "gidMappings"
+            raise Error(f"config.json: {field}.{which}: the kernel refused the mapping: {e.strerror}") from None
 
 
 def write_pid_file(path, pid):

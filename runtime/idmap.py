@@ -32,14 +32,8 @@ def _userns(uid_maps, gid_maps, field):
             os._exit(0)
     os.close(r)
     try:
-        for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
-            text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
-            try:
-                with open(f"/proc/{pid}/{name}", "w") as f:
-                    f.write(text)
-            except OSError as e:
-                which = "uidMappings" if name == "uid_map" else "gidMappings"
-                raise Error(f"config.json: {field}.{which}: the kernel refused the mapping: {e.strerror}") from None
+        from .container import write_maps
+        write_maps(pid, uid_maps, gid_maps, field)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(w)
