@@ -9,9 +9,9 @@ Windows or Solaris schemas and a check costs well under a millisecond. Anything 
 exactly (an unresolvable $ref, a draft-04 `id`, an unknown type name) makes it answer False, and
 the slow path decides.
 """
-import json
 import os
-import re
+
+from . import fastjson
 
 SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oci-schemas")
 ROOT = "config-schema.json"
@@ -34,7 +34,7 @@ def _doc(name):
             raise Unsupported(name)
         try:
             with open(os.path.join(SCHEMA_DIR, name), "rb") as f:
-                d = json.loads(f.read())
+                d = fastjson.loads(f.read())
         except (OSError, ValueError):
             raise Unsupported(name) from None
         _docs[name] = d
@@ -154,13 +154,34 @@ def _lazy_ref(base, ref):
     return check
 
 
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _anchored_class(prefix, chars):
+    """'^PREFIX[CHARS]+$' without re (whose import costs more than a whole `create` check): a
+    string matched here matches the pattern; the rest (a trailing newline, which `$` also
+    accepts) goes to re."""
+    def match(s):
+        return len(s) > len(prefix) and s.startswith(prefix) and chars.issuperset(s[len(prefix):])
+    return match
+
+
+# patterns of the OCI schemas that common configs reach
+_KNOWN = {"^RLIMIT_[A-Z]+$": _anchored_class("RLIMIT_", _UPPER),
+          "^[cbup]$": ("c", "b", "u", "p").__contains__}  # linux.devices[].type
+
+
 def _search(pattern):
     """re.search semantics as jsonschema's `pattern`; compiled on first use."""
     rx = None
+    fast = _KNOWN.get(pattern)
 
     def match(s):
         nonlocal rx
+        if fast is not None and fast(s):
+            return True
         if rx is None:
+            import re
             try:
                 rx = re.compile(pattern)
             except re.error:

@@ -26,7 +26,9 @@ def loads(text):
     i = len(text) - len(text.lstrip(_WS))
     try:
         obj, end = _scan(text, i)
-    except StopIteration:
+    except (StopIteration, SystemError):
+        # _json raises json.decoder.JSONDecodeError only when json.decoder is already imported;
+        # otherwise its error path fails with SystemError
         raise ValueError("not a JSON document") from None
     finally:
         _Ctx.memo.clear()
