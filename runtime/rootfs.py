@@ -44,6 +44,10 @@ _RATTR = {
     "rstrictatime": (L.MOUNT_ATTR_STRICTATIME, L.MOUNT_ATTR__ATIME),
     "rrelatime": (L.MOUNT_ATTR_RELATIME, L.MOUNT_ATTR__ATIME),
     "rnosymfollow": (L.MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, L.MOUNT_ATTR_NOSYMFOLLOW),
+    # atime is an enum in mount_setattr: leaving noatime/strictatime means relatime
+    "ratime": (L.MOUNT_ATTR_RELATIME, L.MOUNT_ATTR__ATIME),
+    "rnostrictatime": (L.MOUNT_ATTR_RELATIME, L.MOUNT_ATTR__ATIME),
+    "rnorelatime": (0, 0),
 }
 ROOT_PROPAGATION = {k: v for k, v in _PROPAGATION.items()}
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
@@ -58,7 +62,7 @@ DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
 
 class Mount:
     __slots__ = ("source", "dest", "type", "flags", "clear", "prop", "data", "rset", "rclr",
-                 "bind", "index", "idmap", "uid_mappings", "gid_mappings", "tree_fd")
+                 "bind", "index", "idmap", "uid_mappings", "gid_mappings", "tree_fd", "copyup")
 
 
 def plan_mounts(cfg, bundle):
@@ -75,6 +79,7 @@ def plan_mounts(cfg, bundle):
         flags = clear = prop = rset = rclr = 0
         data = []
         idmap = None
+        copyup = False
         for opt in m.get("options") or []:
             if opt in _FLAGS:
                 s, c = _FLAGS[opt]
@@ -84,12 +89,16 @@ def plan_mounts(cfg, bundle):
                 prop = _PROPAGATION[opt]
             elif opt in _RATTR:
                 s, c = _RATTR[opt]
+                if c & L.MOUNT_ATTR__ATIME:
+                    rset &= ~L.MOUNT_ATTR__ATIME  # one atime setting: the last one given
                 rset |= s
                 rclr |= c
             elif opt in ("idmap", "ridmap"):
                 idmap = opt
-            elif opt in ("tmpcopyup", "copy-symlink"):
-                pass  # runc extensions: accepted, copy-up is not done
+            elif opt == "tmpcopyup":
+                copyup = True  # done for tmpfs only, as runc does; ignored on other types
+            elif opt == "copy-symlink":
+                pass  # runc extension for bind mounts of symlinks: accepted, not done
             elif "=" in opt or opt.isidentifier() or opt.replace("_", "").replace("-", "").isalnum():
                 data.append(opt)  # filesystem-specific data, e.g. mode=755, size=64k
             else:
@@ -110,6 +119,7 @@ def plan_mounts(cfg, bundle):
         p.uid_mappings = m.get("uidMappings")
         p.gid_mappings = m.get("gidMappings")
         p.tree_fd = None
+        p.copyup = copyup and p.type == "tmpfs" and not p.bind
         if bool(p.uid_mappings) != bool(p.gid_mappings):
             raise Error(f"config.json: mounts[{i}]: uidMappings and gidMappings go together")
         if p.uid_mappings and not idmap:
@@ -206,6 +216,8 @@ def fdpath(fd):
 
 
 def _mount_at(rootfd, p, target_is_file, ctx=None):
+    if p.copyup:
+        return _mount_copyup(rootfd, p)
     fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
     try:
         tgt = fdpath(fd)
@@ -236,6 +248,85 @@ def _mount_at(rootfd, p, target_is_file, ctx=None):
                 os.close(nfd)
     finally:
         os.close(fd)
+
+
+def _mount_copyup(rootfd, p):
+    """tmpfs with tmpcopyup: what the rootfs has at the destination is copied into the new tmpfs.
+    The old directory stays readable through an fd taken before the mount hides it; every copy
+    step is relative to a directory fd and never follows a symlink, so nothing outside the
+    rootfs is read or written."""
+    old = open_in_root(rootfd, p.dest, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        L.mount(p.source, fdpath(old), p.type, (p.flags & ~(L.MS_RDONLY | L.MS_REMOUNT)), p.data or None)
+        new = open_in_root(rootfd, p.dest, os.O_RDONLY | os.O_DIRECTORY, mkdir=False)  # the tmpfs
+        try:
+            _copy_tree(old, new)
+            st = os.fstat(old)
+            os.fchown(new, st.st_uid, st.st_gid)
+            if not any(d.startswith("mode=") for d in p.data.split(",")):
+                os.fchmod(new, stat.S_IMODE(st.st_mode))
+            os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+            if p.flags & L.MS_RDONLY:
+                L.mount(None, fdpath(new), None, p.flags | L.MS_REMOUNT, p.data or None)
+            if p.prop:
+                L.mount(None, fdpath(new), None, p.prop, None)
+            if p.rset or p.rclr:
+                L.mount_setattr(new, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
+        finally:
+            os.close(new)
+    finally:
+        os.close(old)
+
+
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_tree(src, dst):
+    """Copy the entries of directory fd SRC into directory fd DST: files, directories, symlinks,
+    device nodes, fifos and sockets, with owner, mode and times (hard links become copies)."""
+    for name in os.listdir(src):
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        fmt = stat.S_IFMT(st.st_mode)
+        if fmt == stat.S_IFLNK:
+            os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+            continue
+        if fmt == stat.S_IFDIR:
+            os.mkdir(name, 0o700, dir_fd=dst)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=src)
+            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW, dir_fd=dst)
+            try:
+                _copy_tree(s, d)
+                _copy_meta(d, st)
+            finally:
+                os.close(s)
+                os.close(d)
+        elif fmt == stat.S_IFREG:
+            s = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=src)
+            d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=dst)
+            try:
+                left = st.st_size
+                while left > 0:
+                    n = os.sendfile(d, s, None, min(left, 1 << 30))
+                    if n == 0:
+                        break  # the file shrank meanwhile
+                    left -= n
+                _copy_meta(d, st)
+            finally:
+                os.close(s)
+                os.close(d)
+        else:  # device, fifo, socket: made anew in the fresh tmpfs (nobody else can see it yet)
+            os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst, follow_symlinks=False)
+
+
+def _copy_meta(fd, st):
+    os.fchown(fd, st.st_uid, st.st_gid)
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))  # after chown, which clears set-id bits
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _locked_flags(path):

@@ -253,6 +253,62 @@ def test_bind_source_symlink_is_host_side(rt, srcdir, rootcopy, tmp_path):
     assert (rootcopy / "a/b/c/f").is_file()
 
 
+@pytest.mark.parametrize("rt", BOTH)
+def test_tmpcopyup(rt, rootcopy, tmp_path):
+    """tmpcopyup: the destination's contents are copied into the new tmpfs with owner, mode,
+    times, symlinks (not followed), subdirectories and special files; the rootfs is untouched."""
+    d = rootcopy / "data"
+    (d / "sub").mkdir(parents=True)
+    (d / "f").write_text("content\n")
+    (d / "sub" / "g").write_text("deep\n")
+    os.chown(d / "f", 1234, 5678)
+    os.chmod(d / "f", 0o604)
+    os.chmod(d / "sub", 0o751)
+    os.chmod(d, 0o710)
+    os.utime(d / "f", (1000000000, 1000000000))
+    os.symlink("/etc/passwd", d / "abs")
+    os.symlink("../../../../" + str(tmp_path).lstrip("/"), d / "up")
+    cfg = base_config("cd /data && stat -c '%n %a %u:%g %F' . f sub && stat -c %Y f && "
+                      "readlink abs && readlink up && cat f sub/g && echo new > sub/g && cat sub/g && "
+                      "grep -c ' /data ' /proc/self/mountinfo")
+    cfg["root"]["path"] = str(rootcopy)
+    cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["tmpcopyup", "nosuid"]})
+    out = ok(rt, cfg, tmp_path).splitlines()
+    assert out[:3] == [". 710 0:0 directory", "f 604 1234:5678 regular file",
+                       "sub 751 0:0 directory"], out
+    if rt == "pyrunc":
+        assert out[3] == "1000000000"  # runc 1.1.5 does not keep times
+    assert out[4:6] == ["/etc/passwd", "../../../../" + str(tmp_path).lstrip("/")]
+    assert out[6:] == ["content", "deep", "new", "1"]
+    assert (d / "sub/g").read_text() == "deep\n"  # the copy was written, not the rootfs
+
+
+@pytest.mark.parametrize("rt", E.runtime_params(runc_skip="tmpcopyup fails on a fifo (lchown)"))
+def test_tmpcopyup_special_files(rt, rootcopy, tmp_path):
+    d = rootcopy / "data"
+    d.mkdir()
+    os.mkfifo(d / "fifo")
+    os.chmod(d / "fifo", 0o620)
+    os.mknod(d / "null", 0o020000, os.makedev(1, 3))
+    os.chmod(d / "null", 0o666)
+    os.chown(d / "null", 5, 6)
+    cfg = base_config("cd /data && stat -c '%n %a %u:%g %F %t:%T' fifo null && echo x > null")
+    cfg["root"]["path"] = str(rootcopy)
+    cfg["mounts"].append({"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["tmpcopyup", "dev"]})
+    assert ok(rt, cfg, tmp_path).splitlines() == ["fifo 620 0:0 fifo 0:0",
+                                                  "null 666 5:6 character special file 1:3"]
+
+
+@pytest.mark.parametrize("rt", BOTH)
+def test_tmpcopyup_read_only(rt, tmp_path):
+    cfg = base_config("cat /etc/passwd | head -1; touch /etc/x || echo refused")
+    cfg["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                          "options": ["tmpcopyup", "ro"]})
+    assert ok(rt, cfg, tmp_path).splitlines() == ["root:x:0:0:root:/root:/bin/sh", "refused"]
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("rt", BOTH)
 def test_bind_source_missing(rt, tmp_path):
