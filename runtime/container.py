@@ -106,6 +106,10 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
     if proc.get("ioPriority") or proc.get("scheduler") or linux.get("personality"):
         from . import procattr
         ctx.attrs = procattr.plan(proc, linux)
+    ctx.mempolicy = None
+    if linux.get("memoryPolicy") is not None:
+        from . import mempolicy
+        ctx.mempolicy = mempolicy.plan(linux["memoryPolicy"])
     _listen_fds(ctx)
     if ctx.rootless:
         from . import rootless
@@ -150,6 +154,8 @@ def _preload(ctx):
         from . import sysctl  # noqa: F401
     if ctx.attrs is not None:
         from . import procattr  # noqa: F401
+    if ctx.mempolicy is not None:
+        from . import mempolicy  # noqa: F401
     if ctx.seccomp is not None:
         import array  # noqa: F401
         import json  # noqa: F401
@@ -228,6 +234,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         }
         if ctx.seccomp is not None:
             data["config"]["linux"]["seccomp"] = ctx.seccomp  # exec applies it too
+        if ctx.mempolicy is not None:
+            data["config"]["linux"]["memoryPolicy"] = cfg["linux"]["memoryPolicy"]  # and this
         from . import cgroups
         if rootless_cg:  # cgroups only where delegated (runtime/rootless.py)
             mgr = rl.cgroup_manager(cid, cfg.get("linux") or {})

@@ -389,6 +389,11 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     if proc.get("ioPriority") or proc.get("scheduler"):
         from . import procattr
         attrs = procattr.plan(proc, {})
+    mpol = None
+    mp = ((d.get("config") or {}).get("linux") or {}).get("memoryPolicy")
+    if mp is not None:  # the container's NUMA policy: we do not descend from its init
+        from . import mempolicy
+        mpol = mempolicy.plan(mp)
     from . import process
     os.setsid()  # runc's processes lead a session of their own
     if flags & L.CLONE_NEWUSER:
@@ -449,6 +454,9 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     if attrs is not None:
         from . import procattr
         procattr.apply_personality(attrs)
+    if mpol is not None:  # before seccomp, which may deny set_mempolicy
+        from . import mempolicy
+        mempolicy.apply(mpol)
     # without noNewPrivileges, installing the filter needs CAP_SYS_ADMIN, which apply_user may
     # drop (podman's default profile): load it first then, as runc does (see init.py)
     if prepared is not None and not plan.nnp:

@@ -27,7 +27,7 @@ def _libseccomp_version():
 
 
 def features():
-    from . import config, hooks, process, rootfs, seccomp
+    from . import config, hooks, mempolicy, process, rootfs, seccomp
     mount_opts = set(rootfs._FLAGS) | set(rootfs._PROPAGATION) | set(rootfs._RATTR)
     mount_opts |= {"idmap", "ridmap", "tmpcopyup"}  # parsed by rootfs.plan_mounts beside the tables
     libseccomp = _libseccomp_version()
@@ -53,6 +53,7 @@ def features():
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": importlib.util.find_spec("runtime.idmap") is not None}},
+            "memoryPolicy": {"modes": list(mempolicy.MODES), "flags": list(mempolicy.FLAGS)},
         },
         "annotations": {"org.opencontainers.pyrunc.version": __version__,
                         "org.opencontainers.pyrunc.checkpoint.enabled": "false"},

@@ -198,6 +198,9 @@ def _init(ctx, sock):
     if ctx.attrs is not None:
         from . import procattr
         procattr.apply_personality(ctx.attrs)
+    if ctx.mempolicy is not None:  # before seccomp, which may deny set_mempolicy
+        from . import mempolicy
+        mempolicy.apply(ctx.mempolicy)
     # Without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, which apply_user may drop
     # (podman's default profile and capabilities): load it first then, as runc does; otherwise as
     # late as possible, so that the fewest syscalls run under it.

@@ -15,11 +15,11 @@ _MACHINE = os.uname().machine  # not the platform module: 1.5 ms of import on ev
 if _MACHINE == "x86_64":
     SYS = dict(clone=56, pivot_root=155, setns=308, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
-               close_range=436, seccomp=317)
+               close_range=436, seccomp=317, set_mempolicy=238)
 elif _MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, pivot_root=41, setns=268, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
-               close_range=436, seccomp=277)
+               close_range=436, seccomp=277, set_mempolicy=237)
 else:  # pragma: no cover - other architectures are not built for yet
     raise ImportError(f"unsupported architecture {_MACHINE}")
 
