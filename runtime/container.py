@@ -246,6 +246,11 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         mgr.create()
         point("create:cgroup")
         ctx.cgroup_manager = mgr
+        # the init joins its v1 cgroups itself (see Manager.self_join) when it can reach them:
+        # not in a user namespace, not rootless, and not from namespaces joined by path
+        ctx.join_tasks = []
+        if not (rootless_cg or ctx.userns or ctx.ns_joins) and hasattr(mgr, "self_join"):
+            ctx.join_tasks = mgr.self_join()
         # written with the pid (spawn), the one more write of create: until we unlock, nobody
         # reads it, and "creating" only matters while we live, which we do under the lock
         data["status"] = "running" if start_now else "created"
@@ -328,6 +333,10 @@ def spawn(ctx, c, cfg, mgr):
     slow = bool(ctx.ns_joins)
     flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
     from . import init
+    # limits go on the still empty cgroup, before the init exists: a bad value then fails with no
+    # process to kill, and the time between clone and "go" (the init waits) is shorter.
+    # Always: with no "devices" rules the device cgroup still gets runc's default allow-list
+    mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
     child = L.clone(flags)
     if child == 0:
         # the child must not hold the state lock, the runtime's socket end, or anything else
@@ -358,8 +367,6 @@ def spawn(ctx, c, cfg, mgr):
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
         mgr.apply(pid)
-        # always: with no "devices" rules the device cgroup still gets runc's default allow-list
-        mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
         st = oci_state(c, "creating", pid)
         psock.send(b"go:" + st.encode())
         while True:
@@ -379,11 +386,25 @@ def spawn(ctx, c, cfg, mgr):
             else:
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
     except BaseException:
+        why = _pending_error(psock)
         _kill_reap(pid)
         if slow and pid != child:
             _kill_reap(child)
+        if why is not None:
+            raise Error(why) from None
         raise
     return pid, psock
+
+
+def _pending_error(sock):
+    """The init's own report when it failed first (it mounts while we set up its cgroups: our
+    failing step may only be the consequence, e.g. a cgroup.procs write for a pid now gone)."""
+    try:
+        sock.setblocking(False)
+        msg = sock.recv(1 << 16)
+    except OSError:
+        return None
+    return msg[4:].decode(errors="replace") if msg.startswith(b"err:") else None
 
 
 def _recv(sock, pid):

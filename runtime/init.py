@@ -101,6 +101,15 @@ def slow_path_main(ctx, sock):
 def _init(ctx, sock):
     ctx.sync_sock = sock  # rootfs asks the runtime for idmapped mounts in a user namespace
     os.setsid()  # as runc's: a session of its own, no controlling terminal unless process.terminal
+    for path in getattr(ctx, "join_tasks", ()):  # our v1 cgroups, joined by ourselves (Manager.self_join)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise Error(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}") from None
     with open("/proc/self/comm", "wb", buffering=0) as f:
         f.write(INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
@@ -113,6 +122,13 @@ def _init(ctx, sock):
     rootless = getattr(ctx, "rootless", False)
     if not rootless:
         L.prctl(L.PR_SET_DUMPABLE, 0)
+    # Mounting needs neither the id maps nor the cgroups when there is no user or cgroup
+    # namespace to make (nor a time namespace, kept in its order): then the mounts are made
+    # while the runtime moves us into the cgroups, whose first cgroup.procs write waits for an
+    # RCU grace period (milliseconds) in the kernel.
+    early = not (ctx.userns or ctx.cgroupns or rootless or ctx.new_flags & L.CLONE_NEWTIME)
+    if early:
+        rootfs.setup_rootfs(ctx)
     state_json = _recv(sock, b"go:")
     if rootless:
         # only now: an unprivileged runtime (and newuidmap, which checks the owner of /proc/PID)
@@ -140,7 +156,8 @@ def _init(ctx, sock):
     if ctx.new_flags & L.CLONE_NEWNET:
         _loopback_up()
 
-    rootfs.setup_rootfs(ctx)
+    if not early:
+        rootfs.setup_rootfs(ctx)
     if ctx.runtime_hooks:
         sock.send(b"hooks")
         _recv(sock, b"ok")

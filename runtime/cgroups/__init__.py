@@ -221,11 +221,31 @@ class Manager:
                     _cpuset_inherit(p)
 
     def apply(self, pid):
-        """Move pid into the container cgroup of every hierarchy."""
+        """Move pid into the container cgroup of every hierarchy (but those it joins itself)."""
+        joined = getattr(self, "_self_joined", ())
         for d in self._dirs():
+            if d in joined:
+                continue
             if os.path.exists(os.path.join(d, "cpuset.cpus")) and self.mode != "v2":
                 _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
             _write(os.path.join(d, "cgroup.procs"), pid)
+
+    def self_join(self):
+        """The v1 `tasks` files a new single-threaded init writes "0" into to join by itself;
+        apply() then skips those hierarchies.
+
+        Why: a cgroup.procs write takes the kernel's global cgroup_threadgroup_rwsem for writing,
+        which after a quiet spell waits for an RCU grace period (5-20 ms here, the costliest
+        step of create); a task moving itself through `tasks` does not take it. cgroup2 has no
+        such way across domains (cgroup.threads stays within one): those still go by apply()."""
+        if self.mode == "v2":
+            return []
+        dirs = sorted({d for k, d in self._paths.items() if k})
+        for d in dirs:
+            if os.path.exists(os.path.join(d, "cpuset.cpus")):
+                _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
+        self._self_joined = frozenset(dirs)
+        return [os.path.join(d, "tasks") for d in dirs]
 
     def destroy(self):
         """Remove the directories create() made (and any sub-cgroups in them); tolerate missing ones."""
