@@ -161,6 +161,17 @@ def test_set_resources_readback(make):
     assert _read(m, "cpu", "cpu.cfs_quota_us") == "-1"
 
 
+def test_kernel_tcp_limit(make):
+    """memory.kernelTCP still has its v1 file (kernel memory limits do not)."""
+    m = make()
+    if not os.path.exists(os.path.join(m.paths()["memory"], "memory.kmem.tcp.limit_in_bytes")):
+        pytest.skip("no memory.kmem.tcp.limit_in_bytes on this kernel")
+    m.set({"memory": {"kernelTCP": 16 * 2 ** 20}})
+    assert int(_read(m, "memory", "memory.kmem.tcp.limit_in_bytes")) == 16 * 2 ** 20
+    m.set({"memory": {"kernelTCP": -1}})
+    assert int(_read(m, "memory", "memory.kmem.tcp.limit_in_bytes")) > 2 ** 60
+
+
 def test_set_errors_name_the_field(make):
     m = make()
     with pytest.raises(Error, match="swappiness"):

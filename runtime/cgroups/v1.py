@@ -130,8 +130,14 @@ def _set_memory(mgr, m):
         _write(memsw, _lim(swap))
     if m.get("reservation") is not None:
         _write(os.path.join(d, "memory.soft_limit_in_bytes"), _lim(m["reservation"]))
-    if m.get("kernel") is not None or m.get("kernelTCP") is not None:
-        warn("linux.resources.memory.kernel/kernelTCP are deprecated and ignored")
+    if m.get("kernel") is not None:
+        warn("linux.resources.memory.kernel is deprecated and ignored")
+    if m.get("kernelTCP") is not None:
+        tcp = os.path.join(d, "memory.kmem.tcp.limit_in_bytes")
+        if os.path.exists(tcp):  # still in v1 memory cgroups (kernel memory itself is gone)
+            _write(tcp, _lim(m["kernelTCP"]))
+        else:
+            warn("linux.resources.memory.kernelTCP: not supported by this kernel, ignored")
     sw = m.get("swappiness")
     if sw is not None:
         if not 0 <= sw <= 100:
