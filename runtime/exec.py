@@ -197,6 +197,12 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
         if seccomp is not None and seccomp.get("listenerPath"):
             import json  # noqa: F401
             from . import container  # noqa: F401
+        mgr = join = None
+        if d.get("cgroup"):
+            from . import cgroups
+            mgr = cgroups.load_manager(d["cgroup"])
+            if os.geteuid() == 0:
+                join = mgr.self_join()  # G joins its v1 cgroups itself: no RCU grace period to wait
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         psock, csock = _Chan.pair()
         L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -219,7 +225,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
         if child == 0:
             psock.close()
             _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, plan, proc, seccomp, prepared, console,
-                   o["preserve-fds"], c, d)
+                   o["preserve-fds"], c, d, join)
         csock.close()
         csock = None
         os.close(rootfd)
@@ -232,9 +238,8 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             msg = _recv(psock)
             if msg != b"ready":
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
-            from . import cgroups
-            if d.get("cgroup"):
-                cgroups.load_manager(d["cgroup"]).apply(child)
+            if mgr is not None:
+                mgr.apply(child)  # what G did not join itself (cgroup2)
             psock.send(b"go")
             msg = psock.recv_all()  # EOF: execve done
             if msg.startswith(b"err:"):
@@ -363,10 +368,19 @@ def _code(status):
 
 
 # ---------------------------------------------------------------- the new process (G)
-def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, c, d):
+def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, c, d, join=None):
     """Between fork and execve; never returns."""
     try:
         c._lockfd = -1  # the lock fd is the runtime's (O_CLOEXEC; never unlock it from here)
+        for path in join or ():  # v1 `tasks` files (cgroups.Manager.self_join), while they are the host's
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise Error(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}") from None
         _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d)
     except Error as e:
         _report(sock, str(e))
