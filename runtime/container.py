@@ -248,9 +248,10 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         ctx.cgroup_manager = mgr
         # the init joins its v1 cgroups itself (see Manager.self_join) when it can reach them:
         # not in a user namespace, not rootless, and not from namespaces joined by path
-        ctx.join_tasks = []
+        ctx.join_tasks, ctx.join_v2 = [], None
         if not (rootless_cg or ctx.userns or ctx.ns_joins) and hasattr(mgr, "self_join"):
             ctx.join_tasks = mgr.self_join()
+            ctx.join_v2 = mgr.v2_dir()  # and is born in its cgroup2 one (spawn)
         # written with the pid (spawn), the one more write of create: until we unlock, nobody
         # reads it, and "creating" only matters while we live, which we do under the lock
         data["status"] = "running" if start_now else "created"
@@ -337,7 +338,7 @@ def spawn(ctx, c, cfg, mgr):
     # process to kill, and the time between clone and "go" (the init waits) is shorter.
     # Always: with no "devices" rules the device cgroup still gets runc's default allow-list
     mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
-    child = L.clone(flags)
+    child = _clone(ctx, flags, mgr)
     if child == 0:
         # the child must not hold the state lock, the runtime's socket end, or anything else
         c.unlock()
@@ -394,6 +395,33 @@ def spawn(ctx, c, cfg, mgr):
             raise Error(why) from None
         raise
     return pid, psock
+
+
+def _clone(ctx, flags, mgr):
+    """L.clone, with the child born in its cgroup2 directory when it can be (no cgroup.procs
+    write for mgr.apply, hence no RCU grace period to wait for); else a plain clone."""
+    d = getattr(ctx, "join_v2", None)
+    if d:
+        try:
+            fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            child = -1
+            try:
+                child = L.clone_into_cgroup(flags, fd)
+            except OSError:
+                child = -1  # an older kernel, a refusing cgroup: apply() will say why
+            finally:
+                if child != 0:
+                    os.close(fd)
+            if child == 0:
+                os.close(fd)
+                return 0
+            if child > 0:
+                mgr.mark_joined(d)
+                return child
+    return L.clone(flags)
 
 
 def _pending_error(sock):

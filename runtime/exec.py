@@ -217,7 +217,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
         if not detach:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
         try:
-            child = os.fork()
+            child = _fork(mgr)
         except OSError as e:
             if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
                 raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
@@ -326,6 +326,30 @@ def _recv(sock):
     if not msg:
         raise Error("exec: the process exited before it was ready")
     return msg
+
+
+def _fork(mgr):
+    """os.fork, with the child born in the container's cgroup2 directory when it can be
+    (linux.clone_into_cgroup: no cgroup.procs write, no RCU grace period to wait for)."""
+    d = mgr.v2_dir() if mgr is not None and os.geteuid() == 0 else None
+    if d:
+        try:
+            fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            child = -1
+            try:
+                child = L.clone_into_cgroup(0, fd)
+            except OSError:
+                pass  # an older kernel, a refusing cgroup: apply() will say why
+            finally:
+                os.close(fd)
+            if child > 0:
+                mgr.mark_joined(d)
+            if child >= 0:
+                return child
+    return os.fork()
 
 
 def _kill_reap(pid):

@@ -247,6 +247,14 @@ class Manager:
         self._self_joined = frozenset(dirs)
         return [os.path.join(d, "tasks") for d in dirs]
 
+    def v2_dir(self):
+        """The cgroup2 directory, for a child born in it (linux.clone_into_cgroup)."""
+        return self._paths.get("")
+
+    def mark_joined(self, d):
+        """D is joined already (a child born there): apply() skips it."""
+        self._self_joined = frozenset(getattr(self, "_self_joined", ())) | {d}
+
     def destroy(self):
         """Remove the directories create() made (and any sub-cgroups in them); tolerate missing ones."""
         leaves = set(self._dirs())

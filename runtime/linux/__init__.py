@@ -132,6 +132,31 @@ def clone(flags):
     return pid
 
 
+CLONE_INTO_CGROUP = 0x200000000
+
+
+def clone_into_cgroup(flags, cgroup_fd):
+    """clone() whose child is born in the cgroup2 directory CGROUP_FD (clone3 CLONE_INTO_CGROUP):
+    no cgroup.procs write, so no wait for the RCU grace period that write's lock can cost.
+    OSError (and no child) when the kernel refuses: the caller then clones and moves the pid."""
+    api = ctypes.pythonapi
+    # struct clone_args (v2, 88 bytes): flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+    # stack_size, tls, set_tid, set_tid_size, cgroup; no stack: fork semantics
+    args = (ctypes.c_uint64 * 11)(flags | CLONE_INTO_CGROUP, 0, 0, 0, 17, 0, 0, 0, 0, 0, cgroup_fd)
+    api.PyOS_BeforeFork()
+    sysc = _pylibc.syscall
+    sysc.restype = ctypes.c_long
+    pid = sysc(ctypes.c_long(SYS["clone3"]), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, f"clone3: {os.strerror(err)}")
+    return pid
+
+
 def unshare(flags):
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
 
