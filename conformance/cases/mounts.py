@@ -287,8 +287,10 @@ def _(t):
     os.makedirs(src)
     open(os.path.join(src, "f"), "w").close()
     m = t.add_mount("/mnt", "bind", src, ["bind", "idmap"])
-    m["uidMappings"] = [{"containerID": 1000, "hostID": 0, "size": 1}]
-    m["gidMappings"] = [{"containerID": 1000, "hostID": 0, "size": 1}]
+    # same format as user namespace mappings: the file's on-disk id is the containerID side and
+    # is seen as the hostID side (crun, runc 1.2, the kernel's MOUNT_ATTR_IDMAP with that userns)
+    m["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+    m["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
     eq(t.sh("stat -c '%u:%g' /mnt/f").strip(), "1000:1000", "owner through the idmapped mount")
 
 
