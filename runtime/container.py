@@ -535,8 +535,8 @@ def start(root, cid):
     finally:
         point("start:fifo")
         os.unlink(c.fifo)
-    c.data["status"] = "running"
-    c.write()
+    # no state.json write: the status is the kernel's (state.Container.status); the saved one
+    # only tells a live creator's "creating" apart
     _poststart(c)
     c.unlock()
     return 0

@@ -144,14 +144,24 @@ class Container:
         return "running"
 
     def frozen(self):
+        """cgroups.Manager.frozen() on the saved paths, without importing runtime.cgroups (state,
+        start and kill need nothing else of it): the v1 freezer, else the cgroup2 cgroup.freeze."""
         cg = self.data.get("cgroup")
         if not cg:
             return False
-        from . import cgroups
+        paths = cg.get("paths") or {}
+        d = None if cg.get("mode") == "v2" else paths.get("freezer")
         try:
-            return cgroups.load_manager(cg).frozen()
-        except (OSError, Error):
-            return False
+            if d:
+                with open(os.path.join(d, "freezer.state"), "rb") as f:
+                    return f.read().strip() == b"FROZEN"
+            d2 = paths.get("")
+            if d2:
+                with open(os.path.join(d2, "cgroup.freeze"), "rb") as f:
+                    return f.read().strip() == b"1"
+        except OSError:
+            pass
+        return False
 
 
 def list_ids(root):

@@ -286,6 +286,8 @@ class Manager:
         if sig == 9 and d2 and os.path.exists(os.path.join(d2, "cgroup.kill")):
             _write(os.path.join(d2, "cgroup.kill"), 1)
             return
+        if not self.pids():
+            return  # nobody to signal, and nobody left to fork (the usual delete of a stopped one)
         # freeze first so no process can fork a child we would miss
         can_freeze = self._freezer_available()
         was_frozen = can_freeze and self.frozen()
