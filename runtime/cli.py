@@ -224,7 +224,20 @@ _FROM_COMMAND_LINE = False  # main() called by the pyrunc command, not from Pyth
 def main(argv=None):
     global _FROM_COMMAND_LINE
     _FROM_COMMAND_LINE = argv is None
-    argv = sys.argv[1:] if argv is None else argv
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if _FROM_COMMAND_LINE and type(code) is int:
+        # the pyrunc command: nothing is left to clean up, skip the interpreter's teardown (its
+        # module and object freeing costs ~2 ms, a fifth of a short verb)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            return code  # the interpreter's own exit reports it as before
+        os._exit(code)
+    return code
+
+
+def _main(argv):
     debug = "--debug" in argv
     try:
         return dispatch(argv)
