@@ -224,6 +224,11 @@ _FROM_COMMAND_LINE = False  # main() called by the pyrunc command, not from Pyth
 def main(argv=None):
     global _FROM_COMMAND_LINE
     _FROM_COMMAND_LINE = argv is None
+    if _FROM_COMMAND_LINE:
+        # a verb allocates a few thousand objects (imports mostly), and makes no garbage cycles
+        # worth a collection: none runs unless a long verb (events, a foreground run) piles up more
+        import gc
+        gc.set_threshold(100000, 50, 50)
     code = _main(sys.argv[1:] if argv is None else argv)
     if _FROM_COMMAND_LINE and type(code) is int:
         # the pyrunc command: nothing is left to clean up, skip the interpreter's teardown (its
