@@ -157,8 +157,9 @@ def _preload(ctx):
     if ctx.mempolicy is not None:
         from . import mempolicy  # noqa: F401
     if ctx.seccomp is not None:
-        import array  # noqa: F401
-        import json  # noqa: F401
+        if ctx.seccomp.get("listenerPath"):  # send_notify_fd's (json alone costs ~5 ms: re, enum)
+            import array  # noqa: F401
+            import json  # noqa: F401
         from . import seccomp  # noqa: F401
 
 
