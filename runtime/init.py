@@ -190,6 +190,14 @@ def _init(ctx, sock):
         from . import seccomp
         seccomp_prepared = seccomp.prepare(ctx.seccomp)
 
+    # Privileges go before the wait, as runc's do, so that `start` only waits for execve — unless
+    # startContainer hooks must still run with them, or the seccomp filter has to go in before
+    # the capabilities go (no noNewPrivileges) and we keep it out of our own waiting.
+    early_seccomp = seccomp_prepared is not None and not p.nnp
+    before = not (ctx.hooks and ctx.hooks.get("startContainer")) and not early_seccomp
+    if before:
+        _finalize(ctx, p, None, state_json)
+
     # ready: wait for start (the exec FIFO for create, the socket for run)
     sock.send(b"ready")
     if ctx.fifo_fd >= 0:
@@ -202,6 +210,19 @@ def _init(ctx, sock):
     if ctx.hooks and ctx.hooks.get("startContainer"):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "startContainer", _started_state(state_json))
+    if not before:
+        _finalize(ctx, p, seccomp_prepared if early_seccomp else None, state_json)
+    if seccomp_prepared is not None and not early_seccomp:
+        _load_seccomp(ctx, seccomp_prepared, state_json)  # noNewPrivileges: as late as possible
+    try:
+        os.execve(p.path, p.args, env)
+    except OSError as e:
+        raise Error(f"exec {p.args[0]}: {e.strerror}") from None
+
+
+def _finalize(ctx, p, early_seccomp, state_json):
+    """Everything up to the user switch: fds, signal dispositions, personality, memory policy,
+    an early seccomp filter, AppArmor, then user, groups and capabilities."""
     # only stdio and --preserve-fds cross execve (everything else is O_CLOEXEC already; this
     # catches anything inherited from our own caller). Done before the seccomp filter, which may
     # deny close_range or fcntl.
@@ -219,22 +240,14 @@ def _init(ctx, sock):
         from . import mempolicy
         mempolicy.apply(ctx.mempolicy)
     # Without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, which apply_user may drop
-    # (podman's default profile and capabilities): load it first then, as runc does; otherwise as
-    # late as possible, so that the fewest syscalls run under it.
-    early = seccomp_prepared is not None and not p.nnp
-    if early:
-        _load_seccomp(ctx, seccomp_prepared, state_json)
+    # (podman's default profile and capabilities): load it first then, as runc does.
+    if early_seccomp is not None:
+        _load_seccomp(ctx, early_seccomp, state_json)
     if p.apparmor:
         # the profile takes effect at execve (checked to exist on this host at create)
         with open("/proc/self/attr/apparmor/exec", "w") as f:
             f.write(f"exec {p.apparmor}")
     process.apply_user(p)
-    if seccomp_prepared is not None and not early:
-        _load_seccomp(ctx, seccomp_prepared, state_json)
-    try:
-        os.execve(p.path, p.args, env)
-    except OSError as e:
-        raise Error(f"exec {p.args[0]}: {e.strerror}") from None
 
 
 def _load_seccomp(ctx, prepared, state_json):
