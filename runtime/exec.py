@@ -363,19 +363,8 @@ def _kill_reap(pid):
 
 def _wait(pid):
     """Foreground: pass every catchable signal on to the process, return its wait status."""
-    import _signal as signal  # not signal: its enum import costs ~4 ms
-
-    def fwd(signum, _frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    for s in signal.valid_signals():
-        if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD) and s < signal.SIGRTMIN:
-            try:
-                signal.signal(s, fwd)
-            except (OSError, ValueError):
-                pass
+    from .signals import forward_to
+    forward_to(pid)
     while True:
         try:
             p, status = os.waitpid(pid, 0)
@@ -396,15 +385,8 @@ def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, p
     """Between fork and execve; never returns."""
     try:
         c._lockfd = -1  # the lock fd is the runtime's (O_CLOEXEC; never unlock it from here)
-        for path in join or ():  # v1 `tasks` files (cgroups.Manager.self_join), while they are the host's
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    os.write(fd, b"0")
-                finally:
-                    os.close(fd)
-            except OSError as e:
-                raise Error(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}") from None
+        from . import process
+        process.join_tasks(join)  # v1 `tasks` files (Manager.self_join), while they are the host's
         _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d)
     except Error as e:
         _report(sock, str(e))

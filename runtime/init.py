@@ -101,15 +101,7 @@ def slow_path_main(ctx, sock):
 def _init(ctx, sock):
     ctx.sync_sock = sock  # rootfs asks the runtime for idmapped mounts in a user namespace
     os.setsid()  # as runc's: a session of its own, no controlling terminal unless process.terminal
-    for path in getattr(ctx, "join_tasks", ()):  # our v1 cgroups, joined by ourselves (Manager.self_join)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise Error(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}") from None
+    process.join_tasks(getattr(ctx, "join_tasks", ()))  # our v1 cgroups, joined by ourselves
     with open("/proc/self/comm", "wb", buffering=0) as f:
         f.write(INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
@@ -209,7 +201,7 @@ def _init(ctx, sock):
         _recv(sock, b"start")
     if ctx.hooks and ctx.hooks.get("startContainer"):
         from . import hooks
-        hooks.run_hooks(ctx.hooks, "startContainer", _started_state(state_json))
+        hooks.run_hooks(ctx.hooks, "startContainer", state_json)
     if not before:
         _finalize(ctx, p, seccomp_prepared if early_seccomp else None, state_json)
     if seccomp_prepared is not None and not early_seccomp:
@@ -262,10 +254,6 @@ def _load_seccomp(ctx, prepared, state_json):
     if nfd is not None:
         seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
         os.close(nfd)
-
-
-def _started_state(state_json):
-    return state_json
 
 
 def _loopback_up():

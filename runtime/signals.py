@@ -35,3 +35,22 @@ def parse(text):
     if n is None:
         raise Error(f"unknown signal {text!r}")
     return n
+
+
+def forward_to(pid):
+    """Foreground run/exec: every catchable signal we get goes on to PID."""
+    import os
+
+    def fwd(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    skip = (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD)
+    for s in _signal.valid_signals():
+        if s not in skip and s < RTMIN:
+            try:
+                _signal.signal(s, fwd)
+            except (OSError, ValueError):
+                pass
+    return fwd
