@@ -291,7 +291,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     # run: start now
     c.unlock()
     if foreground:
-        fwd = _forward_signals(pid)
+        from .signals import forward_to
+        fwd = forward_to(pid)
     try:
         sock.send(b"start")
         # our socket end reads EOF when the init's end closes at execve; an error comes first
@@ -594,24 +595,6 @@ def _poststart(c):
             except Error:
                 pass
             raise
-
-
-def _forward_signals(pid):
-    """Foreground run: every catchable signal the runtime gets goes to the container's init."""
-    def fwd(signum, _frame):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    # _signal, not signal: the latter imports enum (~2 ms)
-    skip = {SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD}
-    for s in _signal.valid_signals():
-        if s not in skip and s < _signal.SIGRTMIN:
-            try:
-                _signal.signal(s, fwd)
-            except (OSError, ValueError):
-                pass
-    return fwd
 
 
 def _wait_exit(pid, sock, fwd):
