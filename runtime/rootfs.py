@@ -240,14 +240,19 @@ def _mount_at(rootfd, p, target_is_file, ctx=None):
         if p.prop or p.rset or p.rclr:
             nfd = open_in_root(rootfd, p.dest, mkdir=False)
             try:
-                if p.prop:
-                    L.mount(None, fdpath(nfd), None, p.prop, None)
-                if p.rset or p.rclr:
-                    L.mount_setattr(nfd, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
+                _propagation_and_attrs(nfd, p)
             finally:
                 os.close(nfd)
     finally:
         os.close(fd)
+
+
+def _propagation_and_attrs(fd, p):
+    """The mount's propagation word, then its recursive attributes (mount_setattr)."""
+    if p.prop:
+        L.mount(None, fdpath(fd), None, p.prop, None)
+    if p.rset or p.rclr:
+        L.mount_setattr(fd, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
 
 
 def _mount_copyup(rootfd, p):
@@ -268,10 +273,7 @@ def _mount_copyup(rootfd, p):
             os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
             if p.flags & L.MS_RDONLY:
                 L.mount(None, fdpath(new), None, p.flags | L.MS_REMOUNT, p.data or None)
-            if p.prop:
-                L.mount(None, fdpath(new), None, p.prop, None)
-            if p.rset or p.rclr:
-                L.mount_setattr(new, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
+            _propagation_and_attrs(new, p)
         finally:
             os.close(new)
     finally:

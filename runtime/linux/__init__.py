@@ -109,27 +109,30 @@ def _b(s):
     return s if isinstance(s, bytes) else os.fsencode(s)
 
 
-def clone(flags):
-    """fork() with namespace flags: returns 0 in the child, its pid in the parent.
-
-    Brackets the raw syscall with the interpreter's own fork hooks so the child is a sound
-    Python process (the same thing os.fork does).
-    """
+def _forked(name, call):
+    """Run a fork-like syscall between the interpreter's own fork hooks (what os.fork does), so
+    the child is a sound Python process; 0 in the child, the pid in the parent."""
     api = ctypes.pythonapi
     api.PyOS_BeforeFork()
-    sysc = _pylibc.syscall
-    sysc.restype = ctypes.c_long
-    # x86_64 and aarch64 share the argument order: flags, stack, parent_tid, child_tid, tls
-    pid = sysc(ctypes.c_long(SYS["clone"]), ctypes.c_ulong(flags | 17),  # 17 = SIGCHLD
-               ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0))
+    pid = call()
     if pid == 0:
         api.PyOS_AfterFork_Child()
         return 0
     err = ctypes.get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSError(err, f"clone: {os.strerror(err)}")
+        raise OSError(err, f"{name}: {os.strerror(err)}")
     return pid
+
+
+def clone(flags):
+    """fork() with namespace flags: returns 0 in the child, its pid in the parent."""
+    sysc = _pylibc.syscall
+    sysc.restype = ctypes.c_long
+    # x86_64 and aarch64 share the argument order: flags, stack, parent_tid, child_tid, tls
+    return _forked("clone", lambda: sysc(
+        ctypes.c_long(SYS["clone"]), ctypes.c_ulong(flags | 17),  # 17 = SIGCHLD
+        ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0), ctypes.c_void_p(0)))
 
 
 CLONE_INTO_CGROUP = 0x200000000
@@ -139,22 +142,13 @@ def clone_into_cgroup(flags, cgroup_fd):
     """clone() whose child is born in the cgroup2 directory CGROUP_FD (clone3 CLONE_INTO_CGROUP):
     no cgroup.procs write, so no wait for the RCU grace period that write's lock can cost.
     OSError (and no child) when the kernel refuses: the caller then clones and moves the pid."""
-    api = ctypes.pythonapi
     # struct clone_args (v2, 88 bytes): flags, pidfd, child_tid, parent_tid, exit_signal, stack,
     # stack_size, tls, set_tid, set_tid_size, cgroup; no stack: fork semantics
     args = (ctypes.c_uint64 * 11)(flags | CLONE_INTO_CGROUP, 0, 0, 0, 17, 0, 0, 0, 0, 0, cgroup_fd)
-    api.PyOS_BeforeFork()
     sysc = _pylibc.syscall
     sysc.restype = ctypes.c_long
-    pid = sysc(ctypes.c_long(SYS["clone3"]), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
-    if pid == 0:
-        api.PyOS_AfterFork_Child()
-        return 0
-    err = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
-    if pid < 0:
-        raise OSError(err, f"clone3: {os.strerror(err)}")
-    return pid
+    return _forked("clone3", lambda: sysc(ctypes.c_long(SYS["clone3"]), ctypes.byref(args),
+                                          ctypes.c_size_t(ctypes.sizeof(args))))
 
 
 def unshare(flags):
