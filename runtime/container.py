@@ -98,6 +98,10 @@ def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
         ctx.sysctl = sysctl.check(linux["sysctl"], nss)
     if linux.get("mountLabel"):
         raise Error("config.json: linux.mountLabel: SELinux is not enabled on this host")
+    ctx.net_devices = None
+    if linux.get("netDevices"):
+        from . import netdev  # moved by the runtime after the clone (spawn)
+        ctx.net_devices = netdev.check(linux["netDevices"], nss, ctx.ns_paths)
     proc = cfg.get("process")
     if proc is None:
         raise Error("config.json: process: is required to create a container")
@@ -351,6 +355,7 @@ def spawn(ctx, c, cfg, mgr):
     csock.close()
     point("create:cloned")
     pid = child
+    moved = None
     try:
         if slow:
             while True:
@@ -370,6 +375,10 @@ def spawn(ctx, c, cfg, mgr):
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
         mgr.apply(pid)
+        if ctx.net_devices:  # its network namespace exists; the init waits for "go"
+            from . import netdev
+            moved = netdev.Moved()
+            netdev.move(ctx.net_devices, pid, moved)
         st = oci_state(c, "creating", pid)
         psock.send(b"go:" + st.encode())
         while True:
@@ -390,6 +399,8 @@ def spawn(ctx, c, cfg, mgr):
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
     except BaseException:
         why = _pending_error(psock)
+        if moved is not None:
+            moved.restore(pid)  # the create's undo: the devices go back to the host
         _kill_reap(pid)
         if slow and pid != child:
             _kill_reap(child)

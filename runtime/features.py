@@ -54,6 +54,7 @@ def features():
             "selinux": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": importlib.util.find_spec("runtime.idmap") is not None}},
             "memoryPolicy": {"modes": list(mempolicy.MODES), "flags": list(mempolicy.FLAGS)},
+            "netDevices": {"enabled": importlib.util.find_spec("pyroute2") is not None},  # runtime/netdev.py
         },
         "annotations": {"org.opencontainers.pyrunc.version": __version__,
                         "org.opencontainers.pyrunc.checkpoint.enabled": "false"},
