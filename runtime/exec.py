@@ -240,6 +240,10 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
             if mgr is not None:
                 mgr.apply(child)  # what G did not join itself (cgroup2)
+            if not detach and console is None:
+                # before "go": a signal sent once the program runs must find the forwarder
+                from .signals import forward_to
+                forward_to(child)
             psock.send(b"go")
             msg = psock.recv_all()  # EOF: execve done
             if msg.startswith(b"err:"):
@@ -362,9 +366,7 @@ def _kill_reap(pid):
 
 
 def _wait(pid):
-    """Foreground: pass every catchable signal on to the process, return its wait status."""
-    from .signals import forward_to
-    forward_to(pid)
+    """Foreground: the wait status of the process (signals are forwarded to it meanwhile)."""
     while True:
         try:
             p, status = os.waitpid(pid, 0)
