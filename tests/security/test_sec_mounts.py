@@ -78,7 +78,12 @@ while not os.path.exists({count_file!r}):
     return subprocess.Popen(["python3", "-c", code])
 
 
-def test_destination_swapped_by_symlink_race(anyrt, tmp_path):
+def test_destination_swapped_by_symlink_race(anyrt, tmp_path, request):
+    if anyrt.name == "runc":
+        # seen here: when runc loses the race it mkdirs the destination through the swapped link,
+        # outside the rootfs (its mounts stay inside); not every run loses it
+        request.applymarker(pytest.mark.xfail(strict=False, reason="runc 1.1.5 may create the "
+                                              "destination outside the rootfs when it loses the race"))
     rootfs = copy_rootfs(tmp_path)
     target = tmp_path / "host-target"
     target.mkdir()
