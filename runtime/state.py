@@ -48,15 +48,27 @@ class Container:
 
     # ---- creation and locking ----
     def make(self):
-        """Claim the id: mkdir is atomic, so of racing creators exactly one wins."""
+        """Claim the id: the state dir appears already locked (made and flocked under a private
+        name, then renamed into place without replacing), so of racing creators exactly one wins
+        and no other command ever sees it unlocked before the creator holds it."""
         ensure_root(self.root)
+        tmp = os.path.join(self.root, f".{self.id}.{os.getpid()}.claim")
         try:
-            os.mkdir(self.dir, 0o711)
-        except FileExistsError:
-            raise Error(f"container with id {self.id} already exists") from None
+            os.mkdir(tmp, 0o711)
         except OSError as e:
             raise Error(f"cannot create state dir {self.dir}: {e.strerror}{_no_root_hint(e)}") from None
-        self.lock()
+        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        from . import linux
+        try:
+            linux.rename_noreplace(tmp, self.dir)
+        except OSError as e:
+            os.close(fd)
+            os.rmdir(tmp)
+            if isinstance(e, FileExistsError):
+                raise Error(f"container with id {self.id} already exists") from None
+            raise Error(f"cannot create state dir {self.dir}: {e.strerror}") from None
+        self._lockfd = fd
 
     def lock(self, shared=False):
         """flock the state dir; for an existing container, load state.json after the lock is held."""

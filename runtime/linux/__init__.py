@@ -151,6 +151,15 @@ def clone_into_cgroup(flags, cgroup_fd):
                                           ctypes.c_size_t(ctypes.sizeof(args))))
 
 
+def rename_noreplace(old, new):
+    """rename(2) that fails with FileExistsError instead of replacing NEW (an empty dir would be)."""
+    ret = _libc.renameat2(ctypes.c_int(-100), _b(old), ctypes.c_int(-100), _b(new),  # AT_FDCWD
+                          ctypes.c_uint(1))  # RENAME_NOREPLACE
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"rename {old} to {new}: {os.strerror(e)}")
+
+
 def unshare(flags):
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
 
