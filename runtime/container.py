@@ -401,9 +401,9 @@ def spawn(ctx, c, cfg, mgr):
         why = _pending_error(psock)
         if moved is not None:
             moved.restore(pid)  # the create's undo: the devices go back to the host
-        _kill_reap(pid)
+        kill_reap(pid)
         if slow and pid != child:
-            _kill_reap(child)
+            kill_reap(child)
         if why is not None:
             raise Error(why) from None
         raise
@@ -460,7 +460,8 @@ def _recv(sock, pid):
     return msg
 
 
-def _kill_reap(pid):
+def kill_reap(pid):
+    """SIGKILL a child of ours and reap it (gone already: nothing to do)."""
     try:
         os.kill(pid, SIGKILL)
     except ProcessLookupError:
@@ -504,7 +505,7 @@ def _destroy_partial(c):
     d = c.data or {}
     pid = d.get("pid")
     if pid and state.proc_alive(pid, d.get("pid_start")):
-        _kill_reap(pid)
+        kill_reap(pid)
     if d.get("cgroup"):
         from . import cgroups
         try:

@@ -249,7 +249,8 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             if msg.startswith(b"err:"):
                 raise Error(msg[4:].decode(errors="replace"))
         except BaseException:
-            _kill_reap(child)
+            from .container import kill_reap
+            kill_reap(child)
             raise
         if o["pid-file"]:
             from .container import write_pid_file
@@ -354,15 +355,6 @@ def _fork(mgr):
             if child >= 0:
                 return child
     return os.fork()
-
-
-def _kill_reap(pid):
-    import _signal
-    try:
-        os.kill(pid, _signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
 
 
 def _wait(pid):
