@@ -269,7 +269,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
             from . import seccomp
             seccomp.connect_listener(ctx.seccomp)  # a host path: unreachable after pivot_root
         try:
-            pid, sock = spawn(ctx, c, cfg, mgr)
+            pid, ch = spawn(ctx, c, cfg, mgr)
         finally:
             if any(m.tree_fd is not None for m in ctx.mounts):
                 from . import idmap
@@ -298,11 +298,12 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         from .signals import forward_to
         fwd = forward_to(pid)
     try:
-        sock.send(b"start")
+        from . import sync
+        ch.send(sync.START)
         # our socket end reads EOF when the init's end closes at execve; an error comes first
-        msg = sock.recv(1 << 16)
-        if msg.startswith(b"err:"):
-            raise Error(msg[4:].decode(errors="replace"))
+        kind, payload = ch.recv()
+        if kind == sync.ERR:
+            raise Error(payload.decode(errors="replace"))
     except OSError:
         pass
     except Error as e:
@@ -327,7 +328,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
             console.close()
         status = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
     else:
-        status = _wait_exit(pid, sock, fwd)
+        status = _wait_exit(pid, ch, fwd)
     if not keep:
         delete(root, cid, force=True)
     return status
@@ -336,7 +337,9 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
 def spawn(ctx, c, cfg, mgr):
     """Clone the init and drive it to "ready"; returns (init pid, sync socket)."""
     import _socket  # not socket: its enum and selectors imports cost ~3 ms; send/recv is all we use
+    from . import sync
     psock, csock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    ch = sync.Channel(psock)
     slow = bool(ctx.ns_joins)
     flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
     from . import init
@@ -350,8 +353,8 @@ def spawn(ctx, c, cfg, mgr):
         c.unlock()
         psock.close()
         if slow:
-            init.slow_path_main(ctx, csock)
-        init.child_main(ctx, csock)
+            init.slow_path_main(ctx, sync.Channel(csock))
+        init.child_main(ctx, sync.Channel(csock))
     csock.close()
     point("create:cloned")
     pid = child
@@ -359,16 +362,16 @@ def spawn(ctx, c, cfg, mgr):
     try:
         if slow:
             while True:
-                msg = _recv(psock, pid)
-                if msg == b"userns":
+                kind, payload = _recv(ch)
+                if kind == sync.USERNS:
                     write_id_maps(child, ctx)
-                    psock.send(b"mapped")
-                elif msg.startswith(b"pid:"):
-                    pid = int(msg[4:])
+                    ch.send(sync.MAPPED)
+                elif kind == sync.PID:
+                    pid = int(payload)
                     os.waitpid(child, 0)
                     break
                 else:
-                    raise Error(f"sync: unexpected message {msg[:40]!r}")
+                    raise Error(f"sync: unexpected message {kind[:40]!r}")
         elif ctx.userns:
             write_id_maps(pid, ctx)
         c.data["pid"] = pid
@@ -380,25 +383,25 @@ def spawn(ctx, c, cfg, mgr):
             moved = netdev.Moved()
             netdev.move(ctx.net_devices, pid, moved)
         st = oci_state(c, "creating", pid)
-        psock.send(b"go:" + st.encode())
+        ch.send(sync.GO, st)  # framed when large: megabytes of annotations are a valid state
         while True:
-            msg = _recv(psock, pid)
-            if msg == b"hooks":
+            kind, payload = _recv(ch)
+            if kind == sync.HOOKS:
                 from . import hooks
                 hooks.run_hooks(ctx.hooks, "prestart", st)
                 hooks.run_hooks(ctx.hooks, "createRuntime", st)
-                psock.send(b"ok")
-            elif msg.startswith(b"idmap:"):
+                ch.send(sync.OK)
+            elif kind == sync.IDMAP:
                 from . import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
-                idmap.serve(ctx, pid, msg)
-                psock.send(b"ok")
-            elif msg == b"ready":
+                idmap.serve(ctx, pid, payload)
+                ch.send(sync.OK)
+            elif kind == sync.READY:
                 point("create:ready")
                 break
             else:
-                raise Error(f"sync: unexpected message {msg[:40]!r}")
+                raise Error(f"sync: unexpected message {kind[:40]!r}")
     except BaseException:
-        why = _pending_error(psock)
+        why = ch.pending_error()
         if moved is not None:
             moved.restore(pid)  # the create's undo: the devices go back to the host
         kill_reap(pid)
@@ -407,7 +410,7 @@ def spawn(ctx, c, cfg, mgr):
         if why is not None:
             raise Error(why) from None
         raise
-    return pid, psock
+    return pid, ch
 
 
 def _clone(ctx, flags, mgr):
@@ -437,27 +440,20 @@ def _clone(ctx, flags, mgr):
     return L.clone(flags)
 
 
-def _pending_error(sock):
-    """The init's own report when it failed first (it mounts while we set up its cgroups: our
-    failing step may only be the consequence, e.g. a cgroup.procs write for a pid now gone)."""
+def _recv(ch):
+    """The init's next message; its ERR, or its early exit, as an Error. (When one of our own
+    steps fails, ch.pending_error() prefers the init's report: it mounts while we set up its
+    cgroups, and our failure may only be the consequence, e.g. a cgroup.procs write for a pid
+    now gone.)"""
     try:
-        sock.setblocking(False)
-        msg = sock.recv(1 << 16)
+        kind, payload = ch.recv()
     except OSError:
-        return None
-    return msg[4:].decode(errors="replace") if msg.startswith(b"err:") else None
-
-
-def _recv(sock, pid):
-    try:
-        msg = sock.recv(1 << 16)
-    except OSError as e:
-        msg = b""
-    if msg.startswith(b"err:"):
-        raise Error(msg[4:].decode(errors="replace"))
-    if not msg:
+        kind = payload = b""
+    if kind == b"err":
+        raise Error(payload.decode(errors="replace"))
+    if not kind:
         raise Error("container init exited before it was ready")
-    return msg
+    return kind, payload
 
 
 def kill_reap(pid):
@@ -476,19 +472,8 @@ def write_id_maps(pid, ctx):
     if ctx.rootless:
         from . import rootless
         return rootless.write_id_maps(pid, ctx)
-    write_maps(pid, ctx.uid_mappings, ctx.gid_mappings, "linux")
-
-
-def write_maps(pid, uid_maps, gid_maps, field):
-    """Write /proc/PID/{uid,gid}_map from OCI mappings; FIELD names them in an error."""
-    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
-        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
-        try:
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(text)
-        except OSError as e:
-            which = "uidMappings" if name == "uid_map" else "gidMappings"
-            raise Error(f"config.json: {field}.{which}: the kernel refused the mapping: {e.strerror}") from None
+    from . import idmaps
+    idmaps.write_maps(pid, ctx.uid_mappings, ctx.gid_mappings, "linux")
 
 
 def write_pid_file(path, pid):
@@ -609,7 +594,7 @@ def _poststart(c):
             raise
 
 
-def _wait_exit(pid, sock, fwd):
+def _wait_exit(pid, ch, fwd):
     """Wait for the init; its exit code, or 128+N when killed by signal N."""
     while True:
         try:
@@ -620,14 +605,10 @@ def _wait_exit(pid, sock, fwd):
         except InterruptedError:
             continue
     # the init may have failed between "start" and execve: say why
-    try:
-        sock.setblocking(False)
-        msg = sock.recv(1 << 16)
-        if msg.startswith(b"err:"):
-            from . import log
-            log.error(msg[4:].decode(errors="replace"))
-    except OSError:
-        pass
+    why = ch.pending_error()
+    if why is not None:
+        from . import log
+        log.error(why)
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)

@@ -17,6 +17,7 @@ Protocol (P <-> G, a pair of pipes, G's ends O_CLOEXEC):
   G -> "err:<message>"  a failure; else EOF at G's execve
 """
 import os
+import stat
 
 from . import linux as L
 from . import state
@@ -26,6 +27,7 @@ NS_FLAGS = {
     "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "mount": L.CLONE_NEWNS, "ipc": L.CLONE_NEWIPC,
     "uts": L.CLONE_NEWUTS, "user": L.CLONE_NEWUSER, "cgroup": L.CLONE_NEWCGROUP, "time": L.CLONE_NEWTIME,
 }
+_PASSWD_MAX = 4 << 20  # read of the container's /etc/passwd, at most
 _FOR_CHILDREN = L.CLONE_NEWPID | L.CLONE_NEWTIME  # setns applies these to children only
 
 
@@ -191,7 +193,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             sc.connect_listener(seccomp)
         # everything the child imports must be loaded now: after its chroot, sys.path is gone
         import _signal  # noqa: F401 - built in; not signal, whose enum import costs ~4 ms
-        from . import rootfs  # noqa: F401 - chdir_in_root
+        from . import rootfs, program, procfs  # noqa: F401 - chdir_in_root, the program by fd
         if proc.get("ioPriority") or proc.get("scheduler"):
             from . import procattr  # noqa: F401
         if seccomp is not None and seccomp.get("listenerPath"):
@@ -378,7 +380,9 @@ def _code(status):
 def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, c, d, join=None):
     """Between fork and execve; never returns."""
     try:
-        c._lockfd = -1  # the lock fd is the runtime's (O_CLOEXEC; never unlock it from here)
+        # our copy of the runtime's lock fd (closing a copy keeps the runtime's flock): a G that
+        # hangs before execve must never keep `delete --force` out
+        c.unlock()
         from . import process
         process.join_tasks(join)  # v1 `tasks` files (Manager.self_join), while they are the host's
         _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d)
@@ -414,7 +418,10 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
         # joining our own user namespace is EINVAL: only join one that differs
         if os.stat(f"/proc/{d['pid']}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
             flags &= ~L.CLONE_NEWUSER
-    # from the mount namespace join on, files are the container's: never import them as our code
+    # from the mount namespace join on, files are the container's: never import them as our code,
+    # and never reach /proc but beneath the host's, opened now (runtime/procfs.py)
+    from . import procfs
+    procfs.root()
     process.seal_imports()
     if flags:
         try:
@@ -439,8 +446,9 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     except OSError as e:
         raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in config.json "
                     f"failed: {(e.strerror or '').lower()}") from None
+    from . import program
     try:
-        plan.path = process.lookup(plan.args[0], env)
+        prog = program.resolve(plan.args, env)  # in the root, by fd: see runtime/program.py
     except Error as e:
         raise Error(f"unable to start container process: {e}") from None
     process.apply_early(plan)
@@ -456,8 +464,7 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     if msg != b"go":
         os._exit(255)  # the runtime gave up on us
     if plan.apparmor:
-        with open("/proc/self/attr/exec", "w") as f:
-            f.write(f"exec {plan.apparmor}")
+        procfs.write("self/attr/apparmor/exec", f"exec {plan.apparmor}")
     # only stdio and --preserve-fds cross execve; before seccomp, which may deny close_range
     L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
     for fd in range(3, 3 + preserve_fds):
@@ -481,9 +488,9 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
         _load_seccomp(prepared, seccomp, d)
     _default_signals()
     try:
-        os.execve(plan.path, plan.args, env)
-    except OSError as e:
-        raise Error(f"unable to start container process: exec: {plan.args[0]!r}: {e.strerror}") from None
+        program.execute(prog, env)
+    except Error as e:
+        raise Error(f"unable to start container process: {e}") from None
 
 
 def _load_seccomp(prepared, seccomp, d):
@@ -513,13 +520,25 @@ class _StateView:
 
 
 def _home(uid):
-    """HOME of UID from the container's /etc/passwd, else "/" (what runc does)."""
+    """HOME of UID from the container's /etc/passwd, else "/" (what runc does). The file is the
+    container's: opened in the root without magic links, never blocking (a FIFO there), a
+    regular file only, and read up to a bound (/dev/zero there)."""
+    from . import program
     try:
-        with open("/etc/passwd", "rb") as f:
-            for line in f:
-                parts = line.decode(errors="replace").rstrip("\n").split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        fd = program._openat2("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.pread(fd, _PASSWD_MAX, 0)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    want = str(uid)
+    for line in data.split(b"\n"):
+        parts = line.decode(errors="replace").split(":")
+        if len(parts) >= 6 and parts[2] == want:
+            return parts[5] or "/"
     return "/"

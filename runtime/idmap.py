@@ -32,8 +32,8 @@ def _userns(uid_maps, gid_maps, field):
             os._exit(0)
     os.close(r)
     try:
-        from .container import write_maps
-        write_maps(pid, uid_maps, gid_maps, field)
+        from . import idmaps
+        idmaps.write_maps(pid, uid_maps, gid_maps, field)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(w)
@@ -77,29 +77,27 @@ def prepare(ctx):
             os.close(fd)
 
 
-def request(ctx, sock, p):
+def request(ctx, ch, p):
     """Init side, user namespace case: a detached clone of P's source, idmapped by the runtime."""
+    from . import sync
     rec = L.AT_RECURSIVE if p.flags & L.MS_REC else 0
     fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
-    sock.send(b"idmap:%d:%d" % (p.index, fd))
-    msg = sock.recv(1 << 16)
-    if msg != b"ok":
+    ch.send(sync.IDMAP, b"%d:%d" % (p.index, fd))
+    if ch.recv()[0] != sync.OK:
         os._exit(1)  # the runtime failed (it reports why) or died
     return fd
 
 
 def serve(ctx, pid, msg):
     """Runtime side of request()."""
-    import ctypes
-    _, index, childfd = msg.split(b":")
+    index, childfd = msg.split(b":")
     p = ctx.mounts[int(index)]
     field = f"mounts[{p.index}]"
-    nr = 438  # pidfd_getfd, the same on x86_64 and aarch64
     pidfd = L.pidfd_open(pid)
     try:
-        fd = L._syscall(nr, ctypes.c_int(pidfd), ctypes.c_int(int(childfd)), ctypes.c_uint(0))
-        if fd < 0:
-            raise Error(f"{field}: getting the mount fd of the init: {os.strerror(ctypes.get_errno())}")
+        fd = L.pidfd_getfd(pidfd, int(childfd))
+    except OSError as e:
+        raise Error(f"{field}: getting the mount fd of the init: {os.strerror(e.errno)}") from None
     finally:
         os.close(pidfd)
     nsfd = -1

@@ -1,61 +1,38 @@
 """The container's init process: everything between clone() and execve() of the user program.
 
 Runs in the child created by container.spawn(). It is single-threaded, uses no logging, no locks and
-no threads, and talks to the runtime only through the sync socket (one SOCK_SEQPACKET message per
-step). Every descriptor it opens is O_CLOEXEC, so nothing of the runtime reaches the user program.
-Any failure is sent to the runtime as b"err:<message>" and the child exits.
-
-Protocol (runtime <-> child):
-  child   -> "userns"            (slow path only: ask the runtime to write the id maps)
-  runtime -> "mapped"
-  child   -> "pid:<n>"           (slow path only: the init's pid, from the intermediate process)
-  runtime -> "go:<state json>"   (id maps written, cgroups joined)
-  child   -> "idmap:<i>:<fd>"    (userns only: idmap the init's detached tree fd of mounts[i]
-                                  (runtime/idmap.py); reply "ok")
-  child   -> "hooks"             (mounts done: run prestart + createRuntime; reply "ok")
-  child   -> "ready"             (waiting for start)
-  runtime -> "start"             (run only; create uses the exec FIFO)
+no threads, and talks to the runtime only through its sync channel (runtime/sync.py, which also
+lists the protocol). Every descriptor it opens is O_CLOEXEC, so nothing of the runtime reaches the
+user program. Any failure is sent to the runtime as ERR and the child exits.
 """
 import _signal
 import os
 
 from . import linux as L
-from . import process, rootfs
+from . import process, procfs, program, rootfs, sync
 from .errors import Error
 from .state import INIT_COMM  # our comm until execve: state tells created from started
 
 
-def _recv(sock, expect):
-    msg = sock.recv(1 << 20)
-    if not msg:
-        os._exit(1)  # the runtime died: never run a half-made container
-    if not msg.startswith(expect):
-        raise Error(f"sync: expected {expect!r}, got {msg[:40]!r}")
-    return msg[len(expect):]
-
-
-def child_main(ctx, sock):
+def child_main(ctx, ch):
     """Entry of the cloned child; never returns."""
     code = 1
     try:
-        _init(ctx, sock)
+        _init(ctx, ch)
     except Error as e:
-        _report(ctx, sock, str(e))
+        _report(ctx, ch, str(e))
     except OSError as e:
-        _report(ctx, sock, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
+        _report(ctx, ch, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
     except BaseException as e:  # noqa: BLE001 - the child must never unwind into the runtime
-        _report(ctx, sock, f"container init: {type(e).__name__}: {e}")
+        _report(ctx, ch, f"container init: {type(e).__name__}: {e}")
     os._exit(code)
 
 
-def _report(ctx, sock, msg):
+def _report(ctx, ch, msg):
     """To the runtime that created us; after start, through the exec FIFO to `start` too (the
     creating runtime is long gone then)."""
     data = b"err:" + msg.encode(errors="replace")
-    try:
-        sock.send(data)
-    except OSError:
-        pass
+    ch.error(msg)
     if getattr(ctx, "started", False) and ctx.fifo_fd >= 0:
         try:
             os.write(ctx.fifo_fd, data[:4096])
@@ -63,7 +40,7 @@ def _report(ctx, sock, msg):
             pass
 
 
-def slow_path_main(ctx, sock):
+def slow_path_main(ctx, ch):
     """Intermediate process for namespace paths to join: join them, make the new ones, then fork
     the init (a pid namespace, joined or new, only applies to children)."""
     try:
@@ -74,8 +51,8 @@ def slow_path_main(ctx, sock):
                 L.setns(fd, flag)
         if ctx.new_flags & L.CLONE_NEWUSER:
             L.unshare(L.CLONE_NEWUSER)
-            sock.send(b"userns")
-            _recv(sock, b"mapped")
+            ch.send(sync.USERNS)
+            ch.expect(sync.MAPPED, eof=sync.exit_now)
         for t, fd, flag in fds:
             if t != "user":
                 try:
@@ -86,31 +63,31 @@ def slow_path_main(ctx, sock):
         L.unshare(ctx.new_flags & ~(L.CLONE_NEWUSER | L.CLONE_NEWCGROUP | L.CLONE_NEWTIME))
         pid = os.fork()
         if pid == 0:
-            child_main(ctx, sock)
-        sock.send(b"pid:%d" % pid)
+            child_main(ctx, ch)
+        ch.send(sync.PID, b"%d" % pid)
         os._exit(0)
     except Error as e:
-        _report(ctx, sock, str(e))
+        _report(ctx, ch, str(e))
     except OSError as e:
-        _report(ctx, sock, str(e.strerror or e))
+        _report(ctx, ch, str(e.strerror or e))
     except BaseException as e:  # noqa: BLE001
-        _report(ctx, sock, f"container init: {type(e).__name__}: {e}")
+        _report(ctx, ch, f"container init: {type(e).__name__}: {e}")
     os._exit(1)
 
 
-def _init(ctx, sock):
-    ctx.sync_sock = sock  # rootfs asks the runtime for idmapped mounts in a user namespace
+def _init(ctx, ch):
+    ctx.sync = ch  # rootfs asks the runtime for idmapped mounts in a user namespace
     os.setsid()  # as runc's: a session of its own, no controlling terminal unless process.terminal
     process.join_tasks(getattr(ctx, "join_tasks", ()))  # our v1 cgroups, joined by ourselves
-    with open("/proc/self/comm", "wb", buffering=0) as f:
-        f.write(INIT_COMM)
+    procfs.root()  # /proc is still the host's: every /proc access from now on goes beneath it
+    procfs.write("self/comm", INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay
     # non-dumpable until execve, which resets it.
     # /proc/self files turn root-owned when we go non-dumpable, which a user namespace's root
     # cannot open: take what we need first (the offsets are applied at write time).
     timens_fd = -1
     if ctx.new_flags & L.CLONE_NEWTIME and ctx.time_offsets:
-        timens_fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        timens_fd = procfs.open("self/timens_offsets", os.O_WRONLY)
     rootless = getattr(ctx, "rootless", False)
     if not rootless:
         L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -121,7 +98,7 @@ def _init(ctx, sock):
     early = not (ctx.userns or ctx.cgroupns or rootless or ctx.new_flags & L.CLONE_NEWTIME)
     if early:
         rootfs.setup_rootfs(ctx)
-    state_json = _recv(sock, b"go:")
+    state_json = ch.expect(sync.GO, eof=sync.exit_now)
     if rootless:
         # only now: an unprivileged runtime (and newuidmap, which checks the owner of /proc/PID)
         # can write the id maps of a dumpable process only
@@ -151,8 +128,8 @@ def _init(ctx, sock):
     if not early:
         rootfs.setup_rootfs(ctx)
     if ctx.runtime_hooks:
-        sock.send(b"hooks")
-        _recv(sock, b"ok")
+        ch.send(sync.HOOKS)
+        ch.expect(sync.OK, eof=sync.exit_now)
     if ctx.hooks and ctx.hooks.get("createContainer"):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "createContainer", state_json)
@@ -172,7 +149,7 @@ def _init(ctx, sock):
         rootfs.chdir_in_root(p.cwd)
     except OSError as e:
         raise Error(f"process.cwd: {p.cwd}: {e.strerror}") from None
-    p.path = process.lookup(p.args[0], env)
+    prog = program.resolve(p.args, env)  # opened now, in the root: see runtime/program.py
     process.apply_early(p)
     if ctx.attrs is not None:
         from . import procattr
@@ -191,14 +168,14 @@ def _init(ctx, sock):
         _finalize(ctx, p, None, state_json)
 
     # ready: wait for start (the exec FIFO for create, the socket for run)
-    sock.send(b"ready")
+    ch.send(sync.READY)
     if ctx.fifo_fd >= 0:
         os.read(ctx.fifo_fd, 1)
         # kept open (CLOEXEC): `start` waits for it to close at execve, and reads our error
         # from it if we fail before that
         ctx.started = True
     else:
-        _recv(sock, b"start")
+        ch.expect(sync.START, eof=sync.exit_now)
     if ctx.hooks and ctx.hooks.get("startContainer"):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "startContainer", state_json)
@@ -206,10 +183,7 @@ def _init(ctx, sock):
         _finalize(ctx, p, seccomp_prepared if early_seccomp else None, state_json)
     if seccomp_prepared is not None and not early_seccomp:
         _load_seccomp(ctx, seccomp_prepared, state_json)  # noNewPrivileges: as late as possible
-    try:
-        os.execve(p.path, p.args, env)
-    except OSError as e:
-        raise Error(f"exec {p.args[0]}: {e.strerror}") from None
+    program.execute(prog, env)
 
 
 def _finalize(ctx, p, early_seccomp, state_json):
@@ -237,8 +211,7 @@ def _finalize(ctx, p, early_seccomp, state_json):
         _load_seccomp(ctx, early_seccomp, state_json)
     if p.apparmor:
         # the profile takes effect at execve (checked to exist on this host at create)
-        with open("/proc/self/attr/apparmor/exec", "w") as f:
-            f.write(f"exec {p.apparmor}")
+        procfs.write("self/attr/apparmor/exec", f"exec {p.apparmor}")
     process.apply_user(p)
 
 

@@ -1,5 +1,6 @@
 """The process settings of config.md "process" applied in the child just before execve:
-rlimits, user and groups, capabilities, noNewPrivileges, oomScoreAdj, and the PATH lookup.
+rlimits, user and groups, capabilities, noNewPrivileges, oomScoreAdj (the program itself:
+runtime/program.py).
 
 Capabilities are set with capset(2) and prctl(2) directly: python-prctl knows neither ambient
 capabilities nor CAP_CHECKPOINT_RESTORE (40), both of which config.md allows.
@@ -38,10 +39,10 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 
 def _last_cap():
+    from . import procfs
     try:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            return int(f.read())
-    except OSError:
+        return int(procfs.read("sys/kernel/cap_last_cap"))
+    except (OSError, ValueError):
         return len(CAPS) - 1
 
 
@@ -113,22 +114,6 @@ def env_dict(env):
     return out
 
 
-def lookup(args0, env):
-    """PATH lookup as execvp does, in the current (container) root; raises Error when not found."""
-    if "/" in args0:
-        if not os.access(args0, os.X_OK):
-            if not os.path.exists(args0):
-                raise Error(f"exec: {args0!r}: no such file or directory")
-            raise Error(f"exec: {args0!r}: permission denied")
-        return args0
-    path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    for d in path.split(":"):
-        cand = os.path.join(d or ".", args0)
-        if os.access(cand, os.X_OK) and not os.path.isdir(cand):
-            return cand
-    raise Error(f'exec: "{args0}": executable file not found in $PATH')
-
-
 # ---------------------------------------------------------------- child side
 def apply_early(p):
     """Settings that need the runtime's privileges: rlimits and oomScoreAdj."""
@@ -137,8 +122,8 @@ def apply_early(p):
         hard = resource.RLIM_INFINITY if hard >= 2**64 - 1 else hard
         resource.setrlimit(res, (soft, hard))
     if p.oom is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(p.oom))
+        from . import procfs
+        procfs.write("self/oom_score_adj", str(p.oom))
 
 
 class _CapHeader(ctypes.Structure):
@@ -177,9 +162,9 @@ def apply_user(p):
     except PermissionError:
         # denied in a rootless user namespace that maps one gid (runtime/rootless.py): there is
         # nothing to set then, and nothing that could be
-        with open("/proc/self/setgroups") as f:
-            if p.groups or f.read().strip() != "deny":
-                raise
+        from . import procfs
+        if p.groups or procfs.read("self/setgroups").strip() != b"deny":
+            raise
     os.setresgid(p.gid, p.gid, p.gid)
     os.setresuid(p.uid, p.uid, p.uid)
     if caps is not None:

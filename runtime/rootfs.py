@@ -56,6 +56,39 @@ DEFAULT_DEVICES = (  # runtime-linux.md "Default Devices": name, major, minor
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
     ("tty", 5, 0),
 )
+# The only mount destinations inside /proc: single files that lxcfs-style tools emulate (the list
+# runc allows). Anything else there could redirect a write the runtime makes to /proc (sysctl, LSM
+# labels, oom_score_adj): a directory inside /proc is never a destination. /proc itself takes a
+# procfs only.
+PROC_FILE_MOUNTS = ("/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+                    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+                    "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled")
+
+
+def check_proc_dest(dest, p, field):
+    """Raise Error when mount plan P may not go to DEST (container view, normalized)."""
+    if dest == "/proc":
+        if p.type == "proc" and not p.bind:
+            return
+        if p.bind and _is_procfs(p.source):
+            return
+        raise Error(f"{field}: {dest}: only a proc filesystem may be mounted on /proc")
+    if dest.startswith("/proc/") and dest not in PROC_FILE_MOUNTS:
+        raise Error(f"{field}: {dest}: mounts inside /proc are refused (except the files "
+                    "lxcfs emulates, such as /proc/meminfo)")
+
+
+def _is_procfs(path):
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return L.fstatfs_type(fd) == L.PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
 DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                 ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
 
@@ -116,6 +149,7 @@ def plan_mounts(cfg, bundle):
             raise Error(f"config.json: mounts[{i}].type: needed for a non-bind mount")
         p.source, p.flags, p.clear, p.prop, p.data = src, flags, clear, prop, ",".join(data)
         p.rset, p.rclr, p.idmap = rset, rclr, idmap
+        check_proc_dest(p.dest, p, f"config.json: mounts[{i}].destination")
         p.uid_mappings = m.get("uidMappings")
         p.gid_mappings = m.get("gidMappings")
         p.tree_fd = None
@@ -221,10 +255,16 @@ def _mount_at(rootfd, p, target_is_file, ctx=None):
     fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
     try:
         tgt = fdpath(fd)
+        # again on the resolved destination: a symlink in the rootfs (/x -> /proc/sys) must not
+        # lead a mount into /proc either
+        real = os.readlink(tgt)
+        rootpath = os.readlink(fdpath(rootfd)).rstrip("/")
+        if real.startswith(rootpath + "/"):
+            check_proc_dest("/" + real[len(rootpath):].lstrip("/"), p, f"mounts[{p.index}].destination")
         # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
         if p.idmap and p.tree_fd is None:  # in a user namespace: see runtime/idmap.py
             from . import idmap
-            p.tree_fd = idmap.request(ctx, ctx.sync_sock, p)
+            p.tree_fd = idmap.request(ctx, ctx.sync, p)
         if p.tree_fd is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
             L.move_mount(p.tree_fd, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         else:

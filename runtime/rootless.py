@@ -109,23 +109,16 @@ def write_id_maps(pid, ctx):
     else:
         _helper("newuidmap", pid, ctx.uid_mappings, "uidMappings", "/etc/subuid")
     if _own_only(ctx.gid_mappings, gid):
-        try:
-            with open(f"/proc/{pid}/setgroups", "w") as f:
-                f.write("deny")
-        except OSError as e:
-            raise Error(f"config.json: linux.gidMappings: cannot deny setgroups for the init: {e.strerror}") from None
+        from . import idmaps
+        idmaps.deny_setgroups(pid)
         _write(pid, "gid_map", ctx.gid_mappings, "gidMappings")
     else:
         _helper("newgidmap", pid, ctx.gid_mappings, "gidMappings", "/etc/subgid")
 
 
 def _write(pid, name, maps, field):
-    text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
-    try:
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(text)
-    except OSError as e:
-        raise Error(f"config.json: linux.{field}: the kernel refused the mapping: {e.strerror}") from None
+    from . import idmaps
+    idmaps.write(pid, name, maps, f"linux.{field}")
 
 
 def _helper(prog, pid, maps, field, subfile):

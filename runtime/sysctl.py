@@ -66,10 +66,12 @@ def check(sysctl, nss):
 
 
 def apply(items):
-    """In the init, after pivot_root (the container's /proc) and before readonlyPaths."""
+    """In the init, after pivot_root and before readonlyPaths."""
+    from . import procfs
     for key, path, value in items:
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            # beneath a procfs root opened before pivot_root: no mount over /proc/sys, no
+            # symlink in it, can redirect the write (runtime/procfs.py)
+            procfs.write(path[len("/proc/"):], value)
         except OSError as e:
             raise Error(f"linux.sysctl.{key}: {e.strerror}") from None

@@ -15,11 +15,13 @@ _MACHINE = os.uname().machine  # not the platform module: 1.5 ms of import on ev
 if _MACHINE == "x86_64":
     SYS = dict(clone=56, pivot_root=155, setns=308, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
-               close_range=436, seccomp=317, set_mempolicy=238)
+               close_range=436, seccomp=317, set_mempolicy=238, execveat=322,
+               pidfd_getfd=438)
 elif _MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, pivot_root=41, setns=268, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
-               close_range=436, seccomp=277, set_mempolicy=237)
+               close_range=436, seccomp=277, set_mempolicy=237, execveat=281,
+               pidfd_getfd=438)
 else:  # pragma: no cover - other architectures are not built for yet
     raise ImportError(f"unsupported architecture {_MACHINE}")
 
@@ -188,9 +190,10 @@ def pidfd_open(pid, flags=0):
                   f"pidfd_open {pid}")
 
 
-def pidfd_send_signal(pidfd, sig):
-    _check(_syscall(SYS["pidfd_send_signal"], ctypes.c_int(pidfd), ctypes.c_int(sig),
-                    ctypes.c_void_p(0), ctypes.c_uint(0)), "pidfd_send_signal")
+def pidfd_getfd(pidfd, targetfd):
+    """A copy of file descriptor TARGETFD of the process PIDFD refers to."""
+    return _check(_syscall(SYS["pidfd_getfd"], ctypes.c_int(pidfd), ctypes.c_int(targetfd),
+                           ctypes.c_uint(0)), "pidfd_getfd")
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
@@ -244,3 +247,31 @@ def sethostname(name):
 def setdomainname(name):
     b = _b(name)
     _check(_libc.setdomainname(b, ctypes.c_size_t(len(b))), "setdomainname")
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def fstatfs_type(fd):
+    """f_type of the filesystem holding FD (statfs(2)'s magic number; os.fstatvfs lacks it)."""
+    buf = ctypes.create_string_buffer(128)  # struct statfs is 120 bytes on 64-bit; f_type first
+    _check(_libc.fstatfs(ctypes.c_int(fd), buf), "fstatfs")
+    return ctypes.c_long.from_buffer(buf).value
+
+
+def execveat(fd, argv, envp, path=b"", flags=AT_EMPTY_PATH):
+    """execveat(2): run the file FD refers to (AT_EMPTY_PATH), not whatever a path names at the
+    time of the call. Returns only by raising OSError (ValueError for an embedded NUL byte)."""
+    def vec(items):
+        arr = (ctypes.c_char_p * (len(items) + 1))()
+        for i, x in enumerate(items):
+            b = _b(x)
+            if b"\0" in b:
+                raise ValueError("embedded null byte")
+            arr[i] = b
+        arr[len(items)] = None
+        return arr
+    a, v = vec(argv), vec(envp)
+    _syscall(SYS["execveat"], ctypes.c_int(fd), _b(path), a, v, ctypes.c_int(flags))
+    err = ctypes.get_errno()
+    raise OSError(err, os.strerror(err))
