@@ -6,8 +6,10 @@ Capabilities are set with capset(2) and prctl(2) directly: python-prctl knows ne
 capabilities nor CAP_CHECKPOINT_RESTORE (40), both of which config.md allows.
 """
 import ctypes
+import errno
 import os
 import resource
+import stat
 
 from . import linux as L
 from .errors import Error
@@ -31,6 +33,7 @@ RLIMITS = {
     "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 
+_DEV_NULL = os.makedev(1, 3)
 PR_CAPBSET_DROP = 24
 PR_SET_KEEPCAPS = 8
 PR_CAP_AMBIENT = 47
@@ -147,9 +150,30 @@ def _capset(eff, perm, inh):
         raise OSError(e, f"capset: {os.strerror(e)}")
 
 
+def fix_stdio(uid):
+    """Give fds 0-2 to the container's user (runc's fixStdioPermissions): an engine's pipes are
+    root's, mode 0600, and a program that reopens /dev/stdout (nginx's logs, `cat /dev/stdin`)
+    would get EACCES once we are that user. /dev/null and what the user owns already are left
+    alone; where the kernel refuses (an owner not mapped in our user namespace, a read-only
+    /dev) the fd stays as it is, as with runc. Only the owner changes, never the group."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # closed
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise Error(f"process.user.uid: giving stdio fd {fd} to uid {uid}: {e.strerror}") from None
+
+
 def apply_user(p):
     """Drop to the configured user with exactly the configured capabilities (the order matters:
     the bounding set needs CAP_SETPCAP, setuid clears caps unless KEEPCAPS is on)."""
+    fix_stdio(p.uid)
     caps = p.caps
     if caps is not None:
         last = _last_cap()
