@@ -137,6 +137,15 @@ def run(root, cid, o, args):
     """The exec verb; returns the exit status (foreground) or 0 (detached)."""
     if not o["process"] and not args:
         raise Error("process args cannot be empty")
+    # the --preserve-fds the caller really passed, checked before we open any fd of our own
+    # (the state lock, a pidfd) that could take a free number in the range and reach the program
+    preserved = []
+    for fd in range(3, 3 + o["preserve-fds"]):
+        try:
+            os.fstat(fd)
+            preserved.append(fd)
+        except OSError:
+            pass
     c = state.Container(root, cid).open(shared=True)
     try:
         st = c.status()
@@ -167,12 +176,12 @@ def run(root, cid, o, args):
         flags = 0
         for ns in linux.get("namespaces") or []:
             flags |= NS_FLAGS.get(ns.get("type"), 0)
-        return _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach)
+        return _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved)
     finally:
         c.unlock()
 
 
-def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
+def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
     pid = d["pid"]
     try:
         pidfd = L.pidfd_open(pid)
@@ -191,9 +200,10 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             from . import seccomp as sc
             prepared = sc.prepare(seccomp)  # libseccomp cannot be loaded after the chroot
             sc.connect_listener(seccomp)
+        tail = _tail(d, plan, proc, seccomp, prepared, preserved, o["preserve-fds"])
         # everything the child imports must be loaded now: after its chroot, sys.path is gone
         import _signal  # noqa: F401 - built in; not signal, whose enum import costs ~4 ms
-        from . import rootfs, program, procfs  # noqa: F401 - chdir_in_root, the program by fd
+        from . import finalize, rootfs, program, procfs  # noqa: F401 - the child's own steps
         if proc.get("ioPriority") or proc.get("scheduler"):
             from . import procattr  # noqa: F401
         if seccomp is not None and seccomp.get("listenerPath"):
@@ -226,8 +236,8 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach):
             raise Error(f"fork: {e.strerror}") from None
         if child == 0:
             psock.close()
-            _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, plan, proc, seccomp, prepared, console,
-                   o["preserve-fds"], c, d, join)
+            _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console, proc.get("consoleSize"),
+                   c, d, join)
         csock.close()
         csock = None
         os.close(rootfd)
@@ -377,7 +387,27 @@ def _code(status):
 
 
 # ---------------------------------------------------------------- the new process (G)
-def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, c, d, join=None):
+def _tail(d, plan, proc, seccomp, prepared, preserved, preserve_fds):
+    """The finalize plan of the new process (runtime/finalize.py), computed before the fork."""
+    from . import finalize
+    attrs = mpol = None
+    if proc.get("ioPriority") or proc.get("scheduler"):
+        from . import procattr
+        attrs = procattr.plan(proc, {})
+    mp = ((d.get("config") or {}).get("linux") or {}).get("memoryPolicy")
+    if mp is not None:  # the container's NUMA policy: we do not descend from its init
+        from . import mempolicy
+        mpol = mempolicy.plan(mp)
+    notify = None
+    if seccomp is not None and seccomp.get("listenerPath"):
+        import json
+        from .container import oci_state
+        st = json.loads(oci_state(_StateView(d), "running"))
+        notify = lambda: st  # noqa: E731
+    return finalize.Tail(plan, preserved, 3 + preserve_fds, attrs, mpol, seccomp, prepared, notify)
+
+
+def _child(sock, pidfd, rootfd, flags, tail, console, console_size, c, d, join=None):
     """Between fork and execve; never returns."""
     try:
         # our copy of the runtime's lock fd (closing a copy keeps the runtime's flock): a G that
@@ -385,7 +415,7 @@ def _child(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, p
         c.unlock()
         from . import process
         process.join_tasks(join)  # v1 `tasks` files (Manager.self_join), while they are the host's
-        _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d)
+        _child_setup(sock, pidfd, rootfd, flags, tail, console, console_size, d)
     except Error as e:
         _report(sock, str(e))
     except OSError as e:
@@ -402,17 +432,9 @@ def _report(sock, msg):
         pass
 
 
-def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, console, preserve_fds, d):
-    attrs = None
-    if proc.get("ioPriority") or proc.get("scheduler"):
-        from . import procattr
-        attrs = procattr.plan(proc, {})
-    mpol = None
-    mp = ((d.get("config") or {}).get("linux") or {}).get("memoryPolicy")
-    if mp is not None:  # the container's NUMA policy: we do not descend from its init
-        from . import mempolicy
-        mpol = mempolicy.plan(mp)
-    from . import process
+def _child_setup(sock, pidfd, rootfd, flags, tail, console, console_size, d):
+    from . import finalize, process
+    plan = tail.plan
     os.setsid()  # runc's processes lead a session of their own
     if flags & L.CLONE_NEWUSER:
         # joining our own user namespace is EINVAL: only join one that differs
@@ -452,65 +474,22 @@ def _child_setup(sock, pidfd, rootfd, flags, plan, proc, seccomp, prepared, cons
     except Error as e:
         raise Error(f"unable to start container process: {e}") from None
     process.apply_early(plan)
-    if attrs is not None:
+    if tail.attrs is not None:
         from . import procattr
-        procattr.apply(attrs)
+        procattr.apply(tail.attrs)
     if console is not None:
         from . import tty
-        tty.setup(console.child, proc.get("consoleSize"), plan.uid, mount_console=False)
+        tty.setup(console.child, console_size, plan.uid, mount_console=False)
         console.child = None
     sock.send(b"ready")
     msg = sock.recv(64)
     if msg != b"go":
         os._exit(255)  # the runtime gave up on us
-    if plan.apparmor:
-        procfs.write("self/attr/apparmor/exec", f"exec {plan.apparmor}")
-    # only stdio and --preserve-fds cross execve; before seccomp, which may deny close_range
-    L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
-    for fd in range(3, 3 + preserve_fds):
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
-    if attrs is not None:
-        from . import procattr
-        procattr.apply_personality(attrs)
-    if mpol is not None:  # before seccomp, which may deny set_mempolicy
-        from . import mempolicy
-        mempolicy.apply(mpol)
-    # without noNewPrivileges, installing the filter needs CAP_SYS_ADMIN, which apply_user may
-    # drop (podman's default profile): load it first then, as runc does (see init.py)
-    if prepared is not None and not plan.nnp:
-        _load_seccomp(prepared, seccomp, d)
-        prepared = None
-    process.apply_user(plan)
-    if prepared is not None:
-        _load_seccomp(prepared, seccomp, d)
-    _default_signals()
+    tail.program, tail.env = prog, env
     try:
-        program.execute(prog, env)
+        finalize.run(tail)  # the steps init takes too, in its order; execve does not return
     except Error as e:
         raise Error(f"unable to start container process: {e}") from None
-
-
-def _load_seccomp(prepared, seccomp, d):
-    if prepared is not None:
-        from . import seccomp as sc
-        nfd = sc.load(prepared)
-        if nfd is not None:
-            from .container import oci_state
-            import json
-            st = json.loads(oci_state(_StateView(d), "running"))
-            sc.send_notify_fd(seccomp["listenerPath"], nfd, st, seccomp.get("listenerMetadata"))
-            os.close(nfd)
-
-
-def _default_signals():
-    """Python starts with SIGPIPE and SIGXFSZ ignored, and ignored dispositions survive execve:
-    the container's program must get the defaults (a pipe reader that quits must stop `yes`)."""
-    import _signal
-    for s in (_signal.SIGPIPE, _signal.SIGXFSZ):
-        _signal.signal(s, _signal.SIG_DFL)
 
 
 class _StateView:

@@ -5,11 +5,10 @@ no threads, and talks to the runtime only through its sync channel (runtime/sync
 lists the protocol). Every descriptor it opens is O_CLOEXEC, so nothing of the runtime reaches the
 user program. Any failure is sent to the runtime as ERR and the child exits.
 """
-import _signal
 import os
 
 from . import linux as L
-from . import process, procfs, program, rootfs, sync
+from . import finalize, process, procfs, program, rootfs, sync
 from .errors import Error
 from .state import INIT_COMM  # our comm until execve: state tells created from started
 
@@ -158,16 +157,20 @@ def _init(ctx, ch):
     if ctx.seccomp is not None:
         from . import seccomp
         seccomp_prepared = seccomp.prepare(ctx.seccomp)
+    t = finalize.Tail(p, ctx.preserved, 3 + ctx.preserve_fds, ctx.attrs, ctx.mempolicy, ctx.seccomp,
+                      seccomp_prepared, notify_state=lambda: _state_dict(state_json))
+    t.program, t.env = prog, env
 
     # Privileges go before the wait, as runc's do, so that `start` only waits for execve — unless
     # startContainer hooks must still run with them, or the seccomp filter has to go in before
     # the capabilities go (no noNewPrivileges) and we keep it out of our own waiting.
-    early_seccomp = seccomp_prepared is not None and not p.nnp
-    before = not (ctx.hooks and ctx.hooks.get("startContainer")) and not early_seccomp
+    through_user = finalize.USER_SWITCH + 1
+    before = not (ctx.hooks and ctx.hooks.get("startContainer")) and not (
+        seccomp_prepared is not None and not p.nnp)
     if before:
-        _finalize(ctx, p, None, state_json)
+        finalize.run(t, 0, through_user)
 
-    # ready: wait for start (the exec FIFO for create, the socket for run)
+    # ready: wait for start (the exec FIFO for create, the channel for run)
     ch.send(sync.READY)
     if ctx.fifo_fd >= 0:
         os.read(ctx.fifo_fd, 1)
@@ -180,53 +183,13 @@ def _init(ctx, ch):
         from . import hooks
         hooks.run_hooks(ctx.hooks, "startContainer", state_json)
     if not before:
-        _finalize(ctx, p, seccomp_prepared if early_seccomp else None, state_json)
-    if seccomp_prepared is not None and not early_seccomp:
-        _load_seccomp(ctx, seccomp_prepared, state_json)  # noNewPrivileges: as late as possible
-    program.execute(prog, env)
+        finalize.run(t, 0, through_user)
+    finalize.run(t, through_user)  # the late seccomp filter, then execve: never returns
 
 
-def _finalize(ctx, p, early_seccomp, state_json):
-    """Everything up to the user switch: fds, signal dispositions, personality, memory policy,
-    an early seccomp filter, AppArmor, then user, groups and capabilities."""
-    # only stdio and --preserve-fds cross execve (everything else is O_CLOEXEC already; this
-    # catches anything inherited from our own caller). Done before the seccomp filter, which may
-    # deny close_range or fcntl.
-    L.close_range(3 + ctx.preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
-    for fd in ctx.preserved:
-        os.set_inheritable(fd, True)  # passed on as runc does, whatever flag the caller set
-    # Python ignores these two, and ignored dispositions survive execve (_signal is built in:
-    # no import from the filesystem we no longer see)
-    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-    if ctx.attrs is not None:
-        from . import procattr
-        procattr.apply_personality(ctx.attrs)
-    if ctx.mempolicy is not None:  # before seccomp, which may deny set_mempolicy
-        from . import mempolicy
-        mempolicy.apply(ctx.mempolicy)
-    # Without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, which apply_user may drop
-    # (podman's default profile and capabilities): load it first then, as runc does.
-    if early_seccomp is not None:
-        _load_seccomp(ctx, early_seccomp, state_json)
-    if p.apparmor:
-        # the profile takes effect at execve (checked to exist on this host at create)
-        procfs.write("self/attr/apparmor/exec", f"exec {p.apparmor}")
-    process.apply_user(p)
-
-
-def _load_seccomp(ctx, prepared, state_json):
-    from . import seccomp
-    if ctx.seccomp.get("listenerPath"):
-        # what send_notify_fd needs is imported and parsed before the filter is in: an import
-        # under it runs syscalls (openat, stat) that the filter may deny or notify
-        import array  # noqa: F401
-        import json
-        st = json.loads(state_json)
-    nfd = seccomp.load(prepared)
-    if nfd is not None:
-        seccomp.send_notify_fd(ctx.seccomp["listenerPath"], nfd, st, ctx.seccomp.get("listenerMetadata"))
-        os.close(nfd)
+def _state_dict(state_json):
+    import json  # loaded before the fork when a listener needs it (container._preload)
+    return json.loads(state_json)
 
 
 def _loopback_up():
@@ -242,12 +205,3 @@ def _loopback_up():
     finally:
         s.close()
 
-
-def _sysctl(sysctl):
-    for key, value in (sysctl or {}).items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(value)
-        except OSError as e:
-            raise Error(f"linux.sysctl: {key}: {e.strerror}") from None

@@ -1,0 +1,116 @@
+"""The last steps before execve, one path for the container's init and for `exec` (runc's
+finalizeNamespace shared by its standard and setns inits).
+
+ORDER is the sequence; each name is a function below. The reasons for the order:
+  - fds first: only stdio and the checked --preserve-fds cross execve, and a seccomp filter may
+    deny close_range or fcntl;
+  - personality and the memory policy before any filter, which may deny them;
+  - without noNewPrivileges, installing a filter needs CAP_SYS_ADMIN, which the user switch may
+    drop (podman's default profile and capabilities): it goes in before the switch, as runc's;
+    with noNewPrivileges it goes in as late as possible, after the switch, so that our own steps
+    run unfiltered;
+  - the LSM label is written for execve (it takes effect there), before the switch that may take
+    the right to write it;
+  - the program was opened earlier, in the root (runtime/program.py): execve runs that file.
+`split` tells which steps may run before the init waits for `start` (see runtime/init.py).
+"""
+import _signal
+import os
+
+from . import linux as L
+from . import procfs, process, program
+
+ORDER = ("close_fds", "default_signals", "personality", "mempolicy", "seccomp_before_user",
+         "apparmor", "user", "seccomp_after_user", "execve")
+USER_SWITCH = ORDER.index("user")
+
+
+class Tail:
+    """What the steps apply, computed before the fork (the plans) and in the child (program)."""
+    __slots__ = ("preserved", "first_closed", "attrs", "mempolicy", "seccomp", "prepared",
+                 "plan", "program", "env", "notify_state")
+
+    def __init__(self, plan, preserved, first_closed, attrs=None, mempolicy=None, seccomp=None,
+                 prepared=None, notify_state=None):
+        self.plan = plan                # process.Plan: user, caps, apparmor, nnp
+        self.preserved = preserved      # the --preserve-fds (and LISTEN_FDS) the caller really passed
+        self.first_closed = first_closed  # every fd from here on is closed at execve
+        self.attrs = attrs              # procattr plan (personality)
+        self.mempolicy = mempolicy      # mempolicy plan
+        self.seccomp = seccomp          # linux.seccomp of the config (listenerPath, metadata)
+        self.prepared = prepared        # seccomp.prepare()'s filter, loaded by a seccomp step
+        self.notify_state = notify_state  # () -> the state dict for a seccomp listener
+        self.program = None             # program.Program, opened in the root
+        self.env = None                 # the environment for execve
+
+
+def close_fds(t):
+    L.close_range(t.first_closed, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+    for fd in t.preserved:
+        os.set_inheritable(fd, True)  # passed on as runc does, whatever flag the caller set
+
+
+def default_signals(t):
+    # Python ignores these two, and ignored dispositions survive execve (_signal is built in:
+    # no import from the filesystem we no longer see)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+
+
+def personality(t):
+    if t.attrs is not None:
+        from . import procattr
+        procattr.apply_personality(t.attrs)
+
+
+def mempolicy(t):
+    if t.mempolicy is not None:
+        from . import mempolicy as mp
+        mp.apply(t.mempolicy)
+
+
+def _load_seccomp(t):
+    from . import seccomp
+    state = None
+    if t.seccomp.get("listenerPath"):
+        # computed before the filter is in: what it imports or parses runs syscalls (openat,
+        # stat) that the filter may deny or notify
+        state = t.notify_state()
+    nfd = seccomp.load(t.prepared)
+    t.prepared = None
+    if nfd is not None:
+        seccomp.send_notify_fd(t.seccomp["listenerPath"], nfd, state, t.seccomp.get("listenerMetadata"))
+        os.close(nfd)
+
+
+def seccomp_before_user(t):
+    if t.prepared is not None and not t.plan.nnp:
+        _load_seccomp(t)
+
+
+def apparmor(t):
+    if t.plan.apparmor:
+        # the profile takes effect at execve (checked to exist on this host at create)
+        procfs.write("self/attr/apparmor/exec", f"exec {t.plan.apparmor}")
+
+
+def user(t):
+    process.apply_user(t.plan)
+
+
+def seccomp_after_user(t):
+    if t.prepared is not None:
+        _load_seccomp(t)  # noNewPrivileges: as late as possible
+
+
+def execve(t):
+    program.execute(t.program, t.env)
+
+
+_STEPS = {name: globals()[name] for name in ORDER}
+
+
+def run(t, first=0, stop=len(ORDER)):
+    """Run ORDER[first:stop]; the last step, execve, returns only by raising."""
+    for name in ORDER[first:stop]:
+        _STEPS[name](t)
