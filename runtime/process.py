@@ -137,8 +137,13 @@ def apply_early(p):
         hard = resource.RLIM_INFINITY if hard >= 2**64 - 1 else hard
         resource.setrlimit(res, (soft, hard))
     if p.oom is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(p.oom))
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(p.oom))
+        except OSError as e:
+            # a score below the current one needs CAP_SYS_RESOURCE (containerd's CRI gives the
+            # pause container -998): name the field, not just "Permission denied"
+            raise Error(f"process.oomScoreAdj: setting {p.oom}: {e.strerror}") from None
 
 
 class _CapHeader(ctypes.Structure):
