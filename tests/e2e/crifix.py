@@ -246,6 +246,7 @@ class Pod:
         cid = self.cri.rt.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=self.id, config=cfg, sandbox_config=self.config), timeout=60).container_id
         self.containers.append(cid)
+        self.cri.ids.add(cid)
         try:
             self.cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid), timeout=60)
         except self.cri.grpc.RpcError as e:
@@ -267,6 +268,7 @@ class CRI:
         self.img = rpc.ImageServiceStub(self.channel)
         self.proc = None
         self.n = 0
+        self.ids = set()  # every pod and container id made, for the leak checks
 
     # ---- daemon
     def ctr(self, *args, timeout=120):
@@ -344,6 +346,7 @@ class CRI:
                 security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns, privileged=privileged)))
         pod_id = self.rt.RunPodSandbox(pb.RunPodSandboxRequest(config=cfg, runtime_handler=handler),
                                        timeout=120).pod_sandbox_id
+        self.ids.add(pod_id)
         return Pod(self, handler, pod_id, cfg)
 
     def remove_pod(self, pod_id):
@@ -413,9 +416,15 @@ def _check_clean(cri):
         ips = [f for f in os.listdir(ipam) if not f.startswith("last_reserved_ip") and f != "lock"]
         if ips:
             left.append(f"IP allocations {ips}")
-    for handler_root in (os.path.join(cri.base, "pyrunc-root", K8S_NS),):
-        if os.path.isdir(handler_root) and os.listdir(handler_root):
-            left.append(f"pyrunc state {os.listdir(handler_root)}")
+    for name, root in (("pyrunc", os.path.join(cri.base, "pyrunc-root", K8S_NS)),
+                       ("runc", "/run/containerd/runc/k8s.io")):
+        if os.path.isdir(root):
+            mine = cri.ids & set(os.listdir(root))  # runc's root may be shared with other engines
+            if mine:
+                left.append(f"{name} state {sorted(mine)}")
+    brif = f"/sys/class/net/{cri.bridge}/brif"
+    if os.path.isdir(brif) and os.listdir(brif):
+        left.append(f"veths on {cri.bridge}: {os.listdir(brif)}")
     for root in cgroup_roots():
         top = os.path.join(root, CGROUP_PARENT.strip("/"))
         if os.path.isdir(top):

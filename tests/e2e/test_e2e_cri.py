@@ -230,8 +230,17 @@ def test_oom_killed(cri_env, handler):
     # the string doubles until the 16 MiB limit's OOM killer ends it
     cid = pod.start("hog", ["sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"],
                     resources=pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20))
-    s = c.wait_exited(cid, timeout=90)
-    assert (s.exit_code, s.reason) == (137, "OOMKilled"), s
+    # containerd sets the reason from the shim's OOM event, which may come after the exit's
+    last = []
+
+    def oom_reported():
+        last[:] = [c.status(cid)]
+        return last[0].state == pb.ContainerState.CONTAINER_EXITED and last[0].reason == "OOMKilled"
+    try:
+        wait_for(oom_reported, timeout=90, what="the container to exit OOMKilled")
+    except AssertionError:
+        raise AssertionError(f"no OOMKilled exit: {last}") from None
+    assert last[0].exit_code == 137, last[0]
 
 
 # ------------------------------------------------------------------ security contexts
