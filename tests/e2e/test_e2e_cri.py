@@ -160,6 +160,32 @@ def test_exec_streaming(cri_env, handler):
     assert status["details"]["causes"][0] == {"reason": "ExitCode", "message": "3"}, status
 
 
+def test_exec_streaming_tty(cri_env, handler):
+    c, pb = cri_env, cri_env.pb
+    cid = c.run_pod(handler).start("main", ["sleep", "inf"])
+    url = c.rt.Exec(pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "tty; read x; echo got:$x"], tty=True,
+                                   stdin=True, stdout=True), timeout=60).url
+    ws = WebSocket(url)
+    try:
+        out = ws.collect(until=lambda o: b"/dev/pts/" in o.get(1, b""))
+        ws.stdin(b"bye\r")
+        more = ws.collect()
+    finally:
+        ws.close()
+    assert b"got:bye" in more.get(1, b""), (out, more)  # the terminal echoes the input too
+    assert json.loads(more[3])["status"] == "Success", more
+
+
+def test_tty_container(cri_env, handler):
+    # the init on a terminal: the shim hands the runtime a console socket
+    c = cri_env
+    pod = c.run_pod(handler)
+    cid = pod.start("tty", ["sh", "-c", "tty; sleep inf"], tty=True, stdin=True)
+    wait_for(lambda: os.path.exists(pod.log_path("tty")) and "/dev/pts/" in open(pod.log_path("tty")).read(),
+             what="the terminal's name in the log")
+    assert c.sh(cid, "ls -l /proc/1/fd/0").split()[-1].startswith("/dev/pts/")
+
+
 def test_attach_streaming(cri_env, handler):
     c, pb = cri_env, cri_env.pb
     cid = c.run_pod(handler).start("main", ["sh", "-c", "while read x; do echo attached:$x; done"], stdin=True)
@@ -189,6 +215,21 @@ def test_logs_and_exit(cri_env, handler):
     ok = pod.start("ok", ["true"])
     s = c.wait_exited(ok)
     assert (s.exit_code, s.reason) == (0, "Completed"), s
+
+
+def test_log_rotation(cri_env, handler):
+    # the kubelet rotates logs: rename the file, ReopenContainerLog, and the output goes on in a new one
+    c, pb = cri_env, cri_env.pb
+    pod = c.run_pod(handler)
+    cid = pod.start("ticker", ["sh", "-c", "while :; do echo tick; sleep 0.1; done"])
+    path = pod.log_path("ticker")
+
+    def ticks(p):
+        return os.path.exists(p) and "stdout F tick" in open(p).read()
+    wait_for(lambda: ticks(path), what="ticks in the log")
+    os.rename(path, path + ".1")
+    c.rt.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=cid), timeout=60)
+    wait_for(lambda: ticks(path), what="ticks in the reopened log")
 
 
 def test_stats(cri_env, handler):
