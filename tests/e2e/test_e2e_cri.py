@@ -108,7 +108,8 @@ def test_pod_and_container_lifecycle(cri_env, handler):
     for cid in (graceful, stubborn):
         c.rt.RemoveContainer(pb.RemoveContainerRequest(container_id=cid), timeout=60)
     assert not c.rt.ListContainers(pb.ListContainersRequest(), timeout=60).containers
-    assert not os.path.exists(f"/sys/fs/cgroup/memory/{_cgroup(pod, graceful)}")
+    wait_for(lambda: not os.path.exists(f"/sys/fs/cgroup/memory/{_cgroup(pod, graceful)}"),
+             timeout=20, what="the container's cgroup to go")
 
     c.rt.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=60)
     st = c.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(pod_sandbox_id=pod.id), timeout=60).status
