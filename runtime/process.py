@@ -126,7 +126,12 @@ def apply_early(p):
         resource.setrlimit(res, (soft, hard))
     if p.oom is not None:
         from . import procfs
-        procfs.write("self/oom_score_adj", str(p.oom))
+        try:
+            procfs.write("self/oom_score_adj", str(p.oom))
+        except OSError as e:
+            # a score below the current one needs CAP_SYS_RESOURCE (containerd's CRI gives the
+            # pause container -998): name the field, not just "Permission denied"
+            raise Error(f"process.oomScoreAdj: setting {p.oom}: {e.strerror}") from None
 
 
 class _CapHeader(ctypes.Structure):

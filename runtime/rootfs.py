@@ -421,9 +421,12 @@ def setup_rootfs(ctx):
 
 
 def _make_parent_private(path):
-    """pivot_root refuses a shared parent: make the mount holding PATH's parent private when it
-    is shared, and only then (a slave one must stay a slave, or binds from it lose their master)."""
-    parent = os.path.dirname(path.rstrip("/")) or "/"
+    """pivot_root refuses a shared parent: make the mount holding PATH private when it is shared,
+    and only then (a slave one must stay a slave, or binds from it lose their master). When PATH
+    is itself a mount point (containerd's overlay rootfs), that is the mount: it is the parent of
+    the rootfs bind made next, and the bind's source, so a shared one (rootfsPropagation rshared
+    makes every mount shared) would make pivot_root fail with EINVAL."""
+    parent = path.rstrip("/") or "/"
     best, best_len, shared = "/", 0, False
     with open("/proc/self/mountinfo") as f:
         for line in f:
