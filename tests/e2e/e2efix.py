@@ -28,6 +28,15 @@ SESSION = uuid.uuid4().hex[:8]
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
 
 
+def remove_empty_dirs(top):
+    """Remove TOP and the directories below it that are empty, and nothing else."""
+    for d, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def sh(cmd, timeout=60, check=True, env=None, input=None):
     """Run CMD with output captured through files (a detached container may inherit the fds)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -185,7 +194,11 @@ def podman():
         remove_cgroup_tree(pm.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)
         if not var_lib_existed:
-            shutil.rmtree("/var/lib/containers", ignore_errors=True)
+            try:
+                os.unlink("/var/lib/containers/cache/blob-info-cache-v1.boltdb")
+            except OSError:
+                pass
+            remove_empty_dirs("/var/lib/containers")
 
 
 # ------------------------------------------------------------------ containerd
@@ -269,7 +282,9 @@ def containerd():
             remove_cgroup_tree(ctd.ns)
             shutil.rmtree(base, ignore_errors=True)
             if not run_ctd_existed:
-                shutil.rmtree("/run/containerd", ignore_errors=True)
+                # only what is empty: another containerd or dockerd (a concurrent test run) may
+                # keep live shim sockets and runc state there
+                remove_empty_dirs("/run/containerd")
 
 
 def _cmdline(pid):
