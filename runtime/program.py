@@ -213,19 +213,12 @@ def execute(prog, env):
     except OSError as e:
         err = e
     if err.errno in (errno.ENOSYS, errno.EPERM):
-        # a seccomp profile that allows execve but not execveat (runc execs by path): check the
-        # path again, then execve it
+        # a seccomp profile that allows execve but not execveat (runc execs by path): execve our
+        # own descriptor's /proc/self/fd link, which names the file we checked and nothing else
+        # (the container's /proc is a procfs we mounted, with nothing mounted inside it; without
+        # one there is no magic link to reach at all). Nothing else may run here: the filter is in.
         try:
-            again, _ = open_exec(prog.path)
-        except OSError as e2:
-            raise _refused(f"exec {prog.argv[0]!r}", e2) from None
-        try:
-            st1, st2 = os.fstat(again), os.fstat(prog.fd)
-        finally:
-            os.close(again)
-        if (st1.st_dev, st1.st_ino) == (st2.st_dev, st2.st_ino):
-            try:
-                os.execve(prog.path, prog.argv, env)
-            except OSError as e3:
-                err = e3
+            os.execve(f"/proc/self/fd/{prog.fd}", prog.argv, env)
+        except OSError as e3:
+            err = e3
     raise Error(f"exec {prog.argv[0]}: {err.strerror or err}")
