@@ -166,7 +166,7 @@ WEAK_EXEC = {"program.py": [
 @pytest.mark.parametrize("where", ["init", "exec"])
 @pytest.mark.parametrize("name,args", [ATTACKS[0], ATTACKS[3], ATTACKS[5]], ids=["proc-self-exe", "path-lookup", "shebang"])
 def test_detector_fires_on_weakened_runtime(tmp_path, attacker_rootfs, where, name, args):
-    rt = weakened(tmp_path, "exec-by-path", WEAK_EXEC)
+    rt = weakened(tmp_path, WEAK_EXEC, "exec-by-path")
     try:
         attack = _init_attack if where == "init" else _exec_attack
         out = attack(rt, attacker_rootfs, args)

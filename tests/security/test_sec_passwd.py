@@ -65,7 +65,7 @@ WEAK_PASSWD = {"exec.py": [
 def test_detector_fires_on_weakened_runtime(tmp_path):
     """A blocking open of the container's FIFO: exec hangs (the detector is the time limit), and
     once killed, delete --force still removes everything."""
-    rt = weakened(tmp_path, "blocking-passwd", WEAK_PASSWD)
+    rt = weakened(tmp_path, WEAK_PASSWD, "blocking-passwd")
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             _exec_home(rt, _image(tmp_path, "fifo"), timeout=5)

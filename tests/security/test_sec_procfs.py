@@ -129,7 +129,7 @@ ATTACKS = {"sysctl": _sysctl_attack, "oom_score_adj": _oom_attack}
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_write_stays_on_procfs_without_the_mount_check(tmp_path, attack):
-    rt = weakened(tmp_path, "no-mount-check", NO_MOUNT_CHECK)
+    rt = weakened(tmp_path, NO_MOUNT_CHECK, "no-mount-check")
     try:
         p, canary = ATTACKS[attack](rt, tmp_path)
         # the write went to the kernel's own file (beneath the host's procfs root), not the mount
@@ -141,7 +141,7 @@ def test_write_stays_on_procfs_without_the_mount_check(tmp_path, attack):
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_detector_fires_without_both_defences(tmp_path, attack):
     patches = dict(NO_MOUNT_CHECK, **PLAIN_WRITES)
-    rt = weakened(tmp_path, "no-procfs-checks", patches)
+    rt = weakened(tmp_path, patches, "no-procfs-checks")
     try:
         _, canary = ATTACKS[attack](rt, tmp_path)
         assert canary != CANARY, f"the detector missed a plain {attack} write through a mount"

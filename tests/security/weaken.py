@@ -1,6 +1,6 @@
 """Deliberately weakened copies of pyrunc, to prove that an attack test's detector can fail.
 
-weakened(tmp_path, name, patches) copies the `runtime` package into TMP_PATH, applies PATCHES
+weakened(tmp_path, patches, name) copies the `runtime` package into TMP_PATH, applies PATCHES
 ({relative file: [(old, new), ...]}; every `old` must occur, so a patch that no longer matches
 the code fails loudly instead of testing an unweakened copy) and returns a Runtime (conftest) whose
 binary is a launcher for that copy. The copy shares nothing with the real package but the
@@ -23,7 +23,7 @@ def _venv_python():
     return first[2:].split()[0] if first.startswith("#!") else sys.executable
 
 
-def weakened(tmp_path, name, patches):
+def weakened(tmp_path, patches, name="weak"):
     base = os.path.join(str(tmp_path), f"weak-{name}")
     pkg = os.path.join(base, "runtime")
     shutil.copytree(os.path.join(REPO, "runtime"), pkg,
