@@ -9,6 +9,7 @@ import os
 import time
 
 from . import fastjson, state
+from .lifecycle import kill_reap, oci_state, write_pid_file
 from .testpoint import point
 from .errors import Error, NotExist
 
@@ -456,33 +457,12 @@ def _recv(ch):
     return kind, payload
 
 
-def kill_reap(pid):
-    """SIGKILL a child of ours and reap it (gone already: nothing to do)."""
-    try:
-        os.kill(pid, SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
 def write_id_maps(pid, ctx):
     if ctx.rootless:
         from . import rootless
         return rootless.write_id_maps(pid, ctx)
     from . import idmaps
     idmaps.write_maps(pid, ctx.uid_mappings, ctx.gid_mappings, "linux")
-
-
-def write_pid_file(path, pid):
-    """Bare digits, no newline, written atomically (containerd parses it strictly)."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyrunc-tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
 
 
 def _destroy_partial(c):
@@ -501,24 +481,6 @@ def _destroy_partial(c):
         c.remove()
     except OSError:
         pass
-
-
-def oci_state(c, status=None, pid=None):
-    """The state JSON of runtime.md (state-schema.json) plus runc's extra fields."""
-    d = c.data
-    status = status or c.status()
-    out = {"ociVersion": d.get("ociVersion", "1.0.2"), "id": c.id}
-    p = pid if pid is not None else d.get("pid", 0)
-    if status != "stopped" and p:
-        out["pid"] = p
-    out["status"] = status
-    out["bundle"] = d.get("bundle", "")
-    out["rootfs"] = d.get("rootfs", "")
-    out["created"] = d.get("created", "")
-    out["owner"] = d.get("owner", "")
-    if d.get("annotations"):
-        out["annotations"] = d["annotations"]
-    return fastjson.dumps_indent(out)
 
 
 # ------------------------------------------------------------------ start

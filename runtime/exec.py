@@ -207,8 +207,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
         if proc.get("ioPriority") or proc.get("scheduler"):
             from . import procattr  # noqa: F401
         if seccomp is not None and seccomp.get("listenerPath"):
-            import json  # noqa: F401
-            from . import container  # noqa: F401
+            import json  # noqa: F401 - send_notify_fd's
         mgr = join = None
         if d.get("cgroup"):
             from . import cgroups
@@ -261,11 +260,11 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
             if msg.startswith(b"err:"):
                 raise Error(msg[4:].decode(errors="replace"))
         except BaseException:
-            from .container import kill_reap
+            from .lifecycle import kill_reap
             kill_reap(child)
             raise
         if o["pid-file"]:
-            from .container import write_pid_file
+            from .lifecycle import write_pid_file
             write_pid_file(o["pid-file"], child)
     except BaseException:
         if console is not None:
@@ -401,7 +400,7 @@ def _tail(d, plan, proc, seccomp, prepared, preserved, preserve_fds):
     notify = None
     if seccomp is not None and seccomp.get("listenerPath"):
         import json
-        from .container import oci_state
+        from .lifecycle import oci_state
         st = json.loads(oci_state(_StateView(d), "running"))
         notify = lambda: st  # noqa: E731
     return finalize.Tail(plan, preserved, 3 + preserve_fds, attrs, mpol, seccomp, prepared, notify)

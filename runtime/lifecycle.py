@@ -1,0 +1,46 @@
+"""What the verbs share below them: the OCI state JSON, the pid file, kill-and-reap of a child.
+A leaf of the verb layer: container (create/start/run/state/kill/delete/list), exec and the cgroup
+verbs import it; it imports none of them."""
+import _signal
+import os
+
+from . import fastjson
+
+
+def oci_state(c, status=None, pid=None):
+    """The state JSON of runtime.md (state-schema.json) plus runc's extra fields."""
+    d = c.data
+    status = status or c.status()
+    out = {"ociVersion": d.get("ociVersion", "1.0.2"), "id": c.id}
+    p = pid if pid is not None else d.get("pid", 0)
+    if status != "stopped" and p:
+        out["pid"] = p
+    out["status"] = status
+    out["bundle"] = d.get("bundle", "")
+    out["rootfs"] = d.get("rootfs", "")
+    out["created"] = d.get("created", "")
+    out["owner"] = d.get("owner", "")
+    if d.get("annotations"):
+        out["annotations"] = d["annotations"]
+    return fastjson.dumps_indent(out)
+
+
+def write_pid_file(path, pid):
+    """Bare digits, no newline, written atomically (containerd parses it strictly)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyrunc-tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def kill_reap(pid):
+    """SIGKILL a child of ours and reap it (gone already: nothing to do)."""
+    try:
+        os.kill(pid, _signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
