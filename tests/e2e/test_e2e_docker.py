@@ -220,6 +220,26 @@ def test_update_resources(docker, runtime):
         _rm(dk, name)
 
 
+def test_create_start_restart(docker, runtime):
+    # the same container id goes through create/delete again for each start
+    dk, name = docker, _name(runtime)
+    dk("create", "--runtime", runtime[0], "--network", "none", "--name", name, IMG, "sh", "-c",
+       "echo run-$$; trap 'exit 0' TERM; while :; do sleep 0.1; done")
+    try:
+        assert dk.status(name) == "created"
+        dk("start", name)
+        pid = dk.inspect(name, "{{.State.Pid}}")
+        dk("restart", "-t", "10", name, timeout=60)
+        assert dk.status(name) == "running" and dk.inspect(name, "{{.State.Pid}}") != pid
+        dk("stop", "-t", "10", name, timeout=60)
+        assert dk.inspect(name, "{{.State.Status}} {{.State.ExitCode}}") == "exited 0"
+        dk("start", name)
+        assert dk.status(name) == "running"
+        wait_for(lambda: len(dk("logs", name).stdout.split()) == 3, what="three runs logged")
+    finally:
+        _rm(dk, name)
+
+
 def test_twenty_containers(docker, runtime):
     dk = docker
     names = [_name(runtime, f"n{i}-") for i in range(20)]
@@ -282,6 +302,15 @@ def test_seccomp(docker, runtime, tmp_path):
              "grep ^Seccomp: /proc/self/status; mkdir /tmp/d 2>&1; touch /tmp/f && echo touch-ok")
     assert _status_field(dk, p.stdout, "Seccomp") == "2", p.stdout
     assert "Operation not permitted" in p.stdout and "touch-ok" in p.stdout, p.stdout
+
+
+def test_ulimit_hostname_sysctl_shm(docker, runtime):
+    p = _run(docker, runtime, "--rm", "--ulimit", "nofile=1024:2048", "--hostname", "box1", "--shm-size", "8m",
+             "--sysctl", "net.ipv4.ip_unprivileged_port_start=80", IMG, "sh", "-c",
+             "ulimit -n; ulimit -H -n; hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+             "grep ' /dev/shm ' /proc/mounts")
+    out = p.stdout.splitlines()
+    assert out[:4] == ["1024", "2048", "box1", "80"] and "size=8192k" in out[4], p.stdout
 
 
 # ------------------------------------------------------------------ resources and devices
@@ -363,6 +392,20 @@ def test_network_none_host_container(docker, runtime):
         _rm(dk, name)
 
 
+def test_pid_ipc_namespaces(docker, runtime):
+    dk, name = docker, _name(runtime)
+    p = _run(dk, runtime, "--rm", "--pid", "host", IMG, "readlink", "/proc/self/ns/pid")
+    assert p.stdout.strip() == os.readlink(f"/proc/{dk.proc.pid}/ns/pid")
+    _run(dk, runtime, "-d", "--name", name, "--ipc", "shareable", IMG, "sleep", "1000")
+    try:
+        ipc = dk("exec", name, "readlink", "/proc/1/ns/ipc").stdout.strip()
+        p = _run(dk, runtime, "--rm", "--ipc", f"container:{name}", "--pid", f"container:{name}", IMG, "sh", "-c",
+                 "readlink /proc/self/ns/ipc; ps -o args | grep -c '^sleep 1000'")
+        assert p.stdout.split() == [ipc, "1"], p.stdout
+    finally:
+        _rm(dk, name)
+
+
 @pytest.fixture(scope="module")
 def user_network(docker):
     net = f"pyrunc-e2e-{uuid.uuid4().hex[:8]}"
@@ -427,11 +470,13 @@ def test_dockerd_restart_brings_back_restart_always(docker, runtime):
 
 
 def test_add_runtime_flag_and_default_runtime(docker):
-    """The command-line form of the doc: --add-runtime and --default-runtime instead of daemon.json."""
+    """The command-line form of the doc: --add-runtime, --exec-opt and --default-runtime, nothing
+    of the sort in daemon.json."""
     dk = docker
     with open(dk.config) as f:
         cfg = json.load(f)
-    runtimes = cfg.pop("runtimes")
+    path = cfg.pop("runtimes")["pyrunc"]["path"]
+    cfg.pop("exec-opts")
     flags_cfg = os.path.join(dk.base, "daemon-flags.json")
     with open(flags_cfg, "w") as f:
         json.dump(cfg, f)
@@ -439,9 +484,11 @@ def test_add_runtime_flag_and_default_runtime(docker):
     name = _name(("default",))
     try:
         dk.config = flags_cfg
-        dk.restart(["--add-runtime", f"pyrunc={runtimes['pyrunc']['path']}", "--default-runtime", "pyrunc"])
+        dk.restart(["--add-runtime", f"pyrunc={path}", "--exec-opt", "native.cgroupdriver=cgroupfs",
+                    "--default-runtime", "pyrunc"])
         default, runtimes = dk("info", "--format", "{{.DefaultRuntime}} {{json .Runtimes}}").stdout.split(" ", 1)
         assert default == "pyrunc" and json.loads(runtimes)["pyrunc"]["path"] == PYRUNC, runtimes
+        assert dk("info", "--format", "{{.CgroupDriver}}").stdout.strip() == "cgroupfs"
         dk("run", "-d", "--name", name, "--network", "none", IMG, "sleep", "1000")
         cid = dk.inspect(name, "{{.Id}}")
         assert dk.inspect(name, "{{.HostConfig.Runtime}}") == "pyrunc"
@@ -449,6 +496,8 @@ def test_add_runtime_flag_and_default_runtime(docker):
         root = os.path.join(dk.base, "exec", "runtime-runc", "moby")
         p = subprocess.run([PYRUNC, "--root", root, "state", cid], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0 and json.loads(p.stdout)["status"] == "running", p.stderr
+        with open(os.path.join(root, cid, "state.json")) as f:
+            assert "init_process_pid" not in json.load(f)  # runc's key: this one is pyrunc's
     finally:
         _rm(dk, name)
         dk.config = documented
