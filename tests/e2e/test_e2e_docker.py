@@ -27,7 +27,8 @@ def _rm(dk, *names):
 
 
 def _gone(dk, name):
-    return dk("ps", "-aq", "--filter", f"name=^/{name}$").stdout == ""
+    p = dk("inspect", "--type", "container", name, check=False)
+    return p.returncode != 0 and "No such" in p.stderr
 
 
 def _status_field(dk, cmd, field):
@@ -242,18 +243,19 @@ def test_create_start_restart(docker, runtime):
 
 def test_twenty_containers(docker, runtime):
     dk = docker
-    names = [_name(runtime, f"n{i}-") for i in range(20)]
+    group = _name(runtime, "twenty-")
+    names = [f"{group}-{i}" for i in range(20)]
     try:
         with ThreadPoolExecutor(20) as ex:
             results = list(ex.map(lambda n: _run(dk, runtime, "-d", "--name", n, IMG, "sleep", "1000",
                                                  check=False, timeout=180), names))
         assert all(r.returncode == 0 for r in results), [r.stderr for r in results if r.returncode]
-        running = dk("ps", "-q", "--filter", f"name=e2e-{runtime[0]}-n", "--filter", "status=running").stdout
+        running = dk("ps", "-q", "--filter", f"name={group}-", "--filter", "status=running").stdout
         assert len(running.split()) == 20, running
         p = dk("exec", names[7], "echo", "one of twenty")
         assert p.stdout == "one of twenty\n"
         dk("rm", "-f", *names, timeout=180)
-        assert dk("ps", "-aq", "--filter", f"name=e2e-{runtime[0]}-n").stdout == ""
+        assert dk("ps", "-aq", "--filter", f"name={group}-").stdout == ""
     finally:
         _rm(dk, *names)
 
