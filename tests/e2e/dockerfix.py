@@ -9,6 +9,7 @@ on a uniquely named Linux bridge and private subnet. No iptables or sysctl chang
 Containers go under a cgroup parent named after the session, removed at the end with everything
 else (containers, volumes, networks, overlay and netns mounts, the daemon, stray shims).
 """
+import ipaddress
 import json
 import os
 import random
@@ -39,12 +40,20 @@ def documented_daemon_json():
 
 
 def _free_subnet():
-    """A /24 in 10.0.0.0/8 that no route on this host covers (other tests make bridges too)."""
-    used = sh(["ip", "-4", "route", "show", "table", "all"], check=False).stdout
+    """A /24 in 10.0.0.0/8 that overlaps no route on this host (other tests make bridges too)."""
+    routes = []
+    for line in sh(["ip", "-4", "route", "show", "table", "all"], check=False).stdout.splitlines():
+        words = line.split()
+        dst = words[1] if words and words[0] in ("local", "broadcast", "unicast") and len(words) > 1 else \
+            (words[0] if words else "")
+        try:
+            routes.append(ipaddress.ip_network(dst, strict=False))
+        except ValueError:
+            pass  # "default" and the like
     for _ in range(100):
-        a, b = random.randint(100, 250), random.randint(1, 254)
-        if f"10.{a}.{b}." not in used and f"10.{a}.0.0/16" not in used and "10.0.0.0/8" not in used:
-            return f"10.{a}.{b}.0/24"
+        net = ipaddress.ip_network(f"10.{random.randint(100, 250)}.{random.randint(1, 254)}.0/24")
+        if not any(net.overlaps(r) for r in routes):
+            return str(net)
     pytest.skip("no free private /24 for the bridge network")
 
 
