@@ -127,6 +127,18 @@ def test_nonroot_stdio_reopen_exec(docker, runtime):
         _rm(dk, name)
 
 
+def test_process_name(docker, runtime):
+    # /proc/PID/comm is the name the program was run by (/bin/sleep, a symlink to busybox, gives
+    # "sleep"): ps, top, pidof and pkill in the container and on the host go by it
+    dk, name = docker, _name(runtime)
+    _run(dk, runtime, "-d", "--name", name, IMG, "sleep", "1000")
+    try:
+        assert dk("exec", name, "cat", "/proc/1/comm").stdout == "sleep\n"
+        assert dk("exec", name, "cat", "/proc/self/comm").stdout == "cat\n"
+    finally:
+        _rm(dk, name)
+
+
 # ------------------------------------------------------------------ lifecycle
 def test_stop_term_trap(docker, runtime):
     dk, name = docker, _name(runtime)
@@ -402,8 +414,8 @@ def test_pid_ipc_namespaces(docker, runtime):
     try:
         ipc = dk("exec", name, "readlink", "/proc/1/ns/ipc").stdout.strip()
         p = _run(dk, runtime, "--rm", "--ipc", f"container:{name}", "--pid", f"container:{name}", IMG, "sh", "-c",
-                 "readlink /proc/self/ns/ipc; ps -o args | grep -c '^sleep 1000'")
-        assert p.stdout.split() == [ipc, "1"], p.stdout
+                 "readlink /proc/self/ns/ipc; tr '\\0' ' ' < /proc/1/cmdline")
+        assert p.stdout.split("\n") == [ipc, "sleep 1000 "], p.stdout
     finally:
         _rm(dk, name)
 
