@@ -14,7 +14,12 @@ chroot):
     the same way (the kernel would open it by path, as us);
   - an ELF's program interpreter (PT_INTERP) is opened the same way first, so that one naming a
     magic link is refused (the kernel opens it by path too, before the new image replaces us);
-  - the file is run with execveat(fd, "", AT_EMPTY_PATH): nothing is resolved again.
+  - the file is run with execveat(fd, "", AT_EMPTY_PATH): nothing is resolved again. The fd is
+    O_CLOEXEC, and that matters: a container process may rewrite the file between our check and
+    execve, but the kernel refuses (ENOENT) to run a `#!` script from a close-on-exec descriptor,
+    so a `#!/proc/self/exe` written in meanwhile cannot make the kernel open a path as us.
+The kernel (6.14 and later) names the process after the file run (`busybox` for a /bin/sleep
+symlink to it; runc, which execs the path, gives `sleep`); older kernels after the descriptor.
 Everything here runs between fork and execve: no imports, bounded reads, no blocking opens.
 """
 import errno
