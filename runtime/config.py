@@ -85,17 +85,133 @@ def schema_errors(cfg):
     return [f"config.json: {json_path(e.absolute_path)}: {e.message}"]
 
 
-def validate(cfg):
-    """Schema then semantic validation; raises Error naming the first bad field."""
+def validate(cfg, warn=None):
+    """Schema then semantic validation; raises Error naming the first bad field. A value that one
+    of the ENGINE_LENIENCIES covers is judged by its spec form and reported through WARN
+    (default: a warning in --log)."""
     if not isinstance(cfg, dict):
         raise Error("config.json: (root): must be a JSON object")
     from . import fastcheck
 
     if not fastcheck.ok(cfg):
-        errs = schema_errors(cfg)
-        if errs:
-            raise Error(errs[0])
+        view, notes = lenient_view(cfg)
+        if not (notes and fastcheck.ok(view)):
+            errs = schema_errors(view)
+            if errs:
+                raise Error(errs[0])
+        if notes:
+            if warn is None:
+                from . import log
+                warn = log.warning
+            for n in notes:
+                warn(n)
     semantic_check(cfg)
+
+
+# -- Engine leniencies ---------------------------------------------------------------------------
+# oci-schemas/ is the spec and stays as vendored. Real engines send a few values its schemas refuse
+# and runc runs; a runtime is never stricter than runc on what engines send. Each such value is
+# listed here, and relaxed nowhere else: the schemas judge a copy of the config in which the
+# engine's value is replaced by its spec form (nothing else is relaxed: a bad value next to it is
+# still refused), the runtime gets the engine's value and gives it runc's meaning, and a warning
+# naming the field goes to --log. Only reached when the fast schema check fails, so a config that
+# uses none costs nothing.
+#
+# Each entry: (name, who sends it, what runc does with it, finder, what the warning says pyrunc
+# does). A finder yields, for each occurrence, (JSON path as a list, the spec form the schema
+# judges).
+
+_S_IFMT = 0o170000
+_DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
+
+
+def _devices_filemode_type_bits(cfg):
+    """linux.devices[].fileMode with the file type bits of the device's own type (st_mode)."""
+    linux = cfg.get("linux")
+    devs = linux.get("devices") if isinstance(linux, dict) else None
+    if not isinstance(devs, list):
+        return
+    for i, d in enumerate(devs):
+        if not isinstance(d, dict):
+            continue
+        m = d.get("fileMode")
+        if not isinstance(m, int) or isinstance(m, bool) or m <= 0o777 or m >> 16:
+            continue
+        # only the type bits of the type the entry declares: anything else stays an error
+        if m & _S_IFMT == _DEVICE_IFMT.get(d.get("type")) and not m & 0o7000:
+            yield ["linux", "devices", i, "fileMode"], m & 0o777
+
+
+_RECURSIVE_ROOT_PROPAGATION = {"rprivate": "private", "rshared": "shared", "rslave": "slave",
+                               "runbindable": "unbindable"}
+
+
+def _rootfs_propagation_recursive(cfg):
+    """linux.rootfsPropagation in its recursive spelling (mount(8)'s rshared, rslave, ...)."""
+    linux = cfg.get("linux")
+    rp = linux.get("rootfsPropagation") if isinstance(linux, dict) else None
+    if isinstance(rp, str) and rp in _RECURSIVE_ROOT_PROPAGATION:
+        yield ["linux", "rootfsPropagation"], _RECURSIVE_ROOT_PROPAGATION[rp]
+
+
+ENGINE_LENIENCIES = (
+    ("linux.devices[].fileMode with file type bits",
+     "podman 4.3 (--device, --privileged: it copies the host node's st_mode, e.g. 8630 = 0o20666 "
+     "for a character device)",
+     "runc ORs the device type into the mode for mknod(2) and chmods with the permission bits "
+     "only; pyrunc makes the node of the entry's type with the permission bits (mode & 0o777)",
+     _devices_filemode_type_bits,
+     "the permission bits {spec} are used, as runc does"),
+    ("linux.rootfsPropagation rprivate/rshared/rslave/runbindable",
+     "containerd's CRI plugin (a volume with Bidirectional -> rshared, HostToContainer -> rslave), "
+     "podman 4.3 (-v SRC:DST:slave/rslave -> rslave), Docker 20.10 (slave/rslave volumes), "
+     "ctr --rootfs-propagation",
+     "runc maps each to its propagation flag with MS_REC; pyrunc applies it recursively the same "
+     "way (runtime/rootfs.py ROOT_PROPAGATION)",
+     _rootfs_propagation_recursive,
+     "applied recursively (checked as {spec}, with MS_REC), as runc does"),
+)
+
+
+def lenient_view(cfg):
+    """(view, notes): CFG with every ENGINE_LENIENCIES value replaced by its spec form (the nodes
+    on the way are copied: CFG itself is not changed), and one warning per leniency used. (CFG,
+    []) when there is none."""
+    view, copied, notes = cfg, set(), []
+    for name, engines, runc, find, says in ENGINE_LENIENCIES:
+        hits = []
+        try:
+            hits = list(find(cfg))
+        except Exception:  # noqa: BLE001 - odd shapes are the schema's to report, not ours
+            hits = []
+        for parts, spec_value in hits:
+            if view is cfg:
+                view = dict(cfg)
+                copied.add(id(view))
+            node = view
+            for key in parts[:-1]:
+                child = node[key]
+                if id(child) not in copied:
+                    child = list(child) if isinstance(child, list) else dict(child)
+                    copied.add(id(child))
+                    node[key] = child
+                node = child
+            node[parts[-1]] = spec_value
+        if hits:
+            first, spec_value = hits[0]
+            more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
+            got = _get(cfg, first)
+            shown = oct(got) if isinstance(got, int) else repr(got)
+            spec = oct(spec_value) if isinstance(spec_value, int) else repr(spec_value)
+            notes.append(f"config.json: {json_path(first)}: {shown}{more} is outside the runtime-spec; "
+                         f"accepted as engines send it ({name}): " + says.format(spec=spec))
+    return view, notes
+
+
+def _get(cfg, parts):
+    for p in parts:
+        cfg = cfg[p]
+    return cfg
 
 
 def semantic_check(cfg):
