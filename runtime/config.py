@@ -93,18 +93,19 @@ def validate(cfg, warn=None):
         raise Error("config.json: (root): must be a JSON object")
     from . import fastcheck
 
-    if not fastcheck.ok(cfg):
-        view, notes = lenient_view(cfg)
-        if not (notes and fastcheck.ok(view)):
-            errs = schema_errors(view)
-            if errs:
-                raise Error(errs[0])
-        if notes:
-            if warn is None:
-                from . import log
-                warn = log.warning
-            for n in notes:
-                warn(n)
+    view, notes, drops = lenient_view(cfg)
+    if not fastcheck.ok(view):
+        errs = schema_errors(view)
+        if errs:
+            raise Error(errs[0])
+    for parts in drops:  # values runc ignores: the runtime does not get them either
+        del _get(cfg, parts[:-1])[parts[-1]]
+    if notes:
+        if warn is None:
+            from . import log
+            warn = log.warning
+        for n in notes:
+            warn(n)
     semantic_check(cfg)
 
 
@@ -114,13 +115,15 @@ def validate(cfg, warn=None):
 # listed here, and relaxed nowhere else: the schemas judge a copy of the config in which the
 # engine's value is replaced by its spec form (nothing else is relaxed: a bad value next to it is
 # still refused), the runtime gets the engine's value and gives it runc's meaning, and a warning
-# naming the field goes to --log. Only reached when the fast schema check fails, so a config that
-# uses none costs nothing.
+# naming the field goes to --log. A value runc ignores (IGNORED as its spec form) is removed from
+# the config the runtime gets. The finders are a few dict lookups: a config that uses none costs
+# next to nothing.
 #
 # Each entry: (name, who sends it, what runc does with it, finder, what the warning says pyrunc
 # does). A finder yields, for each occurrence, (JSON path as a list, the spec form the schema
-# judges).
+# judges, or IGNORED).
 
+IGNORED = object()
 _S_IFMT = 0o170000
 _DEVICE_IFMT = {"c": 0o020000, "u": 0o020000, "b": 0o060000, "p": 0o010000}
 
@@ -154,6 +157,26 @@ def _rootfs_propagation_recursive(cfg):
         yield ["linux", "rootfsPropagation"], _RECURSIVE_ROOT_PROPAGATION[rp]
 
 
+_ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
+
+
+def _seccomp_errno_ret_unused(cfg):
+    """linux.seccomp.defaultErrnoRet / syscalls[].errnoRet beside an action that returns no errno."""
+    linux = cfg.get("linux")
+    sc = linux.get("seccomp") if isinstance(linux, dict) else None
+    if not isinstance(sc, dict):
+        return
+    if "defaultErrnoRet" in sc and isinstance(sc.get("defaultAction"), str) \
+            and sc["defaultAction"] not in _ERRNO_ACTIONS:
+        yield ["linux", "seccomp", "defaultErrnoRet"], IGNORED
+    calls = sc.get("syscalls")
+    if isinstance(calls, list):
+        for i, c in enumerate(calls):
+            if isinstance(c, dict) and "errnoRet" in c and isinstance(c.get("action"), str) \
+                    and c["action"] not in _ERRNO_ACTIONS:
+                yield ["linux", "seccomp", "syscalls", i, "errnoRet"], IGNORED
+
+
 ENGINE_LENIENCIES = (
     ("linux.devices[].fileMode with file type bits",
      "podman 4.3 (--device, --privileged: it copies the host node's st_mode, e.g. 8630 = 0o20666 "
@@ -170,16 +193,23 @@ ENGINE_LENIENCIES = (
      "way (runtime/rootfs.py ROOT_PROPAGATION)",
      _rootfs_propagation_recursive,
      "applied recursively (checked as {spec}, with MS_REC), as runc does"),
+    ("seccomp errnoRet beside an action without an errno",
+     "podman 4.3 (--security-opt seccomp=PROFILE) and ctr --seccomp-profile pass a profile's "
+     "defaultErrnoRet/errnoRet through whatever its action (config-linux.md says MUST fail)",
+     "runc 1.1 takes the errno only for SCMP_ACT_ERRNO/SCMP_ACT_TRACE and ignores it otherwise "
+     "(checked: defaultAction SCMP_ACT_ALLOW + defaultErrnoRet, SCMP_ACT_LOG + errnoRet run)",
+     _seccomp_errno_ret_unused,
+     "ignored, as runc does"),
 )
 
 
 def lenient_view(cfg):
-    """(view, notes): CFG with every ENGINE_LENIENCIES value replaced by its spec form (the nodes
-    on the way are copied: CFG itself is not changed), and one warning per leniency used. (CFG,
-    []) when there is none."""
-    view, copied, notes = cfg, set(), []
+    """(view, notes, drops): CFG with every ENGINE_LENIENCIES value replaced by its spec form, or
+    removed when runc ignores it (the nodes on the way are copied: CFG itself is not changed), one
+    warning per leniency used, and the paths of the values runc ignores. (CFG, [], []) when there
+    is none."""
+    view, copied, notes, drops = cfg, set(), [], []
     for name, engines, runc, find, says in ENGINE_LENIENCIES:
-        hits = []
         try:
             hits = list(find(cfg))
         except Exception:  # noqa: BLE001 - odd shapes are the schema's to report, not ours
@@ -196,16 +226,20 @@ def lenient_view(cfg):
                     copied.add(id(child))
                     node[key] = child
                 node = child
-            node[parts[-1]] = spec_value
+            if spec_value is IGNORED:
+                del node[parts[-1]]
+                drops.append(parts)
+            else:
+                node[parts[-1]] = spec_value
         if hits:
             first, spec_value = hits[0]
             more = f" (and {len(hits) - 1} more)" if len(hits) > 1 else ""
             got = _get(cfg, first)
-            shown = oct(got) if isinstance(got, int) else repr(got)
+            shown = oct(got) if isinstance(got, int) and spec_value is not IGNORED else repr(got)
             spec = oct(spec_value) if isinstance(spec_value, int) else repr(spec_value)
             notes.append(f"config.json: {json_path(first)}: {shown}{more} is outside the runtime-spec; "
                          f"accepted as engines send it ({name}): " + says.format(spec=spec))
-    return view, notes
+    return view, notes, drops
 
 
 def _get(cfg, parts):

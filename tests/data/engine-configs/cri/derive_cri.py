@@ -166,6 +166,16 @@ def resources():
     return cfg
 
 
+def burstable_hugepages():
+    # the kubelet lists every huge page size of the node, limit 0 unless the pod asks for some
+    cfg = container(qos="burstable")
+    r = cfg["linux"]["resources"]
+    r["cpu"] = {"shares": 256, "quota": 100000, "period": 100000}
+    r["memory"] = {"limit": 268435456, "swap": 268435456}
+    r["hugepageLimits"] = [{"pageSize": "2MB", "limit": 0}, {"pageSize": "1GB", "limit": 0}]
+    return cfg
+
+
 def besteffort():
     cfg = container(qos="besteffort")
     cfg["process"]["oomScoreAdj"] = 1000
@@ -191,6 +201,7 @@ SCENARIOS = {
     "security-context": security_context,
     "resources-guaranteed": resources,
     "resources-besteffort": besteffort,
+    "resources-burstable-hugepages": burstable_hugepages,
     "host-namespaces": host_namespaces,
 }
 
