@@ -1,5 +1,7 @@
 """Every config of the engine corpus (tests/data/engine-configs/) runs: create, start, state,
-kill, delete, with runc and with pyrunc, on this machine (as root).
+kill, delete, with runc and with pyrunc, on this machine (as root). Shared/slave volumes also
+carry mounts as the kubelet's mountPropagation expects, the same with both. And the rest of the
+engine-sent family (FAMILY: values engines send in other setups) runs with pyrunc wherever with runc.
 
 What is replaced, and why (everything else is the engine's config as captured):
   - root.path: a copy of the busybox rootfs (the engine's image layers are gone), chowned to the
@@ -257,3 +259,78 @@ def test_runs(path, env, tmp_path):
             assert r["container_to_host"] == (opt in ("shared", "rshared") and root_shared), (dest, opt, r)
     elif results["pyrunc"] is not None:
         pytest.skip(f"runc fails too on this machine: runc: {results['runc']} | pyrunc: {results['pyrunc']}")
+
+
+# -- the rest of the engine-sent family, beside the corpus: values engines send in some setups,
+# each run with runc and pyrunc (busybox config + the change); pyrunc must run what runc runs.
+def _res(k, v):
+    return lambda c: c["linux"].setdefault("resources", {}).__setitem__(k, v)
+
+
+def _mount(**m):
+    return lambda c: c["mounts"].append(dict({"destination": "/mnt", "source": "/tmp"}, **m))
+
+
+def _set(where, k, v):
+    return lambda c: (c if where is None else c[where]).__setitem__(k, v)
+
+
+FAMILY = {
+    "devices-type-a": _res("devices", [{"allow": False, "type": "a", "access": "rwm"},
+                                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]),
+    "devices-no-type": _res("devices", [{"allow": False, "access": "rwm"}]),
+    "memory-swap-minus-1": _res("memory", {"limit": 67108864, "swap": -1}),
+    "memory-limit-minus-1": _res("memory", {"limit": -1}),
+    "cpu-quota-minus-1": _res("cpu", {"quota": -1, "period": 100000}),
+    "cpu-all-zero": _res("cpu", {"quota": 0, "period": 0, "shares": 0}),
+    "unified-empty": _res("unified", {}),
+    "pids-minus-1": _res("pids", {"limit": -1}),
+    "seccomp-kill-process": lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
+    "seccomp-errnoret-on-allow": lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1,
+        "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_LOG", "errnoRet": 5}]}),
+    "seccomp-unknown-syscall": lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["no_such_call", "acct"], "action": "SCMP_ACT_ERRNO"}]}),
+    "mount-bind-empty-type": _mount(type="", options=["rbind", "ro"]),
+    "mount-bind-no-type": _mount(options=["bind"]),
+    "mount-bind-type-none": _mount(type="none", options=["rbind"]),
+    "mount-rro": _mount(type="bind", options=["rbind", "rro"]),
+    "mount-selinux-z": _mount(type="bind", options=["rbind", "z"]),
+    "mount-podman-U": _mount(type="bind", options=["rbind", "U"]),
+    "mount-copy-symlink": _mount(type="bind", options=["rbind", "copy-symlink"]),
+    "mount-tmpcopyup": lambda c: c["mounts"].append({"destination": "/etc", "type": "tmpfs", "source": "tmpfs",
+                                                     "options": ["tmpcopyup"]}),
+    "mount-tmpfs-data": lambda c: c["mounts"].append({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+                                                      "options": ["nr_inodes=1k", "uid=0", "gid=0", "huge=never"]}),
+    "oom-score-adj-1000": _set("process", "oomScoreAdj", 1000),
+    "annotations": _set(None, "annotations", {"org.opencontainers.image.stopSignal": "SIGTERM",
+                                              "io.kubernetes.cri.sandbox-id": "x", "run.oci.keep_original_groups": "1"}),
+    "capabilities-empty": _set("process", "capabilities", {}),
+    "capability-unknown": lambda c: c["process"]["capabilities"]["bounding"].append("CAP_NO_SUCH"),
+    "user-umask": lambda c: c["process"]["user"].__setitem__("umask", 0o22),
+    "masked-path-missing": lambda c: c["linux"].__setitem__("maskedPaths", ["/proc/no-such-thing"]),
+    "device-no-filemode-uid-gid": lambda c: c["linux"].__setitem__("devices", [
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}]),
+    "hooks-empty-lists": _set(None, "hooks", {"prestart": [], "createRuntime": []}),
+}
+
+
+@pytest.mark.parametrize("change", list(FAMILY.values()), ids=list(FAMILY))
+def test_engine_family(change, tmp_path):
+    from conftest import base_config
+    cfg = base_config(("true",))
+    cfg["process"]["terminal"] = False
+    change(cfg)
+    out = {}
+    for name in ("runc", "pyrunc"):
+        rt = Runtime(name, RUNTIMES[name], str(tmp_path))
+        try:
+            out[name] = rt.run(copy.deepcopy(cfg), timeout=60)
+        finally:
+            left = rt.cleanup()
+            assert not left, left
+    if out["runc"].returncode == 0:
+        assert out["pyrunc"].returncode == 0, out["pyrunc"].stderr
+    else:
+        pytest.skip(f"runc refuses it here: {out['runc'].stderr.strip()[-300:]}")
