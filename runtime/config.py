@@ -189,8 +189,11 @@ ENGINE_LENIENCIES = (
      "containerd's CRI plugin (a volume with Bidirectional -> rshared, HostToContainer -> rslave), "
      "podman 4.3 (-v SRC:DST:slave/rslave -> rslave), Docker 20.10 (slave/rslave volumes), "
      "ctr --rootfs-propagation",
-     "runc maps each to its propagation flag with MS_REC; pyrunc applies it recursively the same "
-     "way (runtime/rootfs.py ROOT_PROPAGATION)",
+     "runc maps each to its propagation flag with MS_REC and applies it to / of the new mount "
+     "namespace before pivot_root, so volumes propagate as asked; pyrunc does the same "
+     "(runtime/rootfs.py ROOT_PROPAGATION) and also sets it on the container's / after pivot_root "
+     "(tests/test_engine_corpus.py checks host-to-container and container-to-host mounts agree "
+     "with runc's)",
      _rootfs_propagation_recursive,
      "applied recursively (checked as {spec}, with MS_REC), as runc does"),
     ("seccomp errnoRet beside an action without an errno",
