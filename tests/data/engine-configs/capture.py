@@ -79,6 +79,9 @@ class Capture:
         self.dest = os.path.join(HERE, engine)
         os.makedirs(self.dest, exist_ok=True)
         self.index = {"engine": None, "scenarios": {}}
+        # ctr --rootfs runs on this dir itself: runc makes mount points in it, so a copy
+        self.rootfs = os.path.join(base, "rootfs")
+        subprocess.run(["cp", "-a", ROOTFS, self.rootfs], check=True)
         self.vol = os.path.join(base, "vol")
         os.makedirs(self.vol)
         self.volfile = os.path.join(base, "volfile")
@@ -88,7 +91,7 @@ class Capture:
             json.dump(SECCOMP, f)
 
     def _norm(self, s):
-        s = s.replace(ROOTFS, "@ROOTFS@").replace(self.base, "@ENGINE_ROOT@")
+        s = s.replace(self.rootfs, "@ROOTFS@").replace(ROOTFS, "@ROOTFS@").replace(self.base, "@ENGINE_ROOT@")
         return re.sub(r"^/proc/[0-9]+/ns/", "/proc/@PID@/ns/", s)
 
     def _walk(self, x):
@@ -409,7 +412,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         for i, (name, flags) in enumerate(scen):
             before = c.caught()
             cid = f"cap-{TAG}-{i}"
-            cmd = ["ctr", "run", "--rm", "--runc-binary", c.runtime, "--rootfs"] + flags + [ROOTFS, cid, "/bin/true"]
+            cmd = ["ctr", "run", "--rm", "--runc-binary", c.runtime, "--rootfs"] + flags + [c.rootfs, cid, "/bin/true"]
             rc = sh(ctr + cmd[1:])
             c.take(name, cmd, before, rc)
             sh(ctr + ["tasks", "delete", "--force", cid])
@@ -454,6 +457,15 @@ def remove_cgroups(rel):
 
 if __name__ == "__main__":
     want = sys.argv[1:] or ["podman", "docker", "ctr"]
-    for e in want:
-        print(e)
-        {"podman": capture_podman, "docker": capture_docker, "ctr": capture_ctr}[e]()
+    # podman import keeps a blob-info cache in /var/lib/containers/cache and containerd's shims
+    # their sockets in /run/containerd whatever the private roots say: removed afterwards unless
+    # they were there before (as tests/e2e/e2efix.py does)
+    existed = {d: os.path.exists(d) for d in ("/var/lib/containers", "/run/containerd")}
+    try:
+        for e in want:
+            print(e)
+            {"podman": capture_podman, "docker": capture_docker, "ctr": capture_ctr}[e]()
+    finally:
+        for d, was in existed.items():
+            if not was:
+                shutil.rmtree(d, ignore_errors=True)
