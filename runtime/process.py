@@ -123,7 +123,12 @@ def apply_early(p):
     for res, soft, hard in p.rlimits:
         soft = resource.RLIM_INFINITY if soft >= 2**64 - 1 else soft
         hard = resource.RLIM_INFINITY if hard >= 2**64 - 1 else hard
-        resource.setrlimit(res, (soft, hard))
+        try:
+            resource.setrlimit(res, (soft, hard))
+        except (ValueError, OSError) as e:  # above our own hard limit, without CAP_SYS_RESOURCE
+            name = next(k for k, v in RLIMITS.items() if v == res)
+            why = getattr(e, "strerror", None) or str(e)
+            raise Error(f"process.rlimits: {name}: setting soft {soft}, hard {hard}: {why}") from None
     if p.oom is not None:
         from . import procfs
         try:
