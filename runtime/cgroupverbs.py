@@ -2,8 +2,8 @@
 
 Each verb loads the manager saved in state.json (runtime.cgroups.load_manager) and keeps the
 container lock only as long as it reads or changes the state: `events` streams without it, so a
-`delete` is never blocked by a watcher. Output formats follow runc 1.1 (types.Event / types.Stats
-JSON with Go's omitempty rules and sorted map keys).
+`delete` is never blocked by a watcher. Output formats follow runc 1.1 (types.Event JSON; the stats
+come from Manager.stats already in types.Stats shape, with Go's omitempty rules and sorted map keys).
 """
 import errno
 import json
@@ -100,12 +100,6 @@ def ps(root, cid, fmt, ps_args, out=None):
     return 0
 
 
-# ------------------------------------------------------------------ stats in runc's JSON
-def runc_stats(mgr):
-    """The container's cgroup stats as runc's types.Stats (the "data" of a stats event)."""
-    return mgr.stats()
-
-
 def _event(kind, cid, data=None):
     ev = {"type": kind, "id": cid}
     if data is not None:
@@ -161,7 +155,7 @@ def events(root, cid, stats_only=False, interval="5s", out=None):
         c.unlock()
     try:
         if stats_only:
-            _emit(out, _event("stats", cid, runc_stats(mgr)))
+            _emit(out, _event("stats", cid, mgr.stats()))
             return 0
         return _stream(out, cid, mgr, pid, start, secs)
     except BrokenPipeError:
@@ -274,7 +268,7 @@ def _stream(out, cid, mgr, pid, start, secs):
                 return 0
             if time.monotonic() >= next_tick:
                 try:
-                    data = runc_stats(mgr)
+                    data = mgr.stats()  # runc's types.Stats
                 except (OSError, Error) as e:
                     from . import log
                     log.error(str(e))

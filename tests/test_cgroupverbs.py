@@ -638,7 +638,7 @@ def test_runc_stats_v2_tree(tmp_path):
     for name, text in files.items():
         (d / name).write_text(text)
     mgr = cgroups.load_manager({"mode": "v2", "paths": {"": str(d)}, "created": [], "devices": []})
-    s = cgroupverbs.runc_stats(mgr)
+    s = mgr.stats()
     assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
     assert s["cpu"] == {"usage": {"total": 10000, "kernel": 4000, "user": 6000},
                         "throttling": {"periods": 3, "throttledPeriods": 1, "throttledTime": 7000}}

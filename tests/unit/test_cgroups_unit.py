@@ -351,7 +351,6 @@ def test_v1_stats_shape(tmp_path):
         "hugetlb": {"2MB": {"max": 2097152, "failcnt": 1}},
         "intel_rdt": {}, "network_interfaces": None}
     assert m.oom_count() == 3 and m.oom_control() == m.paths()["memory"]
-    assert cgroupverbs.runc_stats(m) == s
 
 
 def test_v2_stats_shape(tmp_path):
