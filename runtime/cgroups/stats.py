@@ -136,86 +136,85 @@ def _blkio_file(path):
 # ---------------------------------------------------------------- cgroup v1
 def v1(dirs):
     """types.Stats from the v1 controller directories DIRS ({controller: directory})."""
-    d = dirs.get("cpuacct")
-    usage = {}
-    kernel = user = 0
-    if d:
-        usage["total"] = _int(os.path.join(d, "cpuacct.usage"))
-        try:
-            usage["percpu"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu")).split()]
-            usage["percpu_kernel"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu_sys")).split()]
-            usage["percpu_user"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu_user")).split()]
-        except (FileNotFoundError, ValueError):
-            pass
-        try:
-            # cpuacct.stat is in USER_HZ ticks; runc reports nanoseconds
-            st = _kv(os.path.join(d, "cpuacct.stat"))
-            hz = os.sysconf("SC_CLK_TCK")
-            kernel = st.get("system", 0) * 10 ** 9 // hz
-            user = st.get("user", 0) * 10 ** 9 // hz
-        except FileNotFoundError:
-            pass
-    usage = dict(omit(usage), kernel=kernel, user=user)
-    d = dirs.get("cpu")
-    st = _kv_or_empty(os.path.join(d, "cpu.stat")) if d else {}
+    def on(ctrl, read, default):
+        d = dirs.get(ctrl)
+        return read(d) if d else default
+    usage = on("cpuacct", _v1_cpu_usage, {"kernel": 0, "user": 0})
+    st = on("cpu", lambda d: _kv_or_empty(os.path.join(d, "cpu.stat")), {})
     throttling = _throttling(st.get("nr_periods", 0), st.get("nr_throttled", 0), st.get("throttled_time", 0))
+    return _shape(usage, throttling, on("cpuset", _v1_cpuset, _cpuset([], [], {}, 0)),
+                  on("memory", _v1_memory, _no_memory()), on("pids", _v1_pids, {}), on("blkio", _blkio_v1, {}),
+                  on("hugetlb", _v1_hugetlb, {}))
 
-    d = dirs.get("cpuset")
-    cpuset = {}
-    if d:
-        cpus, mems = cpulist(_read_or(os.path.join(d, "cpuset.cpus"))), cpulist(_read_or(os.path.join(d, "cpuset.mems")))
-        vals = {k: _int(os.path.join(d, "cpuset." + k)) for k in _CPUSET_UINTS}
-        relax = _int(os.path.join(d, "cpuset.sched_relax_domain_level"))
-    else:
-        cpus, mems, vals, relax = [], [], dict.fromkeys(_CPUSET_UINTS, 0), 0
-    if cpus:
-        cpuset["cpus"] = cpus
-    cpuset["cpu_exclusive"] = vals["cpu_exclusive"]
+
+def _v1_cpu_usage(d):
+    usage = {"total": _int(os.path.join(d, "cpuacct.usage"))}
+    kernel = user = 0
+    try:
+        usage["percpu"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu")).split()]
+        usage["percpu_kernel"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu_sys")).split()]
+        usage["percpu_user"] = [int(x) for x in _read(os.path.join(d, "cpuacct.usage_percpu_user")).split()]
+    except (FileNotFoundError, ValueError):
+        pass
+    try:
+        # cpuacct.stat is in USER_HZ ticks; runc reports nanoseconds
+        st = _kv(os.path.join(d, "cpuacct.stat"))
+        hz = os.sysconf("SC_CLK_TCK")
+        kernel = st.get("system", 0) * 10 ** 9 // hz
+        user = st.get("user", 0) * 10 ** 9 // hz
+    except FileNotFoundError:
+        pass
+    return dict(omit(usage), kernel=kernel, user=user)
+
+
+def _cpuset(cpus, mems, vals, relax):
+    """types.CPUSetStats in Go's field order (cpus and mems omitted when empty)."""
+    out = {"cpus": cpus} if cpus else {}
+    out["cpu_exclusive"] = vals.get("cpu_exclusive", 0)
     if mems:
-        cpuset["mems"] = mems
+        out["mems"] = mems
     for k in _CPUSET_UINTS[1:]:
-        cpuset[k] = vals[k]
-    cpuset["sched_relax_domain_level"] = relax
+        out[k] = vals.get(k, 0)
+    out["sched_relax_domain_level"] = relax
+    return out
 
-    d = dirs.get("memory")
-    memory = {}
-    if d:
-        raw = _kv_or_empty(os.path.join(d, "memory.stat"))
 
-        def entry(prefix):
-            lim = _int(os.path.join(d, prefix + "limit_in_bytes"))
-            # v1 reports "unlimited" as a huge page-rounded number; runc passes it through as uint64
-            return _mem_entry(lim if lim >= 0 else U64_MAX, _int(os.path.join(d, prefix + "usage_in_bytes")),
-                              _int(os.path.join(d, prefix + "max_usage_in_bytes")),
-                              _int(os.path.join(d, prefix + "failcnt")))
-        if raw.get("cache"):
-            memory["cache"] = raw["cache"]
-        memory.update(usage=entry("memory."), swap=entry("memory.memsw."), kernel=entry("memory.kmem."),
-                      kernelTCP=entry("memory.kmem.tcp."))
-        if raw:
-            memory["raw"] = dict(sorted(raw.items()))
-    else:
-        memory = _no_memory()
+def _v1_cpuset(d):
+    return _cpuset(cpulist(_read_or(os.path.join(d, "cpuset.cpus"))), cpulist(_read_or(os.path.join(d, "cpuset.mems"))),
+                   {k: _int(os.path.join(d, "cpuset." + k)) for k in _CPUSET_UINTS},
+                   _int(os.path.join(d, "cpuset.sched_relax_domain_level")))
 
-    d = dirs.get("pids")
-    pids = {}
-    if d:
-        mx = _read_or(os.path.join(d, "pids.max")).strip()
-        pids = omit({"current": _int(os.path.join(d, "pids.current")), "limit": 0 if mx in ("max", "") else int(mx)})
 
-    d = dirs.get("blkio")
-    blkio = _blkio_v1(d) if d else {}
+def _v1_memory(d):
+    def entry(prefix):
+        lim = _int(os.path.join(d, prefix + "limit_in_bytes"))
+        # v1 reports "unlimited" as a huge page-rounded number; runc passes it through as uint64
+        return _mem_entry(lim if lim >= 0 else U64_MAX, _int(os.path.join(d, prefix + "usage_in_bytes")),
+                          _int(os.path.join(d, prefix + "max_usage_in_bytes")),
+                          _int(os.path.join(d, prefix + "failcnt")))
+    raw = _kv_or_empty(os.path.join(d, "memory.stat"))
+    memory = {"cache": raw["cache"]} if raw.get("cache") else {}
+    memory.update(usage=entry("memory."), swap=entry("memory.memsw."), kernel=entry("memory.kmem."),
+                  kernelTCP=entry("memory.kmem.tcp."))
+    if raw:
+        memory["raw"] = dict(sorted(raw.items()))
+    return memory
 
-    d = dirs.get("hugetlb")
-    hugetlb = {}
-    if d:
-        for f in os.listdir(d):
-            if f.startswith("hugetlb.") and f.endswith(".limit_in_bytes") and f.count(".") == 2:
-                size = f.split(".")[1]
-                hugetlb[size] = _huge(_int(os.path.join(d, f"hugetlb.{size}.usage_in_bytes")),
-                                      _int(os.path.join(d, f"hugetlb.{size}.max_usage_in_bytes")),
-                                      _int(os.path.join(d, f"hugetlb.{size}.failcnt")))
-    return _shape(usage, throttling, cpuset, memory, pids, blkio, hugetlb)
+
+def _v1_pids(d):
+    mx = _read_or(os.path.join(d, "pids.max")).strip()
+    return omit({"current": _int(os.path.join(d, "pids.current")), "limit": 0 if mx in ("max", "") else int(mx)})
+
+
+def _v1_hugetlb(d):
+    out = {}
+    for f in os.listdir(d):
+        if f.startswith("hugetlb.") and f.endswith(".limit_in_bytes") and f.count(".") == 2:
+            size = f.split(".")[1]
+            out[size] = _huge(_int(os.path.join(d, f"hugetlb.{size}.usage_in_bytes")),
+                              _int(os.path.join(d, f"hugetlb.{size}.max_usage_in_bytes")),
+                              _int(os.path.join(d, f"hugetlb.{size}.failcnt")))
+    return out
 
 
 def _blkio_v1(d):
@@ -249,8 +248,7 @@ def v2(d):
     usage = {"total": st.get("usage_usec", 0) * 1000}
     usage = dict(omit(usage), kernel=st.get("system_usec", 0) * 1000, user=st.get("user_usec", 0) * 1000)
     throttling = _throttling(st.get("nr_periods", 0), st.get("nr_throttled", 0), st.get("throttled_usec", 0) * 1000)
-    cpuset = dict.fromkeys(_CPUSET_UINTS, 0)
-    cpuset["sched_relax_domain_level"] = 0
+    cpuset = _cpuset([], [], {}, 0)  # runc reads no cpuset stats on cgroup v2
 
     if os.path.exists(os.path.join(d, "memory.current")):
         raw = kv("memory.stat")

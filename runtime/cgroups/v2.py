@@ -78,86 +78,97 @@ def resources_to_files(r, have=lambda name: True):
 
     `have(file)` tells whether an optional interface file exists (e.g. io.bfq.weight)."""
     out = []
-    m = r.get("memory") or {}
-    if m:
-        limit = m.get("limit")
-        swap = swap_to_v2(m.get("swap"), limit)
-        # swap.max first: lowering memory.max while swap.max stays is always fine, and vice versa
-        if swap:
-            out.append(("memory", "memory.swap.max", mem_value(swap), "memory.swap"))
-        if limit:
-            out.append(("memory", "memory.max", mem_value(limit), "memory.limit"))
-        if m.get("reservation"):
-            out.append(("memory", "memory.low", mem_value(m["reservation"]), "memory.reservation"))
-        if m.get("disableOOMKiller"):
-            warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2")
-        if m.get("swappiness") is not None:
-            warn("linux.resources.memory.swappiness is not supported on cgroup v2")
-        if m.get("kernel") or m.get("kernelTCP"):
-            warn("linux.resources.memory.kernel/kernelTCP are deprecated and ignored")
-    c = r.get("cpu") or {}
-    if c:
-        if c.get("realtimeRuntime") or c.get("realtimePeriod"):
-            raise CgroupError("linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2",
-                              field="cpu.realtimeRuntime" if c.get("realtimeRuntime") else "cpu.realtimePeriod")
-        if c.get("shares"):
-            out.append(("cpu", "cpu.weight", str(shares_to_weight(c["shares"])), "cpu.shares"))
-        cm = cpu_max(c.get("quota"), c.get("period"))
-        if cm:
-            out.append(("cpu", "cpu.max", cm, "cpu.quota" if c.get("quota") else "cpu.period"))
-        if c.get("burst") is not None:
-            out.append(("cpu", "cpu.max.burst", str(int(c["burst"])), "cpu.burst"))
-        if c.get("idle") is not None:
-            out.append(("cpu", "cpu.idle", str(int(c["idle"])), "cpu.idle"))
-        if c.get("cpus"):
-            out.append(("cpuset", "cpuset.cpus", c["cpus"], "cpu.cpus"))
-        if c.get("mems"):
-            out.append(("cpuset", "cpuset.mems", c["mems"], "cpu.mems"))
+    _memory_files(r.get("memory") or {}, out)
+    _cpu_files(r.get("cpu") or {}, out)
     p = r.get("pids")
     if p and p.get("limit") is not None:
         out.append(("pids", "pids.max", "max" if p["limit"] <= 0 else str(int(p["limit"])), "pids.limit"))
-    b = r.get("blockIO") or {}
-    if b:
-        # BFQ takes the v1 range directly; the io.weight interface needs converting
-        bfq = have("io.bfq.weight")
-        if b.get("weight"):
-            if bfq:
-                out.append(("io", "io.bfq.weight", str(int(b["weight"])), "blockIO.weight"))
-            else:
-                out.append(("io", "io.weight", f"default {blkio_weight_to_io_weight(b['weight'])}", "blockIO.weight"))
-        if b.get("leafWeight"):
-            warn("linux.resources.blockIO.leafWeight is not supported on cgroup v2")
-        for e in b.get("weightDevice") or []:
-            if e.get("weight"):
-                dev = f"{int(e['major'])}:{int(e['minor'])}"
-                if bfq:
-                    out.append(("io", "io.bfq.weight", f"{dev} {int(e['weight'])}", "blockIO.weightDevice"))
-                else:
-                    out.append(("io", "io.weight", f"{dev} {blkio_weight_to_io_weight(e['weight'])}",
-                                "blockIO.weightDevice"))
-        for line, key in io_max_lines(b):
-            out.append(("io", "io.max", line, "blockIO." + key))
+    _io_files(r.get("blockIO") or {}, have, out)
     for h in r.get("hugepageLimits") or []:
         out.append(("hugetlb", f"hugetlb.{h['pageSize']}.max", mem_value(h["limit"]),
                     f"hugepageLimits[{h['pageSize']}]"))
     n = r.get("network") or {}
     if n.get("classID") is not None or n.get("priorities"):
         raise CgroupError("linux.resources.network: net_cls/net_prio do not exist on cgroup v2", field="network")
-    if r.get("rdma"):
-        for dev, lim in r["rdma"].items():
-            parts = []
-            if lim.get("hcaHandles") is not None:
-                parts.append(f"hca_handle={int(lim['hcaHandles'])}")
-            if lim.get("hcaObjects") is not None:
-                parts.append(f"hca_object={int(lim['hcaObjects'])}")
-            if parts:
-                out.append(("rdma", "rdma.max", f"{dev} {' '.join(parts)}", f"rdma[{dev}]"))
+    for dev, lim in (r.get("rdma") or {}).items():
+        parts = []
+        if lim.get("hcaHandles") is not None:
+            parts.append(f"hca_handle={int(lim['hcaHandles'])}")
+        if lim.get("hcaObjects") is not None:
+            parts.append(f"hca_object={int(lim['hcaObjects'])}")
+        if parts:
+            out.append(("rdma", "rdma.max", f"{dev} {' '.join(parts)}", f"rdma[{dev}]"))
     for key, value in (r.get("unified") or {}).items():
         if "/" in key or key.startswith(".") or "." not in key:
             raise CgroupError(f"linux.resources.unified: invalid key {key!r}", field="unified")
         ctrl = key.split(".", 1)[0]
         out.append(("" if ctrl == "cgroup" else ctrl, key, str(value), f"unified[{key}]"))
     return out
+
+
+def _memory_files(m, out):
+    if not m:
+        return
+    limit = m.get("limit")
+    swap = swap_to_v2(m.get("swap"), limit)
+    # swap.max first: lowering memory.max while swap.max stays is always fine, and vice versa
+    if swap:
+        out.append(("memory", "memory.swap.max", mem_value(swap), "memory.swap"))
+    if limit:
+        out.append(("memory", "memory.max", mem_value(limit), "memory.limit"))
+    if m.get("reservation"):
+        out.append(("memory", "memory.low", mem_value(m["reservation"]), "memory.reservation"))
+    if m.get("disableOOMKiller"):
+        warn("linux.resources.memory.disableOOMKiller is not supported on cgroup v2")
+    if m.get("swappiness") is not None:
+        warn("linux.resources.memory.swappiness is not supported on cgroup v2")
+    if m.get("kernel") or m.get("kernelTCP"):
+        warn("linux.resources.memory.kernel/kernelTCP are deprecated and ignored")
+
+
+def _cpu_files(c, out):
+    if not c:
+        return
+    if c.get("realtimeRuntime") or c.get("realtimePeriod"):
+        raise CgroupError("linux.resources.cpu.realtimeRuntime/realtimePeriod: not supported on cgroup v2",
+                          field="cpu.realtimeRuntime" if c.get("realtimeRuntime") else "cpu.realtimePeriod")
+    if c.get("shares"):
+        out.append(("cpu", "cpu.weight", str(shares_to_weight(c["shares"])), "cpu.shares"))
+    cm = cpu_max(c.get("quota"), c.get("period"))
+    if cm:
+        out.append(("cpu", "cpu.max", cm, "cpu.quota" if c.get("quota") else "cpu.period"))
+    if c.get("burst") is not None:
+        out.append(("cpu", "cpu.max.burst", str(int(c["burst"])), "cpu.burst"))
+    if c.get("idle") is not None:
+        out.append(("cpu", "cpu.idle", str(int(c["idle"])), "cpu.idle"))
+    if c.get("cpus"):
+        out.append(("cpuset", "cpuset.cpus", c["cpus"], "cpu.cpus"))
+    if c.get("mems"):
+        out.append(("cpuset", "cpuset.mems", c["mems"], "cpu.mems"))
+
+
+def _io_files(b, have, out):
+    if not b:
+        return
+    # BFQ takes the v1 range directly; the io.weight interface needs converting
+    bfq = have("io.bfq.weight")
+    if b.get("weight"):
+        if bfq:
+            out.append(("io", "io.bfq.weight", str(int(b["weight"])), "blockIO.weight"))
+        else:
+            out.append(("io", "io.weight", f"default {blkio_weight_to_io_weight(b['weight'])}", "blockIO.weight"))
+    if b.get("leafWeight"):
+        warn("linux.resources.blockIO.leafWeight is not supported on cgroup v2")
+    for e in b.get("weightDevice") or []:
+        if e.get("weight"):
+            dev = f"{int(e['major'])}:{int(e['minor'])}"
+            if bfq:
+                out.append(("io", "io.bfq.weight", f"{dev} {int(e['weight'])}", "blockIO.weightDevice"))
+            else:
+                out.append(("io", "io.weight", f"{dev} {blkio_weight_to_io_weight(e['weight'])}",
+                            "blockIO.weightDevice"))
+    for line, key in io_max_lines(b):
+        out.append(("io", "io.max", line, "blockIO." + key))
 
 
 # ---------------------------------------------------------------- writing
