@@ -2,9 +2,10 @@
 
 Each verb loads the manager saved in state.json (runtime.cgroups.load_manager) and keeps the
 container lock only as long as it reads or changes the state: `events` streams without it, so a
-`delete` is never blocked by a watcher. Output formats follow runc 1.1 (types.Event / types.Stats
-JSON with Go's omitempty rules and sorted map keys).
+`delete` is never blocked by a watcher. Output formats follow runc 1.1 (types.Event JSON; the stats
+come from Manager.stats already in types.Stats shape, with Go's omitempty rules and sorted map keys).
 """
+import errno
 import json
 import os
 import re
@@ -99,153 +100,6 @@ def ps(root, cid, fmt, ps_args, out=None):
     return 0
 
 
-# ------------------------------------------------------------------ stats in runc's JSON
-def _omit(d):
-    """Go's omitempty: drop zero numbers, empty strings/lists/maps and None."""
-    return {k: v for k, v in d.items() if v not in (0, "", None, [], {})}
-
-
-def _mem_entry(e):
-    e = e or {}
-    out = {"limit": e.get("limit", 0)}
-    if e.get("usage"):
-        out["usage"] = e["usage"]
-    if e.get("max"):
-        out["max"] = e["max"]
-    out["failcnt"] = e.get("failcnt", 0)
-    return out
-
-
-def _readint(d, name, default=0):
-    try:
-        with open(os.path.join(d, name)) as f:
-            v = f.read().strip()
-        return int(v) if v else default
-    except (OSError, ValueError):
-        return default
-
-
-_CPUSET_UINTS = ("cpu_exclusive", "mem_hardwall", "mem_exclusive", "memory_migrate", "memory_spread_page",
-                 "memory_spread_slab", "memory_pressure", "sched_load_balance")
-
-
-def _cpuset(mgr, s):
-    cs = s.get("cpuset") or {}
-    out = {}
-    if cs.get("cpus"):
-        out["cpus"] = cs["cpus"]
-    d = mgr._v1("cpuset")
-    vals = {k: (_readint(d, "cpuset." + k) if d else 0) for k in _CPUSET_UINTS}
-    out["cpu_exclusive"] = vals["cpu_exclusive"]
-    if cs.get("mems"):
-        out["mems"] = cs["mems"]
-    for k in _CPUSET_UINTS[1:]:
-        out[k] = vals[k]
-    out["sched_relax_domain_level"] = _readint(d, "cpuset.sched_relax_domain_level") if d else 0
-    return out
-
-
-# runc's v1 blkio read order: the first group whose first file has entries wins
-_BLKIO_GROUPS = (
-    (("blkio.bfq.sectors_recursive", "sectorsRecursive"),
-     ("blkio.bfq.io_service_time_recursive", "ioServiceTimeRecursive"),
-     ("blkio.bfq.io_wait_time_recursive", "ioWaitTimeRecursive"),
-     ("blkio.bfq.io_merged_recursive", "ioMergedRecursive"),
-     ("blkio.bfq.io_queued_recursive", "ioQueueRecursive"),
-     ("blkio.bfq.time_recursive", "ioTimeRecursive"),
-     ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
-     ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive")),
-    (("blkio.bfq.io_serviced_recursive", "ioServicedRecursive"),
-     ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive")),
-    (("blkio.sectors_recursive", "sectorsRecursive"),
-     ("blkio.io_service_time_recursive", "ioServiceTimeRecursive"),
-     ("blkio.io_wait_time_recursive", "ioWaitTimeRecursive"),
-     ("blkio.io_merged_recursive", "ioMergedRecursive"),
-     ("blkio.io_queued_recursive", "ioQueueRecursive"),
-     ("blkio.time_recursive", "ioTimeRecursive"),
-     ("blkio.io_serviced_recursive", "ioServicedRecursive"),
-     ("blkio.io_service_bytes_recursive", "ioServiceBytesRecursive")),
-    (("blkio.throttle.io_serviced_recursive", "ioServicedRecursive"),
-     ("blkio.throttle.io_service_bytes_recursive", "ioServiceBytesRecursive")),
-    (("blkio.throttle.io_serviced", "ioServicedRecursive"),
-     ("blkio.throttle.io_service_bytes", "ioServiceBytesRecursive")),
-)
-_BLKIO_KEYS = ("ioServiceBytesRecursive", "ioServicedRecursive", "ioQueueRecursive", "ioServiceTimeRecursive",
-               "ioWaitTimeRecursive", "ioMergedRecursive", "ioTimeRecursive", "sectorsRecursive")
-
-
-def _blkio_file(d, name):
-    try:
-        with open(os.path.join(d, name)) as f:
-            text = f.read()
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        f = line.replace(":", " ").split()
-        if len(f) < 3:
-            continue  # the "Total N" line
-        try:
-            e = {"major": int(f[0]), "minor": int(f[1]), "op": f[2] if len(f) == 4 else "",
-                 "value": int(f[3] if len(f) == 4 else f[2])}
-        except ValueError:
-            continue
-        out.append(_omit(e))
-    return out
-
-
-def _blkio_v1(d):
-    got = {}
-    for group in _BLKIO_GROUPS:
-        for i, (fname, key) in enumerate(group):
-            entries = _blkio_file(d, fname)
-            if not entries:
-                if i == 0:
-                    break
-                return got
-            got[key] = entries
-        else:
-            return got
-    return got
-
-
-def runc_stats(mgr):
-    """The container's cgroup stats as runc's types.Stats (the "data" of a stats event)."""
-    s = mgr.stats()
-    cpu = s.get("cpu") or {}
-    u = cpu.get("usage") or {}
-    usage = _omit({"total": u.get("total", 0), "percpu": u.get("percpu"),
-                   "percpu_kernel": u.get("percpu_kernel"), "percpu_user": u.get("percpu_user")})
-    usage["kernel"] = u.get("kernel", 0)
-    usage["user"] = u.get("user", 0)
-    t = cpu.get("throttling") or {}
-    throttling = _omit({"periods": t.get("periods", 0),
-                        "throttledPeriods": t.get("throttled_periods", t.get("throttledPeriods", 0)),
-                        "throttledTime": t.get("throttled_time", t.get("throttledTime", 0))})
-    m = s.get("memory") or {}
-    raw = m.get("raw") or {}
-    cache = raw.get("cache", 0) if mgr.mode != "v2" else m.get("cache", 0)
-    memory = {}
-    if cache:
-        memory["cache"] = cache
-    for k in ("usage", "swap", "kernel", "kernelTCP"):
-        memory[k] = _mem_entry(m.get(k))
-    if raw:
-        memory["raw"] = dict(sorted(raw.items()))
-    p = s.get("pids") or {}
-    bd = mgr._v1("blkio")
-    if bd:
-        bl = _blkio_v1(bd)
-    else:
-        bl = {k: [_omit(e) for e in v] for k, v in (s.get("blkio") or {}).items()}
-    blkio = {k: bl[k] for k in _BLKIO_KEYS if bl.get(k)}
-    huge = {k: dict(_omit({"usage": v.get("usage", 0), "max": v.get("max", 0)}), failcnt=v.get("failcnt", 0))
-            for k, v in sorted((s.get("hugetlb") or {}).items())}
-    return {"cpu": {"usage": usage, "throttling": throttling}, "cpuset": _cpuset(mgr, s), "memory": memory,
-            "pids": _omit({"current": p.get("current", 0), "limit": p.get("limit", 0)}), "blkio": blkio,
-            "hugetlb": huge, "intel_rdt": {}, "network_interfaces": None}
-
-
 def _event(kind, cid, data=None):
     ev = {"type": kind, "id": cid}
     if data is not None:
@@ -301,7 +155,7 @@ def events(root, cid, stats_only=False, interval="5s", out=None):
         c.unlock()
     try:
         if stats_only:
-            _emit(out, _event("stats", cid, runc_stats(mgr)))
+            _emit(out, _event("stats", cid, mgr.stats()))
             return 0
         return _stream(out, cid, mgr, pid, start, secs)
     except BrokenPipeError:
@@ -327,7 +181,7 @@ class _OomWatch:
         self.efd = -1
         self.count = mgr.oom_count()
         self._files = []
-        d = mgr._v1("memory")
+        d = mgr.oom_control()
         if d:
             try:
                 self.efd = os.eventfd(0, os.EFD_CLOEXEC)
@@ -414,7 +268,7 @@ def _stream(out, cid, mgr, pid, start, secs):
                 return 0
             if time.monotonic() >= next_tick:
                 try:
-                    data = runc_stats(mgr)
+                    data = mgr.stats()  # runc's types.Stats
                 except (OSError, Error) as e:
                     from . import log
                     log.error(str(e))
@@ -423,7 +277,7 @@ def _stream(out, cid, mgr, pid, start, secs):
                 next_tick += secs
                 if next_tick < time.monotonic():
                     next_tick = time.monotonic() + secs
-            if not os.path.isdir(mgr.paths().get("memory") or mgr._dirs()[0]):
+            if not mgr.exists():
                 return 0
     finally:
         watch.close()
@@ -588,10 +442,11 @@ def update(root, cid, o):
         if "pids" in delta and delta["pids"]["limit"] < 0:
             delta["pids"]["limit"] = -1
         if delta:
+            from .cgroups import CgroupError
             try:
                 mgr.set(delta)
-            except Error as e:
-                raise Error(_runc_message(str(e), mgr, delta)) from None
+            except CgroupError as e:
+                raise Error(_runc_message(e, delta)) from None
         for k, v in delta.items():
             if isinstance(v, dict):
                 saved[k] = dict(saved.get(k) or {}, **v)
@@ -604,17 +459,25 @@ def update(root, cid, o):
     return 0
 
 
-def _runc_message(msg, mgr, delta):
-    """runc's wording for the limits the kernel refuses most often."""
-    m = re.search(r"cpu\.shares: (\d+) is out of range \(kernel set (\d+)\)", msg)
-    if m:
-        want, got = int(m.group(1)), int(m.group(2))
-        return f"the {'maximum' if want > got else 'minimum'} allowed cpu-shares is {got}"
-    if "memory.limit_in_bytes" in msg and os.strerror(16) in msg:  # EBUSY: usage above the new limit
-        d = mgr._v1("memory")
+def _runc_message(e, delta):
+    """runc's wording for the limits the kernel refuses most often (a CgroupError's field says which)."""
+    if e.field == "cpu.shares" and e.kernel is not None:  # the kernel clamped the value
+        want = delta["cpu"]["shares"]
+        return f"the {'maximum' if want > e.kernel else 'minimum'} allowed cpu-shares is {e.kernel}"
+    if e.field == "memory.limit" and e.errno == errno.EBUSY and e.path.endswith("memory.limit_in_bytes"):
+        d = os.path.dirname(e.path)  # v1: the usage is above the new limit
         return (f"unable to set memory limit to {delta['memory']['limit']} (current usage: "
                 f"{_readint(d, 'memory.usage_in_bytes')}, peak usage: {_readint(d, 'memory.max_usage_in_bytes')})")
-    return msg
+    return str(e)
+
+
+def _readint(d, name, default=0):
+    try:
+        with open(os.path.join(d, name)) as f:
+            v = f.read().strip()
+        return int(v) if v else default
+    except (OSError, ValueError):
+        return default
 
 
 def _saved_resources(c):

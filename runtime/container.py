@@ -252,12 +252,9 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         mgr.create()
         point("create:cgroup")
         ctx.cgroup_manager = mgr
-        # the init joins its v1 cgroups itself (see Manager.self_join) when it can reach them:
-        # not in a user namespace, not rootless, and not from namespaces joined by path
-        ctx.join_tasks, ctx.join_v2 = [], None
-        if not (rootless_cg or ctx.userns or ctx.ns_joins) and hasattr(mgr, "self_join"):
-            ctx.join_tasks = mgr.self_join()
-            ctx.join_v2 = mgr.v2_dir()  # and is born in its cgroup2 one (spawn)
+        # the init is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
+        # when it can reach them: not in a user namespace, not rootless, not from namespaces joined by path
+        ctx.placement = mgr.place(self_join=not (rootless_cg or ctx.userns or ctx.ns_joins))
         # written with the pid (spawn), the one more write of create: until we unlock, nobody
         # reads it, and "creating" only matters while we live, which we do under the lock
         data["status"] = "running" if start_now else "created"
@@ -348,7 +345,7 @@ def spawn(ctx, c, cfg, mgr):
     # process to kill, and the time between clone and "go" (the init waits) is shorter.
     # Always: with no "devices" rules the device cgroup still gets runc's default allow-list
     mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
-    child = _clone(ctx, flags, mgr)
+    child = ctx.placement.spawn(flags)
     if child == 0:
         # the child must not hold the state lock, the runtime's socket end, or anything else
         c.unlock()
@@ -378,7 +375,7 @@ def spawn(ctx, c, cfg, mgr):
         c.data["pid"] = pid
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
-        mgr.apply(pid)
+        ctx.placement.finish(pid)
         if ctx.net_devices:  # its network namespace exists; the init waits for "go"
             from . import netdev
             moved = netdev.Moved()
@@ -412,33 +409,6 @@ def spawn(ctx, c, cfg, mgr):
             raise Error(why) from None
         raise
     return pid, ch
-
-
-def _clone(ctx, flags, mgr):
-    """L.clone, with the child born in its cgroup2 directory when it can be (no cgroup.procs
-    write for mgr.apply, hence no RCU grace period to wait for); else a plain clone."""
-    d = getattr(ctx, "join_v2", None)
-    if d:
-        try:
-            fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            child = -1
-            try:
-                child = L.clone_into_cgroup(flags, fd)
-            except OSError:
-                child = -1  # an older kernel, a refusing cgroup: apply() will say why
-            finally:
-                if child != 0:
-                    os.close(fd)
-            if child == 0:
-                os.close(fd)
-                return 0
-            if child > 0:
-                mgr.mark_joined(d)
-                return child
-    return L.clone(flags)
 
 
 def _recv(ch):

@@ -208,12 +208,11 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
             from . import procattr  # noqa: F401
         if seccomp is not None and seccomp.get("listenerPath"):
             import json  # noqa: F401 - send_notify_fd's
-        mgr = join = None
+        placement = None
         if d.get("cgroup"):
             from . import cgroups
-            mgr = cgroups.load_manager(d["cgroup"])
-            if os.geteuid() == 0:
-                join = mgr.self_join()  # G joins its v1 cgroups itself: no RCU grace period to wait
+            # as root, G is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
+            placement = cgroups.load_manager(d["cgroup"]).place(self_join=os.geteuid() == 0)
         rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         psock, csock = _Chan.pair()
         L.prctl(L.PR_SET_DUMPABLE, 0)
@@ -228,7 +227,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
         if not detach:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
         try:
-            child = _fork(mgr)
+            child = placement.spawn(fork=os.fork) if placement is not None else os.fork()
         except OSError as e:
             if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
                 raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
@@ -236,7 +235,7 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
         if child == 0:
             psock.close()
             _child(csock, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console, proc.get("consoleSize"),
-                   c, d, join)
+                   c, d, placement)
         csock.close()
         csock = None
         os.close(rootfd)
@@ -249,8 +248,8 @@ def _spawn(c, d, plan, proc, flags, seccomp, terminal, o, detach, preserved):
             msg = _recv(psock)
             if msg != b"ready":
                 raise Error(f"sync: unexpected message {msg[:40]!r}")
-            if mgr is not None:
-                mgr.apply(child)  # what G did not join itself (cgroup2)
+            if placement is not None:
+                placement.finish(child)  # what G did not join itself
             if not detach and console is None:
                 # before "go": a signal sent once the program runs must find the forwarder
                 from .signals import forward_to
@@ -344,30 +343,6 @@ def _recv(sock):
     return msg
 
 
-def _fork(mgr):
-    """os.fork, with the child born in the container's cgroup2 directory when it can be
-    (linux.clone_into_cgroup: no cgroup.procs write, no RCU grace period to wait for)."""
-    d = mgr.v2_dir() if mgr is not None and os.geteuid() == 0 else None
-    if d:
-        try:
-            fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            child = -1
-            try:
-                child = L.clone_into_cgroup(0, fd)
-            except OSError:
-                pass  # an older kernel, a refusing cgroup: apply() will say why
-            finally:
-                os.close(fd)
-            if child > 0:
-                mgr.mark_joined(d)
-            if child >= 0:
-                return child
-    return os.fork()
-
-
 def _wait(pid):
     """Foreground: the wait status of the process (signals are forwarded to it meanwhile)."""
     while True:
@@ -406,14 +381,14 @@ def _tail(d, plan, proc, seccomp, prepared, preserved, preserve_fds):
     return finalize.Tail(plan, preserved, 3 + preserve_fds, attrs, mpol, seccomp, prepared, notify)
 
 
-def _child(sock, pidfd, rootfd, flags, tail, console, console_size, c, d, join=None):
+def _child(sock, pidfd, rootfd, flags, tail, console, console_size, c, d, placement=None):
     """Between fork and execve; never returns."""
     try:
         # our copy of the runtime's lock fd (closing a copy keeps the runtime's flock): a G that
         # hangs before execve must never keep `delete --force` out
         c.unlock()
-        from . import process
-        process.join_tasks(join)  # v1 `tasks` files (Manager.self_join), while they are the host's
+        if placement is not None:
+            placement.join()  # v1 `tasks` files (cgroups.Placement), while they are the host's
         _child_setup(sock, pidfd, rootfd, flags, tail, console, console_size, d)
     except Error as e:
         _report(sock, str(e))

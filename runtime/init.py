@@ -77,7 +77,7 @@ def slow_path_main(ctx, ch):
 def _init(ctx, ch):
     ctx.sync = ch  # rootfs asks the runtime for idmapped mounts in a user namespace
     os.setsid()  # as runc's: a session of its own, no controlling terminal unless process.terminal
-    process.join_tasks(getattr(ctx, "join_tasks", ()))  # our v1 cgroups, joined by ourselves
+    ctx.placement.join()  # our v1 cgroups, joined by ourselves (cgroups.Placement)
     procfs.root()  # /proc is still the host's: every /proc access from now on goes beneath it
     procfs.write("self/comm", INIT_COMM)
     # No process in the container may read our memory or /proc/self/exe (CVE-2019-5736): stay

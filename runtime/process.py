@@ -228,17 +228,3 @@ def seal_imports():
                         if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]
     sys.path_hooks.clear()
     sys.path_importer_cache.clear()
-
-
-def join_tasks(paths):
-    """Join our v1 cgroups ourselves (cgroups.Manager.self_join): writing "0" to `tasks` skips
-    the RCU grace period a cgroup.procs write by another process waits for."""
-    for path in paths or ():
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise Error(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}") from None

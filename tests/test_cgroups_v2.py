@@ -70,19 +70,22 @@ def test_resources_to_files():
         "unified": {"memory.high": "900", "cgroup.max.depth": "3"},
     }, have=lambda n: False)
     assert files == [
-        ("memory", "memory.swap.max", "2000"), ("memory", "memory.max", "1000"), ("memory", "memory.low", "500"),
-        ("cpu", "cpu.weight", "39"), ("cpu", "cpu.max", "20000 50000"), ("cpu", "cpu.max.burst", "10"),
-        ("cpu", "cpu.idle", "1"), ("cpuset", "cpuset.cpus", "0-1"), ("cpuset", "cpuset.mems", "0"),
-        ("pids", "pids.max", "max"),
-        ("io", "io.weight", "default 4950"), ("io", "io.weight", "8:0 910"),
-        ("io", "io.max", "8:0 rbps=1048576"), ("io", "io.max", "8:16 wiops=100"),
-        ("hugetlb", "hugetlb.2MB.max", "4194304"),
-        ("memory", "memory.high", "900"), ("", "cgroup.max.depth", "3"),
+        ("memory", "memory.swap.max", "2000", "memory.swap"), ("memory", "memory.max", "1000", "memory.limit"),
+        ("memory", "memory.low", "500", "memory.reservation"),
+        ("cpu", "cpu.weight", "39", "cpu.shares"), ("cpu", "cpu.max", "20000 50000", "cpu.quota"),
+        ("cpu", "cpu.max.burst", "10", "cpu.burst"), ("cpu", "cpu.idle", "1", "cpu.idle"),
+        ("cpuset", "cpuset.cpus", "0-1", "cpu.cpus"), ("cpuset", "cpuset.mems", "0", "cpu.mems"),
+        ("pids", "pids.max", "max", "pids.limit"),
+        ("io", "io.weight", "default 4950", "blockIO.weight"), ("io", "io.weight", "8:0 910", "blockIO.weightDevice"),
+        ("io", "io.max", "8:0 rbps=1048576", "blockIO.throttleReadBpsDevice"),
+        ("io", "io.max", "8:16 wiops=100", "blockIO.throttleWriteIOPSDevice"),
+        ("hugetlb", "hugetlb.2MB.max", "4194304", "hugepageLimits[2MB]"),
+        ("memory", "memory.high", "900", "unified[memory.high]"), ("", "cgroup.max.depth", "3", "unified[cgroup.max.depth]"),
     ]
     bfq = v2.resources_to_files({"blockIO": {"weight": 500}}, have=lambda n: n == "io.bfq.weight")
-    assert bfq == [("io", "io.bfq.weight", "500")]
+    assert bfq == [("io", "io.bfq.weight", "500", "blockIO.weight")]
     assert v2.resources_to_files({"memory": {"limit": -1}}) == [
-        ("memory", "memory.swap.max", "max"), ("memory", "memory.max", "max")]
+        ("memory", "memory.swap.max", "max", "memory.swap"), ("memory", "memory.max", "max", "memory.limit")]
 
 
 def test_resources_to_files_errors():

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import RUNTIMES, Runtime, base_config
 from runtime import cgroupverbs
+from runtime.cgroups import stats
 from runtime.errors import Error
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/freezer"),
@@ -545,7 +546,7 @@ def test_stats_match_runc(both):
     assert list(py) == list(rc)
     for k in ("cpuset", "pids", "hugetlb", "intel_rdt", "network_interfaces"):
         assert py[k] == rc[k], k
-    assert set(py["blkio"]) <= set(cgroupverbs._BLKIO_KEYS)  # entries only when IO happened
+    assert set(py["blkio"]) <= set(stats.BLKIO_KEYS)  # entries only when IO happened
     for k in ("usage", "swap", "kernel", "kernelTCP"):
         assert list(py["memory"][k]) == list(rc["memory"][k]), k
         assert py["memory"][k]["limit"] == rc["memory"][k]["limit"], k
@@ -637,7 +638,7 @@ def test_runc_stats_v2_tree(tmp_path):
     for name, text in files.items():
         (d / name).write_text(text)
     mgr = cgroups.load_manager({"mode": "v2", "paths": {"": str(d)}, "created": [], "devices": []})
-    s = cgroupverbs.runc_stats(mgr)
+    s = mgr.stats()
     assert list(s) == ["cpu", "cpuset", "memory", "pids", "blkio", "hugetlb", "intel_rdt", "network_interfaces"]
     assert s["cpu"] == {"usage": {"total": 10000, "kernel": 4000, "user": 6000},
                         "throttling": {"periods": 3, "throttledPeriods": 1, "throttledTime": 7000}}

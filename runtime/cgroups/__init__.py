@@ -1,11 +1,21 @@
-"""Container cgroups: placement, limits, freezing, killing and stats (cgroup v1, v2 and hybrid).
+"""Container cgroups: one manager interface, three host layouts (cgroup v1, v2 and hybrid).
 
-Imported on every `create`, so this module only needs `os`; the resource writers (v1.py, v2.py),
-the device eBPF program and the cgroupfs mount helper are imported lazily.
+    Manager               create, place, set, freeze/thaw/frozen, kill_all, pids, stats, destroy
+      V1Manager           one directory per v1 controller
+        HybridManager     ... plus the cgroup2 directory of /sys/fs/cgroup/unified
+      V2Manager           one cgroup2 directory
+      (rootless variants: runtime/cgroups/rootless.py)
+    Placement             how one process enters them (Manager.place: self-join, CLONE_INTO_CGROUP)
+    CgroupError           an Error that names the config field it came from
+
+Imported on every `create` (and kill --all, delete), so this module only needs `os`; the resource
+writers (v1.py, v2.py), the stats readers (stats.py), the device eBPF program and the cgroupfs
+mount helper are imported lazily.
 
 Layout of a manager: `paths` maps a controller name to the container's cgroup directory, as
 runc's state.json does ("cpu", "memory", ..., "name=systemd"); the key "" is the cgroup2
-directory (pure v2, or the unified hierarchy of a hybrid host).
+directory (pure v2, or the unified hierarchy of a hybrid host). A manager only acts on the
+directories it is given, so tests hand it a tmp dir standing in for /sys/fs/cgroup.
 """
 import errno
 import os
@@ -100,16 +110,17 @@ def new_manager(container_id, linux, _layout=None):
     linux = linux or {}
     cgpath = linux.get("cgroupsPath") or ""
     if ":" in cgpath:
-        raise Error(f"systemd cgroup driver is not available: cgroupsPath {cgpath!r} is in slice:prefix:name form")
+        raise CgroupError(f"systemd cgroup driver is not available: cgroupsPath {cgpath!r} is in "
+                          "slice:prefix:name form", field="cgroupsPath")
     if not cgpath:
         cgpath = container_id  # runc 1.1 uses the container id below our own cgroup
     if "\x00" in cgpath or ".." in cgpath.split("/"):
-        raise Error(f"invalid cgroupsPath {cgpath!r}")
+        raise CgroupError(f"invalid cgroupsPath {cgpath!r}", field="cgroupsPath")
     paths = {}
     if _layout:
-        m = _layout["mode"]
         paths[""] = os.path.normpath(_layout["root"] + "/" + cgpath.lstrip("/"))
-        return Manager(m, paths, _to_create(paths), linux.get("devices") or [], roots={"": _layout["root"]})
+        return _CLASSES[_layout["mode"]](paths, _to_create(paths), linux.get("devices") or [],
+                                         roots={"": _layout["root"]})
     m = mode()
     own = _own_cgroups()
     roots = {}
@@ -132,7 +143,7 @@ def new_manager(container_id, linux, _layout=None):
                 roots.setdefault(c, mnt)
     if not paths:
         raise Error("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
-    return Manager(m, paths, _to_create(paths), linux.get("devices") or [], roots=roots)
+    return _CLASSES[m](paths, _to_create(paths), linux.get("devices") or [], roots=roots)
 
 
 def _to_create(paths):
@@ -149,12 +160,24 @@ def _to_create(paths):
 
 def load_manager(saved):
     """Manager from Manager.to_dict() (saved in state.json)."""
-    return Manager(saved["mode"], dict(saved["paths"]), list(saved.get("created", [])),
-                   saved.get("devices") or [], roots=dict(saved.get("roots", {})))
+    return _CLASSES[saved["mode"]](saved["paths"], saved.get("created", []), saved.get("devices") or [],
+                                   roots=saved.get("roots"))
 
 
-def _write(path, value):
-    """Write one cgroup file; errors name the file."""
+# ---------------------------------------------------------------- errors and file access
+class CgroupError(Error):
+    """A cgroup step failed. `field` is the config field it came from ("memory.limit" for
+    linux.resources.memory.limit, "cgroupsPath", ...) or None, `path` the cgroup file or
+    directory, `errno` the kernel's errno (None when the check was ours), `kernel` the value the
+    kernel kept instead of ours (cpu.shares clamps). The message is the one-line user error."""
+
+    def __init__(self, msg, field=None, path=None, errno=None, kernel=None):
+        super().__init__(msg)
+        self.field, self.path, self.errno, self.kernel = field, path, errno, kernel
+
+
+def _write(path, value, field=None):
+    """Write one cgroup file; errors name the field (when known) and the file."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
@@ -162,231 +185,14 @@ def _write(path, value):
         finally:
             os.close(fd)
     except OSError as e:
-        raise Error(f"cannot write {value!r} to {path}: {os.strerror(e.errno)}") from None
+        where = f"linux.resources.{field}: " if field else ""
+        raise CgroupError(f"{where}cannot write {value!r} to {path}: {os.strerror(e.errno)}",
+                          field=field, path=path, errno=e.errno) from None
 
 
 def _read(path):
     with open(path) as f:
         return f.read()
-
-
-class Manager:
-    """The cgroups of one container, in every mounted hierarchy."""
-
-    def __init__(self, mode_, paths, created, devices, roots=None):
-        self.mode = mode_
-        self._paths = paths
-        self.created = created      # directories create() made, removed by destroy()
-        self.devices = devices      # linux.devices, allowed in the device cgroup like runc does
-        self.roots = roots or {}    # hierarchy mountpoints, to know where a parent walk stops
-
-    # ---- bookkeeping ----
-    def to_dict(self):
-        return {"mode": self.mode, "paths": dict(self._paths), "created": list(self.created),
-                "devices": list(self.devices), "roots": dict(self.roots)}
-
-    def paths(self):
-        return dict(self._paths)
-
-    def _dirs(self):
-        return sorted(set(self._paths.values()))
-
-    def _v2dir(self):
-        """The cgroup2 directory, if any."""
-        return self._paths.get("")
-
-    def _v1(self, ctrl):
-        """v1 directory of a controller, or None on pure v2 / when not mounted."""
-        return None if self.mode == "v2" else self._paths.get(ctrl)
-
-    # ---- lifecycle ----
-    def create(self):
-        """mkdir the container cgroup in every hierarchy (idempotent)."""
-        for d in self._dirs():
-            missing = []
-            p = d
-            while not os.path.isdir(p):
-                missing.append(p)
-                p = os.path.dirname(p)
-            for p in reversed(missing):
-                try:
-                    os.mkdir(p, 0o755)
-                except FileExistsError:
-                    continue
-                except OSError as e:
-                    raise Error(f"cannot create cgroup {p}: {os.strerror(e.errno)}") from None
-                if p not in self.created:
-                    self.created.append(p)
-                if os.path.exists(os.path.join(p, "cpuset.cpus")) and self.mode != "v2":
-                    _cpuset_inherit(p)
-
-    def apply(self, pid):
-        """Move pid into the container cgroup of every hierarchy (but those it joins itself)."""
-        joined = getattr(self, "_self_joined", ())
-        for d in self._dirs():
-            if d in joined:
-                continue
-            if os.path.exists(os.path.join(d, "cpuset.cpus")) and self.mode != "v2":
-                _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
-            _write(os.path.join(d, "cgroup.procs"), pid)
-
-    def self_join(self):
-        """The v1 `tasks` files a new single-threaded init writes "0" into to join by itself;
-        apply() then skips those hierarchies.
-
-        Why: a cgroup.procs write takes the kernel's global cgroup_threadgroup_rwsem for writing,
-        which after a quiet spell waits for an RCU grace period (5-20 ms here, the costliest
-        step of create); a task moving itself through `tasks` does not take it. cgroup2 has no
-        such way across domains (cgroup.threads stays within one): those still go by apply()."""
-        if self.mode == "v2":
-            return []
-        dirs = sorted({d for k, d in self._paths.items() if k})
-        for d in dirs:
-            if os.path.exists(os.path.join(d, "cpuset.cpus")):
-                _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
-        self._self_joined = frozenset(dirs)
-        return [os.path.join(d, "tasks") for d in dirs]
-
-    def v2_dir(self):
-        """The cgroup2 directory, for a child born in it (linux.clone_into_cgroup)."""
-        return self._paths.get("")
-
-    def mark_joined(self, d):
-        """D is joined already (a child born there): apply() skips it."""
-        self._self_joined = frozenset(getattr(self, "_self_joined", ())) | {d}
-
-    def destroy(self):
-        """Remove the directories create() made (and any sub-cgroups in them); tolerate missing ones."""
-        leaves = set(self._dirs())
-        for d in sorted(set(self.created), key=lambda p: -p.count("/")):
-            if d in leaves:
-                _rmtree_cgroup(d)
-            else:
-                # a parent we made may since hold another container's cgroup: leave it then
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
-        self.created = []
-
-    def pids(self):
-        """All pids in the container's cgroup, recursively."""
-        d = self._v1("pids") or self._v1("freezer") or self._v1("memory") or self._v2dir() or self._dirs()[0]
-        out = []
-        for root, _dirs, _files in os.walk(d):
-            try:
-                out.extend(int(x) for x in _read(os.path.join(root, "cgroup.procs")).split())
-            except (FileNotFoundError, ProcessLookupError):
-                continue
-        return sorted(set(out))
-
-    def kill_all(self, sig):
-        """Signal every process; SIGKILL uses cgroup.kill when the kernel has it (no fork race)."""
-        d2 = self._v2dir()
-        if sig == 9 and d2 and os.path.exists(os.path.join(d2, "cgroup.kill")):
-            _write(os.path.join(d2, "cgroup.kill"), 1)
-            return
-        if not self.pids():
-            return  # nobody to signal, and nobody left to fork (the usual delete of a stopped one)
-        # freeze first so no process can fork a child we would miss
-        can_freeze = self._freezer_available()
-        was_frozen = can_freeze and self.frozen()
-        if can_freeze and not was_frozen:
-            self.freeze()
-        try:
-            for pid in self.pids():
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-        finally:
-            if can_freeze and not was_frozen:
-                self.thaw()
-
-    # ---- freezer ----
-    def _freezer_available(self):
-        d = self._v1("freezer")
-        if d:
-            return True
-        d2 = self._v2dir()
-        return bool(d2 and os.path.exists(os.path.join(d2, "cgroup.freeze")))
-
-    def _freeze_file(self):
-        d = self._v1("freezer")
-        if d:
-            return d, "v1"
-        d2 = self._v2dir()
-        if d2 and os.path.exists(os.path.join(d2, "cgroup.freeze")):
-            return d2, "v2"
-        raise Error("freezer cgroup controller is not available")
-
-    def freeze(self):
-        self._set_frozen(True)
-
-    def thaw(self):
-        self._set_frozen(False)
-
-    def _set_frozen(self, on):
-        d, kind = self._freeze_file()
-        deadline = time.monotonic() + 10
-        while True:
-            if kind == "v1":
-                # writing FROZEN again nudges tasks that were forking while we froze
-                _write(os.path.join(d, "freezer.state"), "FROZEN" if on else "THAWED")
-                done = _read(os.path.join(d, "freezer.state")).strip() == ("FROZEN" if on else "THAWED")
-            else:
-                _write(os.path.join(d, "cgroup.freeze"), 1 if on else 0)
-                done = _events(d).get("frozen") == (1 if on else 0)
-            if done:
-                return
-            if time.monotonic() > deadline:
-                if on:  # do not leave a half-frozen container behind
-                    self._set_frozen(False)
-                raise Error(f"cannot {'freeze' if on else 'thaw'} cgroup {d}: timed out")
-            time.sleep(0.01)
-
-    def frozen(self):
-        try:
-            d, kind = self._freeze_file()
-        except Error:
-            return False
-        try:
-            if kind == "v1":
-                return _read(os.path.join(d, "freezer.state")).strip() == "FROZEN"
-            return _read(os.path.join(d, "cgroup.freeze")).strip() == "1"
-        except FileNotFoundError:
-            return False
-
-    # ---- resources and stats ----
-    def set(self, resources):
-        """Apply linux.resources (or an `update`)."""
-        resources = resources or {}
-        if self.mode == "v2":
-            from runtime.cgroups import v2
-            v2.set_resources(self, resources)
-        else:
-            from runtime.cgroups import v1
-            v1.set_resources(self, resources)
-
-    def stats(self):
-        """runc `events --stats` data."""
-        if self.mode == "v2":
-            from runtime.cgroups import v2
-            return v2.stats(self)
-        from runtime.cgroups import v1
-        return v1.stats(self)
-
-    def oom_count(self):
-        try:
-            d = self._v1("memory")
-            if d:
-                return _kv(os.path.join(d, "memory.oom_control")).get("oom_kill", 0)
-            d2 = self._v2dir()
-            if d2 and self.mode == "v2":
-                return _kv(os.path.join(d2, "memory.events")).get("oom_kill", 0)
-        except FileNotFoundError:
-            pass
-        return 0
 
 
 def _kv(path):
@@ -409,6 +215,395 @@ def _events(d):
         return {}
 
 
+def warn(msg):
+    """Non-fatal notice on stderr, where runc only logs a warning."""
+    print(f"pyrunc: warning: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- placement
+class Placement:
+    """How one process enters the container's cgroups; made by Manager.place, which chooses.
+
+    The fast way is for a new process that still sees the host's cgroup files (not in a user
+    namespace, not rootless): it is born in its cgroup2 directory (clone3 CLONE_INTO_CGROUP, in
+    spawn) and joins its v1 hierarchies itself by writing "0" to their `tasks` files (join, in
+    the child, before it leaves the host's mount namespace). Why: a cgroup.procs write takes the
+    kernel's global cgroup_threadgroup_rwsem for writing, which after a quiet spell waits for an
+    RCU grace period (5-20 ms here, the costliest step of create); a task moving itself through
+    `tasks` does not take it, nor does a child born in its cgroup. cgroup2 has no self-join
+    across domains (cgroup.threads stays within one), hence the clone3 there.
+    finish(pid), in the parent, moves the process by cgroup.procs into whatever is left."""
+
+    __slots__ = ("_mgr", "tasks", "_clone_dir", "_joined")
+
+    def __init__(self, mgr, tasks=(), clone_dir=None, joined=()):
+        self._mgr = mgr
+        self.tasks = list(tasks)      # v1 `tasks` files the child writes "0" into (join)
+        self._clone_dir = clone_dir   # cgroup2 directory the child is born in (spawn)
+        self._joined = set(joined)    # directories finish() skips
+
+    def spawn(self, flags=0, fork=None):
+        """Fork (fork(), or clone(flags) when fork is None) with the child born in the cgroup2
+        directory when the kernel lets it; returns 0 in the child, its pid in the parent."""
+        from runtime import linux as L  # loaded already by every caller
+        d = self._clone_dir
+        if d:
+            try:
+                fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                child = -1
+                try:
+                    child = L.clone_into_cgroup(flags, fd)
+                except OSError:
+                    child = -1  # an older kernel, a refusing cgroup: finish() will say why
+                finally:
+                    os.close(fd)
+                if child > 0:
+                    self._joined.add(d)
+                if child >= 0:
+                    return child
+        return fork() if fork is not None else L.clone(flags)
+
+    def join(self):
+        """In the new process: join the v1 hierarchies by writing "0" to their `tasks` files."""
+        for path in self.tasks:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise CgroupError(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}",
+                                  path=path, errno=e.errno) from None
+
+    def finish(self, pid):
+        """In the parent: move PID by cgroup.procs into every directory it did not join itself."""
+        self._mgr._enter(pid, self._joined)
+
+
+# ---------------------------------------------------------------- managers
+class Manager:
+    """The cgroups of one container, in every mounted hierarchy (runc's cgroups.Manager).
+
+    A subclass says where things are (the freezer, cgroup.kill, the directory to list pids from,
+    the self-join split) and how resources are written and stats read; the lifecycle is here."""
+
+    mode = None  # "v1", "v2" or "hybrid", saved in state.json
+
+    def __init__(self, paths, created=(), devices=(), roots=None):
+        self._paths = dict(paths)
+        self.created = list(created)   # directories create() made, removed by destroy()
+        self.devices = list(devices)   # linux.devices, allowed in the device cgroup like runc does
+        self.roots = dict(roots or {})  # hierarchy mountpoints, to know where a parent walk stops
+
+    # ---- bookkeeping ----
+    def to_dict(self):
+        return {"mode": self.mode, "paths": dict(self._paths), "created": list(self.created),
+                "devices": list(self.devices), "roots": dict(self.roots)}
+
+    def paths(self):
+        return dict(self._paths)
+
+    def _dirs(self):
+        return sorted(set(self._paths.values()))
+
+    def exists(self):
+        """Whether the container's cgroup is still there (events stops when it goes)."""
+        return os.path.isdir(self._paths.get("memory") or self._dirs()[0])
+
+    # ---- where things are (subclasses) ----
+    def _pids_dir(self):
+        return self._dirs()[0]
+
+    def _freezer(self):
+        """(directory, "v1" or "v2") of the freezer, or None."""
+        return None
+
+    def _kill_file(self):
+        """cgroup.kill, when the kernel has it."""
+        return None
+
+    def _self_join_dirs(self):
+        """The directories a new process can join by itself (v1 `tasks`)."""
+        return []
+
+    def _clone_dir(self):
+        """The cgroup2 directory a new process can be born in (CLONE_INTO_CGROUP)."""
+        return None
+
+    def _prepare(self, d):
+        """Before a process enters D (v1: fill an empty cpuset)."""
+
+    # ---- lifecycle ----
+    def create(self):
+        """mkdir the container cgroup in every hierarchy (idempotent)."""
+        for d in self._dirs():
+            missing = []
+            p = d
+            while not os.path.isdir(p):
+                missing.append(p)
+                p = os.path.dirname(p)
+            for p in reversed(missing):
+                try:
+                    os.mkdir(p, 0o755)
+                except FileExistsError:
+                    continue
+                except OSError as e:
+                    raise CgroupError(f"cannot create cgroup {p}: {os.strerror(e.errno)}",
+                                      path=p, errno=e.errno) from None
+                if p not in self.created:
+                    self.created.append(p)
+                self._prepare(p)
+
+    def place(self, pid=None, self_join=False):
+        """Put a process in the container's cgroups; returns its Placement.
+
+        place(pid): an existing process, by cgroup.procs in every hierarchy.
+        place(self_join=True): for a process about to be made that can reach the host's cgroup
+        files: Placement.spawn makes it (born in the cgroup2 directory), Placement.join in the
+        child joins the v1 hierarchies, Placement.finish(pid) does the rest."""
+        if not self_join:
+            pl = Placement(self)
+        else:
+            dirs = self._self_join_dirs()
+            for d in dirs:
+                self._prepare(d)  # v1 refuses tasks in a cpuset without cpus/mems
+            pl = Placement(self, [os.path.join(d, "tasks") for d in dirs], self._clone_dir(), dirs)
+        if pid is not None:
+            pl.finish(pid)
+        return pl
+
+    def apply(self, pid):
+        """place(pid), runc's name."""
+        self.place(pid)
+
+    def _enter(self, pid, skip=()):
+        for d in self._dirs():
+            if d in skip:
+                continue
+            self._prepare(d)
+            _write(os.path.join(d, "cgroup.procs"), pid)
+
+    def destroy(self):
+        """Remove the directories create() made (and any sub-cgroups in them); tolerate missing ones."""
+        leaves = set(self._dirs())
+        for d in sorted(set(self.created), key=lambda p: -p.count("/")):
+            if d in leaves:
+                _rmtree_cgroup(d)
+            else:
+                # a parent we made may since hold another container's cgroup: leave it then
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        self.created = []
+
+    def pids(self):
+        """All pids in the container's cgroup, recursively."""
+        out = []
+        for root, _dirs, _files in os.walk(self._pids_dir()):
+            try:
+                out.extend(int(x) for x in _read(os.path.join(root, "cgroup.procs")).split())
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return sorted(set(out))
+
+    def kill_all(self, sig):
+        """Signal every process; SIGKILL uses cgroup.kill when the kernel has it (no fork race)."""
+        k = self._kill_file()
+        if sig == 9 and k:
+            _write(k, 1)
+            return
+        if not self.pids():
+            return  # nobody to signal, and nobody left to fork (the usual delete of a stopped one)
+        # freeze first so no process can fork a child we would miss
+        can_freeze = self._freezer() is not None
+        was_frozen = can_freeze and self.frozen()
+        if can_freeze and not was_frozen:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if can_freeze and not was_frozen:
+                self.thaw()
+
+    # ---- freezer ----
+    def freeze(self):
+        self._set_frozen(True)
+
+    def thaw(self):
+        self._set_frozen(False)
+
+    def _set_frozen(self, on):
+        fz = self._freezer()
+        if fz is None:
+            raise CgroupError("freezer cgroup controller is not available")
+        d, kind = fz
+        deadline = time.monotonic() + 10
+        while True:
+            if kind == "v1":
+                # writing FROZEN again nudges tasks that were forking while we froze
+                _write(os.path.join(d, "freezer.state"), "FROZEN" if on else "THAWED")
+                done = _read(os.path.join(d, "freezer.state")).strip() == ("FROZEN" if on else "THAWED")
+            else:
+                _write(os.path.join(d, "cgroup.freeze"), 1 if on else 0)
+                done = _events(d).get("frozen") == (1 if on else 0)
+            if done:
+                return
+            if time.monotonic() > deadline:
+                if on:  # do not leave a half-frozen container behind
+                    self._set_frozen(False)
+                raise CgroupError(f"cannot {'freeze' if on else 'thaw'} cgroup {d}: timed out", path=d)
+            time.sleep(0.01)
+
+    def frozen(self):
+        fz = self._freezer()
+        if fz is None:
+            return False
+        d, kind = fz
+        try:
+            if kind == "v1":
+                return _read(os.path.join(d, "freezer.state")).strip() == "FROZEN"
+            return _read(os.path.join(d, "cgroup.freeze")).strip() == "1"
+        except FileNotFoundError:
+            return False
+
+    # ---- resources and stats (subclasses) ----
+    def set(self, resources):
+        """Apply linux.resources (or an `update`); a CgroupError names the field it failed on."""
+        raise NotImplementedError
+
+    def stats(self):
+        """runc's types.Stats (the "data" of an `events` stats event), Go's omitempty applied."""
+        raise NotImplementedError
+
+    def oom_count(self):
+        """How many processes the OOM killer has killed in the container."""
+        return 0
+
+    def oom_control(self):
+        """The v1 memory directory whose memory.oom_control takes eventfd notifications
+        (cgroup.event_control), or None: then poll oom_count."""
+        return None
+
+
+class V1Manager(Manager):
+    """cgroup v1: one directory per controller (comounted ones share it)."""
+
+    mode = "v1"
+
+    def _v1dirs(self):
+        return {c: d for c, d in self._paths.items() if c}
+
+    def _pids_dir(self):
+        p = self._paths
+        return p.get("pids") or p.get("freezer") or p.get("memory") or self._dirs()[0]
+
+    def _freezer(self):
+        d = self._paths.get("freezer")
+        return (d, "v1") if d else None
+
+    def _self_join_dirs(self):
+        return sorted(set(self._v1dirs().values()))
+
+    def _prepare(self, d):
+        if os.path.exists(os.path.join(d, "cpuset.cpus")):
+            _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
+
+    def set(self, resources):
+        from runtime.cgroups import v1
+        v1.set_resources(self._v1dirs(), resources or {}, self.devices)
+
+    def stats(self):
+        from runtime.cgroups import stats
+        return stats.v1(self._v1dirs())
+
+    def oom_count(self):
+        d = self._paths.get("memory")
+        try:
+            return _kv(os.path.join(d, "memory.oom_control")).get("oom_kill", 0) if d else 0
+        except FileNotFoundError:
+            return 0
+
+    def oom_control(self):
+        return self._paths.get("memory")
+
+
+class HybridManager(V1Manager):
+    """v1 controllers plus the cgroup2 hierarchy (/sys/fs/cgroup/unified): resources and stats are
+    v1's; the cgroup2 directory adds cgroup.kill, a freezer fallback and CLONE_INTO_CGROUP."""
+
+    mode = "hybrid"
+
+    def _pids_dir(self):
+        p = self._paths
+        return p.get("pids") or p.get("freezer") or p.get("memory") or p.get("") or self._dirs()[0]
+
+    def _freezer(self):
+        return super()._freezer() or _v2_freezer(self._paths.get(""))
+
+    def _kill_file(self):
+        return _v2_kill_file(self._paths.get(""))
+
+    def _clone_dir(self):
+        return self._paths.get("")
+
+
+class V2Manager(Manager):
+    """cgroup v2: one directory."""
+
+    mode = "v2"
+
+    def _dir(self):
+        return self._paths[""]
+
+    def _pids_dir(self):
+        return self._dir()
+
+    def _freezer(self):
+        return _v2_freezer(self._dir())
+
+    def _kill_file(self):
+        return _v2_kill_file(self._dir())
+
+    def _clone_dir(self):
+        return self._dir()
+
+    def set(self, resources):
+        from runtime.cgroups import v2
+        v2.set_resources(self._dir(), self.roots.get("", "/sys/fs/cgroup"), resources or {}, self.devices)
+
+    def stats(self):
+        from runtime.cgroups import stats
+        return stats.v2(self._dir())
+
+    def oom_count(self):
+        try:
+            return _kv(os.path.join(self._dir(), "memory.events")).get("oom_kill", 0)
+        except FileNotFoundError:
+            return 0
+
+
+_CLASSES = {"v1": V1Manager, "hybrid": HybridManager, "v2": V2Manager}
+
+
+def _v2_freezer(d):
+    return (d, "v2") if d and os.path.exists(os.path.join(d, "cgroup.freeze")) else None
+
+
+def _v2_kill_file(d):
+    k = d and os.path.join(d, "cgroup.kill")
+    return k if k and os.path.exists(k) else None
+
+
+# ---------------------------------------------------------------- helpers
 def _cpuset_inherit(d):
     """A fresh v1 cpuset has empty cpus/mems; copy them from the nearest parent that has them."""
     for name in ("cpuset.cpus", "cpuset.mems"):
@@ -449,14 +644,9 @@ def _rmdir_retry(p):
             return
         except OSError as e:
             if e.errno != errno.EBUSY or attempt == 7:
-                raise Error(f"cannot remove cgroup {p}: {os.strerror(e.errno)}") from None
+                raise CgroupError(f"cannot remove cgroup {p}: {os.strerror(e.errno)}", path=p, errno=e.errno) from None
             time.sleep(delay)
             delay *= 2
-
-
-def warn(msg):
-    """Non-fatal notice on stderr, where runc only logs a warning."""
-    print(f"pyrunc: warning: {msg}", file=sys.stderr)
 
 
 def mount_cgroupfs(dest, manager, readonly, cgroupns):
