@@ -35,19 +35,16 @@ def warn(msg):
     log.warning(msg)
 
 
-class Ctx:
-    """Everything the init child needs, computed and checked before it exists."""
-
-
 def _now_rfc3339():
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
-    """Check everything that can be checked without a process and build the init's Ctx."""
+    """Check everything that can be checked without a process and build the init's plan (runtime/plan.py)."""
     _create_imports()
-    ctx = Ctx()
+    from .plan import InitPlan
+    ctx = InitPlan()
     linux = cfg.get("linux") or {}
     root = cfg["root"]
     rpath = root["path"]
@@ -153,7 +150,7 @@ def _preload(ctx):
         from . import tty  # noqa: F401
     if any(m.idmap for m in ctx.mounts):
         from . import idmap  # noqa: F401
-    if getattr(ctx, "rootless", False):
+    if ctx.rootless:
         from . import rootless  # noqa: F401
     if ctx.sysctl:
         from . import sysctl  # noqa: F401

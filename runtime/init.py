@@ -32,7 +32,7 @@ def _report(ctx, ch, msg):
     creating runtime is long gone then)."""
     data = b"err:" + msg.encode(errors="replace")
     ch.error(msg)
-    if getattr(ctx, "started", False) and ctx.fifo_fd >= 0:
+    if ctx.started and ctx.fifo_fd >= 0:
         try:
             os.write(ctx.fifo_fd, data[:4096])
         except OSError:
@@ -87,7 +87,7 @@ def _init(ctx, ch):
     timens_fd = -1
     if ctx.new_flags & L.CLONE_NEWTIME and ctx.time_offsets:
         timens_fd = procfs.open("self/timens_offsets", os.O_WRONLY)
-    rootless = getattr(ctx, "rootless", False)
+    rootless = ctx.rootless
     if not rootless:
         L.prctl(L.PR_SET_DUMPABLE, 0)
     # Mounting needs neither the id maps nor the cgroups when there is no user or cgroup
@@ -134,7 +134,7 @@ def _init(ctx, ch):
         hooks.run_hooks(ctx.hooks, "createContainer", state_json)
     process.seal_imports()
     rootfs.pivot(ctx.rootfs, ctx.no_pivot)
-    if getattr(ctx, "console", None) is not None:
+    if ctx.console is not None:
         from . import tty  # the pty comes from the container's own devpts, so after pivot_root
         tty.setup(ctx.console, ctx.console_size, ctx.proc.uid, mount_console=True)
     if ctx.sysctl:

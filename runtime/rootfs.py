@@ -406,7 +406,7 @@ def setup_rootfs(ctx):
                 _mount_at(rootfd, p, isfile, ctx)
             except OSError as e:
                 hint = ""
-                if getattr(ctx, "rootless", False):
+                if ctx.rootless:
                     from . import rootless
                     hint = rootless.mount_hint(p, e.errno)
                 raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}{hint}") from None
