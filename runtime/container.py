@@ -256,8 +256,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         # reads it, and "creating" only matters while we live, which we do under the lock
         data["status"] = "running" if start_now else "created"
         if not start_now:
-            os.mkfifo(c.fifo, 0o622)
-            ctx.fifo_fd = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)  # O_RDWR: never blocks
+            c.make_fifo()
+            ctx.fifo_fd = c.open_fifo(os.O_RDWR)  # O_RDWR: never blocks
         if foreground:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the slow path
         if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
@@ -462,7 +462,7 @@ def start(root, cid):
         _release_fifo(c)
     finally:
         point("start:fifo")
-        os.unlink(c.fifo)
+        c.unlink_fifo()
     # no state.json write: the status is the kernel's (state.Container.status); the saved one
     # only tells a live creator's "creating" apart
     _poststart(c)
@@ -479,13 +479,13 @@ def _release_fifo(c):
     No polling loop, no sleep."""
     import select
     try:
-        rfd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        rfd = c.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         raise Error("cannot start container: its init is no longer waiting") from None
     try:
         # opened after rfd: this writer moves the FIFO's writer count past what rfd saw at open,
         # which lets rfd report the hangup
-        wfd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        wfd = c.open_fifo(os.O_WRONLY | os.O_NONBLOCK)
         try:
             os.write(wfd, b"0")
         finally:
@@ -668,17 +668,13 @@ def list_states(root):
             continue
         st = fastjson.loads(oci_state(c))
         st.setdefault("pid", 0)
-        st["owner"] = _owner_name(c.dir)  # runc: the owner of the state dir (the rootless user)
+        st["owner"] = _owner_name(c.owner())  # runc: the owner of the state dir (the rootless user)
         out.append(st)
         c.unlock()
     return out
 
 
-def _owner_name(path):
-    try:
-        uid = os.stat(path).st_uid
-    except OSError:
-        return ""
+def _owner_name(uid):
     import pwd
     try:
         return pwd.getpwuid(uid).pw_name

@@ -3,9 +3,18 @@
 state.json is written atomically (write to a temp file, rename). A command that changes a container
 holds an exclusive flock on the container's directory for its whole run, so two commands on one id
 never interleave. The status is computed from the kernel, never trusted from the file.
+
+The --root directory is followed like any path (as runc does: it is the caller's choice), but
+ROOT/ID itself is opened with O_NOFOLLOW | O_DIRECTORY and everything inside it (state.json and
+its temp file, the exec FIFO, the removal at delete) is done relative to that descriptor, never
+following a symlink. A symlink or non-directory at ROOT/ID is refused: with a shared or rootless
+--root, whoever can write ROOT must not turn `delete` into an `rm` of another directory, or
+`state` into a read of another file. state.json is read only when it is a regular file (opened
+non-blocking: a FIFO there never hangs us), and at most MAX_STATE bytes of it.
 """
 import fcntl
 import os
+import stat as _stat
 
 from . import fastjson
 from .errors import Error, NotExist
@@ -13,6 +22,9 @@ from .errors import Error, NotExist
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state.json"
+MAX_STATE = 64 << 20  # the annotations and process of config.json, and little else
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ELOOP, _ENOTDIR, _EEXIST = 40, 20, 17
 
 
 def check_id(cid):
@@ -36,7 +48,8 @@ def _no_root_hint(e):
 
 
 class Container:
-    """A handle on ROOT/ID; `data` is the saved state.json contents."""
+    """A handle on ROOT/ID; `data` is the saved state.json contents. While locked, _lockfd is the
+    state dir's descriptor, and every file operation inside it goes through that descriptor."""
 
     def __init__(self, root, cid):
         check_id(cid)
@@ -52,30 +65,38 @@ class Container:
         name, then renamed into place without replacing), so of racing creators exactly one wins
         and no other command ever sees it unlocked before the creator holds it."""
         ensure_root(self.root)
-        tmp = os.path.join(self.root, f".{self.id}.{os.getpid()}.claim")
+        rootfd = _open_root(self.root)
+        tmp = f".{self.id}.{os.getpid()}.claim"
         try:
-            os.mkdir(tmp, 0o711)
-        except OSError as e:
-            raise Error(f"cannot create state dir {self.dir}: {e.strerror}{_no_root_hint(e)}") from None
-        fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        from . import linux
-        try:
-            linux.rename_noreplace(tmp, self.dir)
-        except OSError as e:
-            os.close(fd)
-            os.rmdir(tmp)
-            if isinstance(e, FileExistsError):
-                raise Error(f"container with id {self.id} already exists") from None
-            raise Error(f"cannot create state dir {self.dir}: {e.strerror}") from None
+            try:
+                os.mkdir(tmp, 0o711, dir_fd=rootfd)
+            except OSError as e:
+                raise Error(f"cannot create state dir {self.dir}: {e.strerror}{_no_root_hint(e)}") from None
+            fd = os.open(tmp, _DIR, dir_fd=rootfd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            err = _renameat_noreplace(rootfd, tmp, self.id)
+            if err:
+                os.close(fd)
+                os.rmdir(tmp, dir_fd=rootfd)
+                if err == _EEXIST:
+                    raise Error(f"container with id {self.id} already exists")
+                raise Error(f"cannot create state dir {self.dir}: {os.strerror(err)}")
+        finally:
+            os.close(rootfd)
         self._lockfd = fd
 
     def lock(self, shared=False):
-        """flock the state dir; for an existing container, load state.json after the lock is held."""
+        """flock the state dir. ROOT/ID must be a directory: a symlink there is refused, never
+        followed (O_NOFOLLOW fails with ELOOP on it)."""
         try:
-            fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(self.dir, _DIR)
         except FileNotFoundError:
             raise NotExist(self.id) from None
+        except OSError as e:
+            if e.errno in (_ELOOP, _ENOTDIR):
+                raise Error(f"state directory {self.dir} is not a directory (a symlink or another "
+                            f"file): refusing to use it") from None
+            raise Error(f"cannot open state directory {self.dir}: {e.strerror}") from None
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lockfd = fd
         return self
@@ -83,11 +104,13 @@ class Container:
     def open(self, shared=False):
         """Lock and load an existing container (NotExist when unknown or already deleted)."""
         self.lock(shared)
+        if os.fstat(self._lockfd).st_nlink == 0:
+            self.unlock()  # a delete that won the lock first removed it
+            raise NotExist(self.id)
         self.data = self.read()
         if self.data is None:
-            # a creator that died before its first write, or a delete that won the lock first
-            if not os.path.isdir(self.dir):
-                raise NotExist(self.id)
+            # a creator that died before its first write, or a state.json that is not ours to
+            # trust (not a regular file, too large, not JSON): shown as stopped, delete removes it
             self.data = {"id": self.id, "pid": 0, "status": "creating", "broken": True}
         return self
 
@@ -98,34 +121,99 @@ class Container:
 
     # ---- state.json ----
     def read(self):
+        """state.json as a dict; None when missing or not a bounded regular file of JSON."""
         try:
-            with open(os.path.join(self.dir, STATE), "rb") as f:
-                return fastjson.loads(f.read())
-        except FileNotFoundError:
+            fd = os.open(STATE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=self._lockfd)
+        except OSError:
+            return None  # missing, or a symlink (ELOOP)
+        try:
+            st = os.fstat(fd)
+            if not _stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE:
+                return None
+            chunks, n = [], 0
+            while n <= MAX_STATE:
+                b = os.read(fd, min(1 << 20, MAX_STATE + 1 - n))
+                if not b:
+                    break
+                chunks.append(b)
+                n += len(b)
+            if n > MAX_STATE:
+                return None
+            data = fastjson.loads(b"".join(chunks))
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError, RecursionError):
             return None
-        except ValueError:
-            return None
+        finally:
+            os.close(fd)
 
     def write(self, data=None):
         if data is not None:
             self.data = data
-        tmp = os.path.join(self.dir, f".{STATE}.tmp")
-        with open(tmp, "w") as f:
-            f.write(fastjson.dumps(self.data))
-        os.rename(tmp, os.path.join(self.dir, STATE))
+        dfd = self._lockfd
+        tmp = f".{STATE}.tmp"
+        try:
+            os.unlink(tmp, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dfd)
+        try:
+            b = fastjson.dumps(self.data).encode()
+            while b:
+                b = b[os.write(fd, b):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, STATE, src_dir_fd=dfd, dst_dir_fd=dfd)  # replaces a link, never follows it
+
+    # ---- the exec FIFO (created, opened and removed inside the state dir) ----
+    def make_fifo(self):
+        os.mkfifo(FIFO, 0o622, dir_fd=self._lockfd)
+
+    def open_fifo(self, flags):
+        """Open exec.fifo; OSError when it is missing or is not a FIFO (never follows a link)."""
+        fd = os.open(FIFO, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._lockfd)
+        if not _stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(6, "exec.fifo is not a FIFO")  # ENXIO, as a FIFO without reader
+        return fd
+
+    def unlink_fifo(self):
+        try:
+            os.unlink(FIFO, dir_fd=self._lockfd)
+        except FileNotFoundError:
+            pass
+
+    def has_fifo(self):
+        """Whether exec.fifo (whatever it is) is there; looked at, never followed."""
+        try:
+            os.stat(FIFO, dir_fd=self._lockfd, follow_symlinks=False)
+            return True
+        except OSError:
+            return False
 
     @property
     def fifo(self):
-        return os.path.join(self.dir, FIFO)
+        return os.path.join(self.dir, FIFO)  # for messages only: open it with open_fifo()
+
+    def owner(self):
+        """The uid owning the state dir (runc's `list` shows it: the rootless user)."""
+        return os.fstat(self._lockfd).st_uid
 
     def remove(self):
-        """Remove the state dir (the last step of delete)."""
-        for name in os.listdir(self.dir):
-            try:
-                os.unlink(os.path.join(self.dir, name))
-            except IsADirectoryError:
-                pass
-        os.rmdir(self.dir)
+        """Remove the state dir (the last step of delete): its entries by name relative to the
+        state dir's descriptor (a symlink inside goes, not what it points to), then ROOT/ID
+        itself, only when it is still the directory we hold."""
+        dfd = self._lockfd
+        _empty_dir(dfd)
+        rootfd = _open_root(self.root)
+        try:
+            here = os.stat(self.id, dir_fd=rootfd, follow_symlinks=False)
+            mine = os.fstat(dfd)
+            if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+                os.rmdir(self.id, dir_fd=rootfd)
+        finally:
+            os.close(rootfd)
         self.unlock()
 
     # ---- status from the kernel ----
@@ -147,7 +235,7 @@ class Container:
         # frozen first, as runc: a created container can be paused too
         if d.get("paused_check", True) and self.frozen():
             return "paused"
-        if os.path.exists(self.fifo):
+        if self.has_fifo():
             # a start killed between its fifo write and the unlink leaves the fifo: the init has
             # then left its waiting code (its comm is no longer the init's)
             if proc_comm(pid) == INIT_COMM:
@@ -176,12 +264,59 @@ class Container:
         return False
 
 
-def list_ids(root):
+def _open_root(root):
+    """--root itself is followed like any path, as runc does (it is the caller's choice)."""
     try:
-        names = os.listdir(root)
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
+        raise Error(f"state root {root} does not exist") from None
+    except OSError as e:
+        raise Error(f"cannot open state root {root}: {e.strerror}") from None
+
+
+def _renameat_noreplace(dfd, old, new):
+    """renameat2(RENAME_NOREPLACE) of OLD to NEW, both in the directory DFD; 0 or the errno."""
+    import ctypes
+    from .linux import _libc  # create imports it anyway (ctypes)
+    if _libc.renameat2(ctypes.c_int(dfd), old.encode(), ctypes.c_int(dfd), new.encode(), ctypes.c_uint(1)) < 0:
+        return ctypes.get_errno()
+    return 0
+
+
+def _empty_dir(dfd, depth=0):
+    """Remove every entry of the directory open at DFD, each by name relative to DFD; a
+    subdirectory (none of ours: someone else made it) is emptied through its own O_NOFOLLOW fd."""
+    for name in os.listdir(dfd):
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except IsADirectoryError:
+            if depth >= 16:
+                continue
+            try:
+                sub = os.open(name, _DIR, dir_fd=dfd)
+            except OSError:
+                continue
+            try:
+                _empty_dir(sub, depth + 1)
+            finally:
+                os.close(sub)
+            try:
+                os.rmdir(name, dir_fd=dfd)
+            except OSError:
+                pass
+        except FileNotFoundError:
+            pass
+
+
+def list_ids(root):
+    """The ids under ROOT: real directories only; a symlink (or anything else) is skipped, never
+    followed (as runc's list, which keeps only directory entries)."""
+    try:
+        it = os.scandir(root)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(n for n in names if not n.startswith(".") and os.path.isdir(os.path.join(root, n)))
+    with it:
+        return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
 
 
 def proc_start_time(pid):
