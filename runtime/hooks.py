@@ -1,7 +1,27 @@
 """Running OCI hooks (config.md "POSIX-platform Hooks").
 
 A hook gets the container state JSON on stdin, its own args and env, and an optional timeout.
-Its stdout and stderr go to memfds so a hook can never block on a pipe, and are quoted in the error.
+
+No hook can block pyrunc past its timeout, whatever it does:
+- stdin is a sealed memfd holding the state, not a pipe: a hook that never reads it cannot block
+  a writer (there is none), and states of any size (4 MiB of annotations and more) are fine;
+- stdout and stderr are pipes that pyrunc drains while it waits, keeping the first OUT_CAP bytes
+  of each for the error message (a chatty hook never blocks, and never fills our memory);
+- the wait is for the hook process itself (a pidfd), never for EOF on its output: a descendant
+  that keeps the pipes open does not hold us;
+- with a timeout, the whole run (start to exit) is bounded by it. Without one, pyrunc waits for
+  the hook's exit without limit, as runc does (libcontainer/configs Command.Run): the config's
+  author chose no limit, and a long hook may be legitimate.
+
+On failure (timeout, non-zero exit, signal) the hook's whole process tree is killed: the hook
+starts in its own session (its own process group, killed as one), pyrunc is a child subreaper
+while it runs, so descendants that left the group (setsid, double fork) are reparented to us when
+their parent dies, and are killed too. The hook also gets PR_SET_PDEATHSIG: a pyrunc killed while
+waiting takes the hook with it. Not covered: descendants of a hook that pyrunc's own death leaves
+behind (only the hook itself has the death signal), processes a hook asks another service to
+start, and, inside a container's pid namespace (createContainer/startContainer hooks run by the
+init, pid 1), the sweep of orphans: there the failed init's exit ends the namespace and kills
+them all.
 """
 import os
 import select
@@ -12,6 +32,10 @@ from .errors import Error
 
 # hooks whose failure aborts the operation; the rest only warn (config.md)
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
+OUT_CAP = 4096  # bytes of each of stdout and stderr kept for the error message
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 1, 36, 37
+_F_ADD_SEALS, _SEALS = 1033, 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
+_SWEEP = 5.0  # seconds allowed to kill and reap what a failed hook left
 
 
 def run_hook(hook, state_json, phase, index):
@@ -20,29 +44,34 @@ def run_hook(hook, state_json, phase, index):
     args = hook.get("args") or [path]
     env = hook.get("env") or []
     timeout = hook.get("timeout")
-    rfd, wfd = os.pipe()
-    out = os.memfd_create("hook-out", os.MFD_CLOEXEC)
-    err = os.memfd_create("hook-err", os.MFD_CLOEXEC)
+    what = f"{phase} hook #{index} ({path})"
     data = state_json.encode() if isinstance(state_json, str) else state_json
+    envd = dict(e.split("=", 1) for e in env if "=" in e)
+    stdin = _state_memfd(data)
+    orout, owout = os.pipe2(os.O_CLOEXEC)
+    orerr, owerr = os.pipe2(os.O_CLOEXEC)
+    from . import linux
+    was_reaper = _subreaper(linux)
+    kids_before = _children() if was_reaper is not None else None
+    deadline = time.monotonic() + timeout if timeout else None
     pid = os.fork()
-    if pid == 0:  # child: only async-signal-safe work until execve
+    if pid == 0:  # child: no Python-level locks are held (pyrunc is single-threaded)
         try:
-            os.dup2(rfd, 0)
-            os.dup2(out, 1)
-            os.dup2(err, 2)
-            envd = dict(e.split("=", 1) for e in env if "=" in e)
+            os.setsid()  # its own session and process group: killed as one
+            linux.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.dup2(stdin, 0)
+            os.dup2(owout, 1)
+            os.dup2(owerr, 2)
             os.execve(path, args, envd)
         except BaseException:
             os._exit(127)
-    os.close(rfd)
+    os.close(stdin)
+    os.close(owout)
+    os.close(owerr)
+    out, err = _Capture(orout), _Capture(orerr)
+    ok = False
     try:
-        os.write(wfd, data)  # state JSON is far below the pipe buffer: never blocks
-    except OSError:
-        pass  # the hook closed stdin: its business
-    os.close(wfd)
-    status = _wait(pid, timeout)
-    what = f"{phase} hook #{index} ({path})"
-    try:
+        status = _wait(pid, deadline, (out, err))
         if status is None:
             raise Error(f"{what}: timed out after {timeout}s")
         if os.WIFSIGNALED(status):
@@ -52,36 +81,192 @@ def run_hook(hook, state_json, phase, index):
             raise Error(f"{what}: cannot execute {path}")
         if code:
             raise Error(f"{what}: exit status {code}{_output(out, err)}")
+        ok = True
     finally:
-        os.close(out)
-        os.close(err)
+        if ok:
+            os.waitpid(pid, 0)  # exited: no wait
+        else:
+            _kill_tree(pid, kids_before)  # and reaps the leader
+        out.close()
+        err.close()
+        if was_reaper is False:
+            linux.prctl(_PR_SET_CHILD_SUBREAPER, 0)
 
 
-def _wait(pid, timeout):
-    """waitpid with an optional timeout (a pidfd to poll); None when the hook was killed for it."""
-    if not timeout:
-        return os.waitpid(pid, 0)[1]
+def _state_memfd(data):
+    """The state as a sealed memfd, read-only for the hook, at offset 0."""
+    fd = os.memfd_create("hook-state", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    import fcntl
+    try:
+        fcntl.fcntl(fd, _F_ADD_SEALS, _SEALS)
+    except OSError:
+        pass
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _subreaper(linux):
+    """Make us a child subreaper when our pids are those /proc shows (not pid 1 of a namespace,
+    whose orphans are its own anyway); returns whether we already were, or None when not."""
+    try:
+        if os.getpid() == 1 or os.readlink("/proc/self") != str(os.getpid()):
+            return None
+    except OSError:
+        return None
+    import ctypes
+    cur = ctypes.c_int(0)
+    try:
+        linux._libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(cur), 0, 0, 0)
+        if not cur.value:
+            linux.prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    except OSError:
+        return None
+    return bool(cur.value)
+
+
+def _children():
+    """Our children (ppid == our pid), from /proc (no /proc/PID/task/TID/children here)."""
+    me = str(os.getpid()).encode()
+    out = set()
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rfind(b")") + 2:].split()
+        if len(rest) > 1 and rest[1] == me:
+            out.add(int(p))
+    return out
+
+
+def _kill_tree(pid, kids_before):
+    """SIGKILL the hook's process group (its leader still unreaped: the pgid cannot be reused),
+    then, as a subreaper, every new child of ours: the descendants that had left the group and
+    were reparented to us. Bounded by _SWEEP seconds."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    if kids_before is None:
+        return
+    end = time.monotonic() + _SWEEP
+    while time.monotonic() < end:
+        extra = _children() - kids_before
+        if not extra:
+            break
+        for k in extra:  # our unreaped children: their pids cannot be reused meanwhile
+            try:
+                os.killpg(k, signal.SIGKILL)  # when it leads a group of its own (setsid)
+            except OSError:
+                pass
+            try:
+                os.kill(k, signal.SIGKILL)
+            except OSError:
+                pass
+        for k in extra:
+            _reap(k, end)
+
+
+def _reap(pid, end):
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.005)
+
+
+class _Capture:
+    """A non-blocking read end kept up to OUT_CAP bytes; the rest is read and dropped."""
+
+    def __init__(self, fd):
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.buf = bytearray()
+
+    def fileno(self):
+        return self.fd
+
+    def drain(self, limit=1 << 20):
+        """Read what is there now (at most LIMIT bytes); False at EOF."""
+        got = 0
+        while got < limit:
+            try:
+                b = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            if not b:
+                return False
+            got += len(b)
+            if len(self.buf) < OUT_CAP:
+                self.buf += b[:OUT_CAP - len(self.buf)]  # bytearray: no quadratic copy
+        return True
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _wait(pid, deadline, captures):
+    """Wait for the hook's exit, draining its output; the wait status, or None at the deadline."""
     pidfd = os.pidfd_open(pid)
     try:
-        deadline = time.monotonic() + timeout
+        poll = select.poll()
+        poll.register(pidfd, select.POLLIN)
+        open_ = {c.fd: c for c in captures}
+        for fd in open_:
+            poll.register(fd, select.POLLIN)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([pidfd], [], [], left)[0]:
-                if time.monotonic() >= deadline:
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    return None
-                continue
-            return os.waitpid(pid, 0)[1]
+            if deadline is None:
+                ms = None
+            else:
+                ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+            ready = poll.poll(ms)
+            if not ready and deadline is not None and time.monotonic() >= deadline:
+                return None
+            for fd, _ in ready:
+                if fd == pidfd:
+                    continue
+                c = open_.get(fd)
+                if c is not None and not c.drain():
+                    poll.unregister(fd)
+                    del open_[fd]
+            if any(fd == pidfd for fd, _ in ready):
+                for c in captures:
+                    c.drain()  # what it wrote before exiting (bounded: never waits for EOF)
+                return _status(pid)
     finally:
         os.close(pidfd)
 
 
+def _status(pid):
+    """The wait status of the exited hook, leaving it unreaped (the group is killed first)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if info.si_code == os.CLD_EXITED:
+        return (info.si_status & 0xFF) << 8
+    return info.si_status & 0x7F  # killed (or dumped core)
+
+
 def _output(out, err):
     parts = []
-    for name, fd in (("stdout", out), ("stderr", err)):
-        os.lseek(fd, 0, 0)
-        text = os.read(fd, 4096).decode(errors="replace").strip()
+    for name, c in (("stdout", out), ("stderr", err)):
+        text = c.buf.decode(errors="replace").strip()
         if text:
             parts.append(f"{name}: {' '.join(text.split())}")
     return (", " + ", ".join(parts)) if parts else ""
