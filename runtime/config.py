@@ -25,13 +25,15 @@ def load(bundle):
         raise Error(f"config.json: cannot read {path}: {e.strerror}") from None
     try:
         cfg = fastjson.loads(raw)  # no json import (its re and enum imports cost ~10 ms)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         # json decides, as before: it also reads UTF-16/32 and a BOM, and words the error
         import json
         try:
             cfg = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
             raise Error(f"config.json: invalid JSON: {e}") from None
+        except RecursionError:
+            raise Error("config.json: invalid JSON: nested too deeply") from None
     validate(cfg)
     return cfg
 
@@ -262,6 +264,10 @@ def semantic_check(cfg):
     if proc is not None:
         if not proc.get("args"):
             raise Error("config.json: process.args: must name the program to run")
+        for field in ("args", "env"):  # execve takes C strings: a NUL would cut them short
+            for i, a in enumerate(proc.get(field) or []):
+                if "\0" in a:
+                    raise Error(f"config.json: process.{field}[{i}]: contains a NUL byte")
         cwd = proc.get("cwd", "")
         if not cwd.startswith("/"):
             raise Error(f"config.json: process.cwd: must be an absolute path, not {cwd!r}")
