@@ -267,11 +267,12 @@ class Container:
 def _open_root(root):
     """--root itself is followed like any path, as runc does (it is the caller's choice)."""
     try:
-        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        # O_PATH: a dirfd for the *at calls needs no read permission (root's 0711 /run/pyrunc)
+        return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise Error(f"state root {root} does not exist") from None
     except OSError as e:
-        raise Error(f"cannot open state root {root}: {e.strerror}") from None
+        raise Error(f"cannot open state root {root}: {e.strerror}{_no_root_hint(e)}") from None
 
 
 def _renameat_noreplace(dfd, old, new):
