@@ -12,17 +12,21 @@ SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
+MAX_CONFIG = 128 << 20  # runtime/state.py's MAX_STATE is twice this
+
 
 def load(bundle):
     """Read, parse and validate BUNDLE/config.json; returns the config dict."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG + 1)  # bounded: its state (annotations...) must fit MAX_STATE
     except FileNotFoundError:
         raise Error(f"config.json: no such file in bundle {bundle}") from None
     except OSError as e:
         raise Error(f"config.json: cannot read {path}: {e.strerror}") from None
+    if len(raw) > MAX_CONFIG:
+        raise Error(f"config.json: larger than {MAX_CONFIG >> 20} MiB")
     try:
         cfg = fastjson.loads(raw)  # no json import (its re and enum imports cost ~10 ms)
     except (ValueError, UnicodeDecodeError, RecursionError):

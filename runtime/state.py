@@ -22,7 +22,7 @@ from .errors import Error, NotExist
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state.json"
-MAX_STATE = 64 << 20  # the annotations and process of config.json, and little else
+MAX_STATE = 256 << 20  # the annotations and process of a config.json (at most 128 MiB), and little else
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _ELOOP, _ENOTDIR, _EEXIST = 40, 20, 17
 
@@ -160,6 +160,8 @@ class Container:
                      dir_fd=dfd)
         try:
             b = fastjson.dumps(self.data).encode()
+            if len(b) > MAX_STATE:  # it could never be read back: refuse it now, not at delete
+                raise Error(f"state of container {self.id}: larger than {MAX_STATE >> 20} MiB")
             while b:
                 b = b[os.write(fd, b):]
         finally:
