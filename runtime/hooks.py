@@ -54,11 +54,14 @@ def run_hook(hook, state_json, phase, index):
     was_reaper = _subreaper(linux)
     kids_before = _children() if was_reaper is not None else None
     deadline = time.monotonic() + timeout if timeout else None
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: no Python-level locks are held (pyrunc is single-threaded)
         try:
             os.setsid()  # its own session and process group: killed as one
             linux.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(127)  # the runtime died before the death signal was armed
             os.dup2(stdin, 0)
             os.dup2(owout, 1)
             os.dup2(owerr, 2)
