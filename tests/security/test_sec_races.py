@@ -170,8 +170,16 @@ def two_starts_violations(rt, tmp, rounds=4):
         cid = rt.new_id("ss")
         try:
             rt("create", "-b", rt.bundle(cfg), cid, check=True)
+            def start(_):
+                try:
+                    return rt("start", cid, timeout=10)
+                except subprocess.TimeoutExpired:
+                    return None
             with concurrent.futures.ThreadPoolExecutor(2) as ex:
-                res = list(ex.map(lambda _: rt("start", cid, timeout=30), range(2)))
+                res = list(ex.map(start, range(2)))
+            if None in res:
+                bad.append(f"round {i}: a start hung")
+                res = [r for r in res if r is not None]
             ok = [r for r in res if r.returncode == 0]
             if len(ok) != 1:
                 bad.append(f"round {i}: {len(ok)} starts succeeded")
@@ -189,7 +197,11 @@ def two_starts_violations(rt, tmp, rounds=4):
     return bad
 
 
-def test_two_starts_at_once(anyrt):
+def test_two_starts_at_once(anyrt, request):
+    if anyrt.name == "runc":
+        request.applymarker(pytest.mark.xfail(strict=False, reason="runc 1.1.5: of two concurrent "
+                                              "starts, the loser can block forever opening the exec "
+                                              "FIFO (timing-dependent)"))
     assert two_starts_violations(anyrt, anyrt.tmp) == []
 
 
