@@ -270,11 +270,15 @@ def kill_create_violations(rt, tmp, delays=(0.0, 0.01, 0.03, 0.06, 0.1)):
         cid = rt.new_id("kc")
         try:
             b = rt.bundle(base_config(["sh", "-c", f"sleep 100; : {token}"]))
-            with concurrent.futures.ThreadPoolExecutor(2) as ex:
-                fc = ex.submit(rt, "create", "-b", b, cid, timeout=30)
-                time.sleep(delay)  # the attack's moment
-                fk = ex.submit(rt, "kill", cid, "KILL", timeout=30)
-                c, k = fc.result(), fk.result()
+            if delay is None:  # the kill lands first, for sure (the weakened check's case)
+                k = rt("kill", cid, "KILL", timeout=30)
+                c = rt("create", "-b", b, cid, timeout=30)
+            else:
+                with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                    fc = ex.submit(rt, "create", "-b", b, cid, timeout=30)
+                    time.sleep(delay)  # the attack's moment
+                    fk = ex.submit(rt, "kill", cid, "KILL", timeout=30)
+                    c, k = fc.result(), fk.result()
             for what, r in (("create", c), ("kill", k)):
                 if "Traceback" in r.stderr or (r.returncode and len(r.stderr.strip().splitlines()) != 1):
                     bad.append(f"@{delay}: {what}: {r.returncode} {r.stderr!r}")
@@ -296,7 +300,7 @@ def test_kill_racing_create(anyrt):
 def test_weakened_kill_racing_create_flagged(tmp_path):
     weak = weakened(tmp_path, WEAK_DELETE)
     try:
-        bad = kill_create_violations(weak, str(tmp_path), delays=(0.0,))
+        bad = kill_create_violations(weak, str(tmp_path), delays=(None,))
     finally:
         weak.cleanup()
     assert any("processes" in b for b in bad), bad
