@@ -112,6 +112,14 @@ class Container:
             # a creator that died before its first write, or a state.json that is not ours to
             # trust (not a regular file, too large, not JSON): shown as stopped, delete removes it
             self.data = {"id": self.id, "pid": 0, "status": "creating", "broken": True}
+            try:
+                os.stat(STATE, dir_fd=self._lockfd, follow_symlinks=False)
+            except OSError:
+                return self  # never written: the creator died early (nothing else to clean)
+            from . import log  # written atomically by us: someone else put this one there
+            log.warning(f"container {self.id}: its state.json is not a regular file of JSON under "
+                        f"{MAX_STATE >> 20} MiB: treated as stopped; what it named (processes, "
+                        f"cgroups) is not cleaned up")
         return self
 
     def unlock(self):
