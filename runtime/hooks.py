@@ -47,6 +47,12 @@ def run_hook(hook, state_json, phase, index):
     what = f"{phase} hook #{index} ({path})"
     data = state_json.encode() if isinstance(state_json, str) else state_json
     envd = dict(e.split("=", 1) for e in env if "=" in e)
+    prog = None
+    if phase == "startContainer":
+        # the path resolves in the container, after pivot_root: a file of the image, opened in
+        # the root and run by descriptor as the container's own program is (runtime/program.py)
+        from . import program
+        prog = program.resolve_path(path, args, what)
     stdin = _state_memfd(data)
     orout, owout = os.pipe2(os.O_CLOEXEC)
     orerr, owerr = os.pipe2(os.O_CLOEXEC)
@@ -65,9 +71,13 @@ def run_hook(hook, state_json, phase, index):
             os.dup2(stdin, 0)
             os.dup2(owout, 1)
             os.dup2(owerr, 2)
+            if prog is not None:
+                program.execute(prog, envd)
             os.execve(path, args, envd)
         except BaseException:
             os._exit(127)
+    if prog is not None:
+        os.close(prog.fd)
     os.close(stdin)
     os.close(owout)
     os.close(owerr)

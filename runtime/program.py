@@ -184,6 +184,16 @@ def _follow(fd, readable, path, argv, what):
     raise Error(f"{what}: too many levels of #! interpreters")
 
 
+def resolve_path(path, argv, what):
+    """The Program for the file PATH (no PATH lookup) run with ARGV: for hooks whose path
+    resolves in the container (startContainer)."""
+    try:
+        fd, readable = open_exec(path)
+    except OSError as e:
+        raise _refused(f"{what}: {path!r}", e) from None
+    return _follow(fd, readable, path, list(argv), f"{what}: {path!r}")
+
+
 def resolve(argv, env, what="exec"):
     """The Program for ARGV (a path, or a name looked up in env's PATH as execvp does); raises
     Error with runc's wording when there is none."""

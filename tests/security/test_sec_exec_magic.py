@@ -174,3 +174,33 @@ def test_detector_fires_on_weakened_runtime(tmp_path, attacker_rootfs, where, na
     finally:
         left = rt.cleanup()
         assert not left, left
+
+
+# --------------------------------------------------------------- startContainer hooks
+def _hook_attack(rt, root):
+    """A startContainer hook's path resolves in the container: the image makes it a link to
+    /proc/self/exe. An unknown option makes Python print its usage ("python -h"), so the detector
+    sees the host's interpreter in the hook's reported output."""
+    cfg = _cfg(root, ["true"])
+    cfg["hooks"] = {"startContainer": [{"path": "/bin/evil", "args": ["evil", "--version", "--bogus"]}]}
+    p = rt.run(cfg, timeout=30)
+    return p.stdout + p.stderr
+
+
+def test_start_container_hook_never_runs_host_interpreter(anyrt, attacker_rootfs):
+    out = _hook_attack(anyrt, attacker_rootfs)
+    assert "python" not in out.lower(), out
+    if anyrt.name == "pyrunc":
+        assert "magic link" in out, out
+
+
+WEAK_HOOK = {"hooks.py": [("    if phase == \"startContainer\":\n", "    if False:\n")]}
+
+
+def test_hook_detector_fires_on_weakened_runtime(tmp_path, attacker_rootfs):
+    rt = weakened(tmp_path, WEAK_HOOK, "hook-by-path")
+    try:
+        out = _hook_attack(rt, attacker_rootfs)
+        assert "python" in out.lower(), f"the detector missed a hook exec'd by path: {out}"
+    finally:
+        assert not rt.cleanup()
