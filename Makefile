@@ -35,7 +35,7 @@ bytecode:
 	@$(PY) -m compileall -q runtime
 
 bundle: deps $(BUNDLE)/rootfs/bin/busybox
-$(BUNDLE)/rootfs/bin/busybox:
+$(BUNDLE)/rootfs/bin/busybox: $(BUNDLE)/build-rootfs.sh
 	bash $(BUNDLE)/build-rootfs.sh
 
 demo: setup bundle

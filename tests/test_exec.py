@@ -59,7 +59,7 @@ def test_exec_joins_namespaces_cgroup_root(anyrt):
     with open(f"/proc/{pid}/cgroup") as f:
         init_cg = sorted(f.read().splitlines())
     assert sorted(line for line in out if line[:1].isdigit() and ":" in line) == init_cg
-    assert "host=runc" in out
+    assert "host=pyrunc" in out
     assert "/bin/busybox" in out  # the container's root, not the host's
 
 
