@@ -562,8 +562,11 @@ def test_stats_match_runc(both):
     assert list(py["cpu"]["usage"]) == list(rc["cpu"]["usage"])
     assert len(py["cpu"]["usage"]["percpu"]) == len(rc["cpu"]["usage"]["percpu"])
     assert set(py["cpu"]["throttling"]) <= {"periods", "throttledPeriods", "throttledTime"}
-    assert _shape(py) - {".memory.cache", ".cpu.throttling.periods"} >= \
-        _shape(rc) - {".memory.cache", ".cpu.throttling.periods"}
+    # what the machine's load decides, not the runtime: block IO entries appear once the
+    # container did IO (a page-in of sleep after eviction), throttling counts once it was throttled
+    def stable(v):
+        return {s for s in _shape(v) if not s.startswith((".blkio.", ".cpu.throttling."))} - {".memory.cache"}
+    assert stable(py) >= stable(rc)
 
 
 def test_ps_match_runc(both):
