@@ -155,17 +155,6 @@ def test_env_dict():
     assert process.env_dict(["A=1", "B=x=y", "NOEQ", "C="]) == {"A": "1", "B": "x=y", "C": ""}
 
 
-def test_lookup_path(tmp_path):
-    exe = tmp_path / "tool"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    assert process.lookup("tool", {"PATH": f"/nonexistent:{tmp_path}"}) == str(exe)
-    with pytest.raises(Error, match="not found in"):
-        process.lookup("tool", {"PATH": "/nonexistent"})
-    with pytest.raises(Error, match="no such file"):
-        process.lookup(str(tmp_path / "nope"), {})
-
-
 # ---------------------------------------------------------------- ioPriority, scheduler, personality
 def test_procattr_none():
     assert procattr.plan({"args": ["x"]}, {}) is None
