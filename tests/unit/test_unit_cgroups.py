@@ -46,13 +46,18 @@ def test_mem_value():
 
 
 def test_io_max_lines():
-    lines = v2.io_max_lines({"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}],
-                             "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 0}]})
+    lines = [line for line, _ in v2.io_max_lines({"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1000}],
+                             "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 0}]})]
     assert lines == ["8:0 rbps=1000", "8:16 wiops=max"]
 
 
+def _files(r, **kw):
+    """(controller, file, value) of each write, in order (the 4th item names the OCI field)."""
+    return [f[:3] for f in v2.resources_to_files(r, **kw)]
+
+
 def test_resources_to_files_order_and_values():
-    files = v2.resources_to_files({
+    files = _files({
         "memory": {"limit": 1 << 30, "swap": 2 << 30, "reservation": 1 << 29},
         "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0-1", "mems": "0"},
         "pids": {"limit": 0},
@@ -71,9 +76,9 @@ def test_resources_to_files_order_and_values():
 
 def test_resources_to_files_bfq_or_io_weight():
     r = {"blockIO": {"weight": 500, "weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}}
-    assert v2.resources_to_files(r, have=lambda f: True) == [("io", "io.bfq.weight", "500"),
+    assert _files(r, have=lambda f: True) == [("io", "io.bfq.weight", "500"),
                                                              ("io", "io.bfq.weight", "8:0 10")]
-    assert v2.resources_to_files(r, have=lambda f: False) == [("io", "io.weight", "default 4950"),
+    assert _files(r, have=lambda f: False) == [("io", "io.weight", "default 4950"),
                                                               ("io", "io.weight", "8:0 1")]
 
 
@@ -106,9 +111,8 @@ def test_v1_rule_line_bad(rule):
 
 
 def test_v1_device_rules_order():
-    class Mgr:
-        devices = [{"type": "u", "major": 4, "minor": 5}, {"type": "p"}]
-    rules = v1.device_rules(Mgr(), {"devices": [{"allow": False, "access": "rwm"}]})
+    devices = [{"type": "u", "major": 4, "minor": 5}, {"type": "p"}]
+    rules = v1.device_rules(devices, {"devices": [{"allow": False, "access": "rwm"}]})
     assert rules[0] == {"allow": False, "access": "rwm"}
     assert rules[-1] == {"allow": True, "type": "c", "major": 4, "minor": 5, "access": "rwm"}
     assert rules[1:-1] == v1.DEFAULT_DEVICE_RULES
