@@ -70,11 +70,15 @@ def test_status_created_while_init_waits(tmp_path, monkeypatch):
     pid, start = _me()
     os.makedirs(tmp_path / "c1")
     os.mkfifo(tmp_path / "c1" / state.FIFO)
-    monkeypatch.setattr(state, "proc_comm", lambda p: state.INIT_COMM)
-    assert _c(tmp_path, {"pid": pid, "pid_start": start}).status() == "created"
-    # the fifo left by a start killed mid-way, the init already past its waiting code
-    monkeypatch.setattr(state, "proc_comm", lambda p: b"sleep")
-    assert _c(tmp_path, {"pid": pid, "pid_start": start}).status() == "running"
+    c = _c(tmp_path, {"pid": pid, "pid_start": start}).lock(shared=True)  # the fifo is looked up in the held dir
+    try:
+        monkeypatch.setattr(state, "proc_comm", lambda p: state.INIT_COMM)
+        assert c.status() == "created"
+        # the fifo left by a start killed mid-way, the init already past its waiting code
+        monkeypatch.setattr(state, "proc_comm", lambda p: b"sleep")
+        assert c.status() == "running"
+    finally:
+        c.unlock()
 
 
 def test_status_creating(tmp_path):
@@ -122,11 +126,15 @@ def test_make_write_read_remove(tmp_path):
     c = state.Container(root, "c1")
     c.make()
     c.write({"id": "c1", "pid": 0})
-    assert state.Container(root, "c1").read() == {"id": "c1", "pid": 0}
+    assert c.read() == {"id": "c1", "pid": 0}
+    c.unlock()
+    c2 = state.Container(root, "c1").open(shared=True)
+    assert c2.data == {"id": "c1", "pid": 0}
+    c2.unlock()
     assert state.list_ids(root) == ["c1"]
     with pytest.raises(Error, match="already exists"):
         state.Container(root, "c1").make()
-    c.remove()
+    state.Container(root, "c1").lock().remove()
     assert state.list_ids(root) == []
     assert os.listdir(root) == []
 
@@ -146,7 +154,9 @@ def test_open_without_state_json_is_broken(tmp_path):
 def test_read_corrupt_is_none(tmp_path):
     os.makedirs(tmp_path / "c1")
     (tmp_path / "c1" / state.STATE).write_text("{corrupt")
-    assert state.Container(str(tmp_path), "c1").read() is None
+    c = state.Container(str(tmp_path), "c1").lock(shared=True)
+    assert c.read() is None
+    c.unlock()
 
 
 def test_list_ids_skips_hidden_and_files(tmp_path):
