@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 BUNDLE := bundles/busybox
-APT_PKGS := busybox-static runc crun libseccomp2 libcap-dev python3-venv python3-dev uidmap iproute2 procps podman conmon containerd
+APT_PKGS := busybox-static runc crun libseccomp2 python3-venv uidmap iproute2 procps podman conmon containerd util-linux
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Debian's python3 links libpython statically: it starts ~2 ms faster than a shared-libpython
 # build (pyenv's), and every pyrunc verb pays interpreter start-up.
 BASE_PYTHON := $(shell test -x /usr/bin/python3 && /usr/bin/python3 -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo /usr/bin/python3 || echo python3)
 
-.PHONY: setup launcher bytecode deps bundle demo test conformance bench stress clean
+.PHONY: FORCE setup bytecode deps bundle demo unit test conformance bench stress clean
 
 setup: $(VENV)/.installed bytecode
 
@@ -20,33 +20,41 @@ deps:
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
 	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
 
-$(VENV)/.installed: pyproject.toml
+# The ordinary pip install of this tree (editable: the tests and the installed pyrunc run the code
+# being edited), with the test extra. .venv/bin/pyrunc is bin/pyrunc as pip installs it: no path of
+# this clone is written into it. A venv is not relocatable: if the clone moved since, start afresh.
+$(VENV)/.installed: pyproject.toml bin/pyrunc $(if $(filter-out $(CURDIR),$(shell cat $(VENV)/.installed 2>/dev/null)),FORCE)
 	@$(MAKE) --no-print-directory deps
+	@if [ -e $@ ] && [ "$$(cat $@)" != "$(CURDIR)" ]; then echo "the clone moved: new $(VENV)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
-	@$(MAKE) --no-print-directory launcher
-	@touch $@
-
-# pip's console script imports re and goes through site: ours starts the venv's python with
-# -I -S (no site, no environment) and puts the two paths it needs in front itself.
-launcher:
-	@purelib=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-	printf '#!%s -IS\n"""pyrunc launcher (made by make setup)."""\nimport sys\nsys.path[:0] = ["%s", "%s"]\nfrom runtime.cli import main\nsys.exit(main())\n' \
-	  "$(abspath $(PY))" "$(CURDIR)" "$$purelib" > $(PYRUNC).tmp && chmod 755 $(PYRUNC).tmp && mv $(PYRUNC).tmp $(PYRUNC)
+	@echo "$(CURDIR)" > $@
 
 # bytecode for every module, whatever PYTHONDONTWRITEBYTECODE says: each pyrunc start imports them
 bytecode:
 	@$(PY) -m compileall -q runtime
 
 bundle: deps $(BUNDLE)/rootfs/bin/busybox
-$(BUNDLE)/rootfs/bin/busybox:
+$(BUNDLE)/rootfs/bin/busybox: $(BUNDLE)/build-rootfs.sh
 	bash $(BUNDLE)/build-rootfs.sh
 
 demo: setup bundle
 	$(PYRUNC) run --bundle $(BUNDLE) pyrunc-demo-$$$$
 
-test: setup bundle
-	$(PY) -m pytest -q tests
+# the tier that needs neither root nor containers; as root it runs as nobody (setpriv), which
+# proves it, when nobody can read this tree and the venv
+unit: setup
+	@if [ "$$(id -u)" = 0 ] && command -v setpriv >/dev/null && \
+	    setpriv --reuid 65534 --regid 65534 --clear-groups -- $(PY) -c 'import runtime, pytest' 2>/dev/null; then \
+	  echo "unit tests as nobody (uid 65534)"; \
+	  setpriv --reuid 65534 --regid 65534 --clear-groups -- env HOME=/tmp $(PY) -m pytest -q -p no:cacheprovider tests/unit; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then echo "unit tests as root: nobody cannot read $(CURDIR) or $(VENV)"; fi; \
+	  $(PY) -m pytest -q tests/unit; \
+	fi
+
+test: setup bundle unit
+	$(PY) -m pytest -q tests --ignore=tests/unit
 
 conformance: setup bundle
 	$(PY) -m conformance --runtime $(PYRUNC) --runtime runc --runtime crun
@@ -58,6 +66,8 @@ bench: setup bundle
 # concurrent containers, long symlink/lock races
 stress: setup bundle
 	PYRUNC_STRESS=1 PYRUNC_STRESS_RACES=150 $(PY) -m pytest -q tests/test_fuzz.py tests/test_load.py tests/test_crash.py tests/security
+
+FORCE:
 
 clean:
 	rm -rf $(VENV) $(BUNDLE)/rootfs build *.egg-info

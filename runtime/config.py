@@ -8,7 +8,7 @@ import os
 from . import fastjson
 from .errors import Error
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oci-schemas")
+from .schemas import SCHEMA_DIR
 
 NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 

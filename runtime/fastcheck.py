@@ -13,7 +13,7 @@ import os
 
 from . import fastjson
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "oci-schemas")
+from .schemas import SCHEMA_DIR
 ROOT = "config-schema.json"
 
 

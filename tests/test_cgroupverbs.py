@@ -14,8 +14,14 @@ from runtime import cgroupverbs
 from runtime.cgroups import stats
 from runtime.errors import Error
 
-pytestmark = pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/freezer"),
-                                reason="these tests read cgroup v1 files (hybrid host)")
+V1_FREEZER = os.path.isdir("/sys/fs/cgroup/freezer")
+
+
+@pytest.fixture(autouse=True)
+def _needs_v1(request):
+    """The container tests read cgroup v1 files (a hybrid host); the pure parsers run anywhere."""
+    if not V1_FREEZER and {"anyrt", "both", "paused", "own_pidns"} & set(request.fixturenames):
+        pytest.skip("these container tests read cgroup v1 files: no v1 freezer on this host")
 
 MiB = 1 << 20
 
@@ -556,8 +562,11 @@ def test_stats_match_runc(both):
     assert list(py["cpu"]["usage"]) == list(rc["cpu"]["usage"])
     assert len(py["cpu"]["usage"]["percpu"]) == len(rc["cpu"]["usage"]["percpu"])
     assert set(py["cpu"]["throttling"]) <= {"periods", "throttledPeriods", "throttledTime"}
-    assert _shape(py) - {".memory.cache", ".cpu.throttling.periods"} >= \
-        _shape(rc) - {".memory.cache", ".cpu.throttling.periods"}
+    # what the machine's load decides, not the runtime: block IO entries appear once the
+    # container did IO (a page-in of sleep after eviction), throttling counts once it was throttled
+    def stable(v):
+        return {s for s in _shape(v) if not s.startswith((".blkio.", ".cpu.throttling."))} - {".memory.cache"}
+    assert stable(py) >= stable(rc)
 
 
 def test_ps_match_runc(both):

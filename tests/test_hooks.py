@@ -35,9 +35,10 @@ def hooks_cfg(tmp_path, log, fail=None, **kw):
     return cfg
 
 
-def test_hook_order_and_state(anyrt, tmp_path):
+def test_hook_order_and_state(anyrt, tmp_path, request):
     if anyrt.name == "runc":
-        pytest.xfail("runc 1.1.5 runs poststart before the init's startContainer hooks")
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="runc 1.1.5 runs poststart before the init's startContainer hooks"))
     log = tmp_path / "hooks.log"
     cfg = hooks_cfg(tmp_path, log)
     b = anyrt.bundle(cfg)

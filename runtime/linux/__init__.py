@@ -230,8 +230,17 @@ class _OpenHow(ctypes.Structure):
 
 def openat2(dirfd, path, flags, mode=0, resolve=0):
     how = _OpenHow(flags, mode, resolve)
-    return _check(_syscall(SYS["openat2"], ctypes.c_int(dirfd), _b(path), ctypes.byref(how),
-                           ctypes.c_size_t(ctypes.sizeof(how))), f"openat2 {path}")
+    args = (SYS["openat2"], ctypes.c_int(dirfd), _b(path), ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    # Kernel quirk: with RESOLVE_IN_ROOT or RESOLVE_BENEATH, a ".." met on the way (a relative
+    # symlink such as usr/bin/top -> ../../bin/busybox) fails with EAGAIN whenever any rename or
+    # mount happened anywhere on the system meanwhile (it cannot prove the walk stayed inside);
+    # openat2(2) says to retry. On a busy host (other containers starting) that is a few in ten
+    # thousand calls: retried a bounded number of times, never turned into "not found".
+    for _ in range(1000 if resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH) else 1):
+        ret = _syscall(*args)
+        if ret >= 0 or ctypes.get_errno() != 11:  # EAGAIN
+            break
+    return _check(ret, f"openat2 {path}")
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):

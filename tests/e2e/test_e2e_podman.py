@@ -2,6 +2,8 @@
 import json
 import uuid
 
+import pytest
+
 from e2efix import podman, runtime, wait_for  # noqa: F401 (fixtures)
 
 IMG = "localhost/busybox"
@@ -146,13 +148,18 @@ def test_failed_create_reported(podman, runtime):
 
 def test_checkpoint_unsupported(podman, runtime):
     if runtime[0] != "pyrunc":
-        return  # runc would try criu (not installed): only pyrunc's answer is checked
+        pytest.skip("only pyrunc's refusal is checked: runc hands checkpoint to criu")
     name = _name(runtime)
     _run(podman, runtime, "-d", "--name", name, IMG, "sleep", "1000")
     try:
         p = podman("container", "checkpoint", name, check=False)
-        assert p.returncode != 0 and "does not support checkpoint" in p.stderr, p.stderr
+        assert p.returncode != 0, p.stderr
         assert _status(podman, name) == "running"
+        if "requires at least CRIU" in p.stderr:
+            # podman checks criu's version itself and stops there, before it asks the runtime
+            # (criu not installed, or not usable here): the runtime's answer cannot be seen
+            pytest.skip(f"podman refused before asking the runtime: {p.stderr.strip()[-120:]}")
+        assert "does not support checkpoint" in p.stderr, p.stderr
     finally:
         podman("rm", "--force", "--time", "0", name, check=False)
 

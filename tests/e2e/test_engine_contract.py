@@ -82,11 +82,14 @@ def test_checkpoint_help_says_unsupported():
     assert p.returncode == 1 and "not supported" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_entry_point_is_not_a_shell_script():
-    # engines start pyrunc with a minimal environment: the shebang must name python itself
-    with open(os.path.realpath(PYRUNC), "rb") as f:
-        first = f.readline()
-    assert first.startswith(b"#!") and b"python" in first and b"/sh" not in first, first
+def test_entry_point_runs_in_an_empty_environment(tmp_path):
+    # engines start pyrunc with a minimal environment (no PATH, no HOME), directly or through a
+    # symlink on PATH: the command must find its own interpreter and package from where it is
+    link = tmp_path / "pyrunc"
+    link.symlink_to(PYRUNC)
+    for cmd in (PYRUNC, str(link)):
+        p = subprocess.run([cmd, "--version"], env={}, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and p.stdout.startswith("pyrunc version "), (cmd, p.stdout, p.stderr)
 
 
 def _validator(schema_name):

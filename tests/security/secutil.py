@@ -66,7 +66,7 @@ def runc_xfail(request, rt, reason):
     """Mark the running test as an expected failure when the runtime is runc 1.1.5."""
     import pytest
     if rt.name == "runc":
-        request.node.add_marker(pytest.mark.xfail(reason=f"runc {RUNC_VERSION}: {reason}", strict=False))
+        request.node.add_marker(pytest.mark.xfail(reason=f"runc {RUNC_VERSION}: {reason}", strict=True))
 
 
 def which_sh():

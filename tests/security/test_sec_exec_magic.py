@@ -27,9 +27,8 @@ PYTHON_MARK = "Python 3."
 
 
 def _python_binary():
-    with open(PYRUNC) as f:
-        first = f.readline()
-    return os.path.realpath(first[2:].split()[0])
+    # the interpreter bin/pyrunc runs: the venv's own, beside the installed command
+    return os.path.realpath(os.path.join(os.path.dirname(PYRUNC), "python3"))
 
 
 def _host_libs(binary):

@@ -78,12 +78,12 @@ while not os.path.exists({count_file!r}):
     return subprocess.Popen(["python3", "-c", code])
 
 
-def test_destination_swapped_by_symlink_race(anyrt, tmp_path, request):
+def test_destination_swapped_by_symlink_race(anyrt, tmp_path):
     if anyrt.name == "runc":
         # seen here: when runc loses the race it mkdirs the destination through the swapped link,
-        # outside the rootfs (its mounts stay inside); not every run loses it
-        request.applymarker(pytest.mark.xfail(strict=False, reason="runc 1.1.5 may create the "
-                                              "destination outside the rootfs when it loses the race"))
+        # outside the rootfs (its mounts stay inside); not every run loses it, so runc's result is
+        # neither a pass nor a (strict) expected failure
+        pytest.skip("runc 1.1.5 loses this race in some runs only: no stable verdict to check")
     rootfs = copy_rootfs(tmp_path)
     target = tmp_path / "host-target"
     target.mkdir()

@@ -138,9 +138,9 @@ def sigkill_violations(rt, tmp, verb, delays=DELAYS):
 @pytest.mark.parametrize("verb", ["create", "start", "exec", "delete"])
 def test_sigkill_at_random_moments(anyrt, verb, request):
     if anyrt.name == "runc" and verb == "create":
-        request.applymarker(pytest.mark.xfail(strict=False, reason="runc 1.1.5 SIGKILLed in create "
-                                              "can leave cgroups that no state names, which delete "
-                                              "--force cannot find (timing-dependent)"))
+        # not an xfail: it fails only in some runs, and a non-strict xfail would hide an XPASS
+        pytest.skip("runc 1.1.5 SIGKILLed in create can leave cgroups that no state names, which "
+                    "delete --force cannot find: in some runs only, no stable verdict to check")
     assert sigkill_violations(anyrt, anyrt.tmp, verb) == []
 
 
@@ -199,9 +199,9 @@ def two_starts_violations(rt, tmp, rounds=4):
 
 def test_two_starts_at_once(anyrt, request):
     if anyrt.name == "runc":
-        request.applymarker(pytest.mark.xfail(strict=False, reason="runc 1.1.5: of two concurrent "
-                                              "starts, the loser can block forever opening the exec "
-                                              "FIFO (timing-dependent)"))
+        # not an xfail: it fails only in some runs, and a non-strict xfail would hide an XPASS
+        pytest.skip("runc 1.1.5: of two concurrent starts, the loser can block forever opening the "
+                    "exec FIFO: in some runs only, no stable verdict to check")
     assert two_starts_violations(anyrt, anyrt.tmp) == []
 
 

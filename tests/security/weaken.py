@@ -18,9 +18,9 @@ from conftest import PYRUNC, REPO, Runtime  # noqa: E402
 
 
 def _venv_python():
-    with open(PYRUNC) as f:
-        first = f.readline()
-    return first[2:].split()[0] if first.startswith("#!") else sys.executable
+    # the interpreter bin/pyrunc runs: the venv's own, beside the installed command
+    py = os.path.join(os.path.dirname(PYRUNC), "python3")
+    return py if os.access(py, os.X_OK) else sys.executable
 
 
 def weakened(tmp_path, patches, name="weak"):
