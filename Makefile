@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYRUNC := $(VENV)/bin/pyrunc
 BUNDLE := bundles/busybox
-APT_PKGS := busybox-static runc crun libseccomp2 python3-venv uidmap iproute2 procps podman conmon containerd util-linux
+# docker.io and containernetworking-plugins: the Docker and Kubernetes (CRI) end-to-end tests
+APT_PKGS := busybox-static runc crun libseccomp2 python3-venv uidmap iproute2 procps podman conmon containerd util-linux \
+	docker.io containernetworking-plugins
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Debian's python3 links libpython statically: it starts ~2 ms faster than a shared-libpython
 # build (pyenv's), and every pyrunc verb pays interpreter start-up.
