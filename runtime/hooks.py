@@ -33,7 +33,7 @@ from .errors import Error
 # hooks whose failure aborts the operation; the rest only warn (config.md)
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
 OUT_CAP = 4096  # bytes of each of stdout and stderr kept for the error message
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 1, 36, 37
+_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 _F_ADD_SEALS, _SEALS = 1033, 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
 _SWEEP = 5.0  # seconds allowed to kill and reap what a failed hook left
 
@@ -129,15 +129,13 @@ def _subreaper(linux):
             return None
     except OSError:
         return None
-    import ctypes
-    cur = ctypes.c_int(0)
     try:
-        linux._libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(cur), 0, 0, 0)
-        if not cur.value:
+        cur = linux.get_child_subreaper()
+        if not cur:
             linux.prctl(_PR_SET_CHILD_SUBREAPER, 1)
     except OSError:
         return None
-    return bool(cur.value)
+    return cur
 
 
 def _children():

@@ -6,7 +6,6 @@ plan() checks the field in the runtime process; apply() is the one syscall in th
 exec'd process, which does not descend from the init and so gets it set the same way).
 """
 import ctypes
-import os
 
 from . import linux as L
 from .errors import Error
@@ -81,7 +80,7 @@ def apply(planned):
     """set_mempolicy(2) in the calling process."""
     mode, words, maxnode = planned
     mask = (ctypes.c_ulong * len(words))(*words)
-    r = L._syscall(L.SYS["set_mempolicy"], ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode))
-    if r < 0:
-        e = ctypes.get_errno()
-        raise Error(f"linux.memoryPolicy: set_mempolicy: {os.strerror(e)}")
+    try:
+        L.syscall("set_mempolicy", ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode))
+    except OSError as e:
+        raise Error(f"linux.memoryPolicy: set_mempolicy: {e.strerror}") from None

@@ -6,7 +6,6 @@ Checked in the runtime process (plan), applied by the init while it still has it
 (apply): a real-time policy or a raised I/O class needs CAP_SYS_NICE / CAP_SYS_ADMIN.
 """
 import ctypes
-import os
 
 from . import linux as L
 from .errors import Error
@@ -19,12 +18,6 @@ SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
-_NR = {"x86_64": {"ioprio_set": 251, "sched_setattr": 314},
-       "aarch64": {"ioprio_set": 30, "sched_setattr": 274}}
-
-
-def _nr(name):
-    return _NR["aarch64" if L._MACHINE in ("aarch64", "arm64") else "x86_64"][name]
 
 
 class Attrs:
@@ -92,26 +85,26 @@ class _SchedAttr(ctypes.Structure):
 
 def apply(a):
     """In the init, before dropping privileges. Raises Error naming the field the kernel refused."""
-    sysc = L._libc.syscall
-    sysc.restype = ctypes.c_long
     if a.sched is not None:
         pol, flags, nice, prio, rt, dl, per = a.sched
         attr = _SchedAttr(ctypes.sizeof(_SchedAttr), pol, flags, nice, prio, rt, dl, per, 0, 1024)
         if flags & (SCHED_FLAGS["SCHED_FLAG_UTIL_CLAMP_MIN"] | SCHED_FLAGS["SCHED_FLAG_UTIL_CLAMP_MAX"]) == 0:
             attr.util_max = 0
-        if sysc(ctypes.c_long(_nr("sched_setattr")), ctypes.c_long(0), ctypes.byref(attr), ctypes.c_uint(0)) < 0:
-            e = ctypes.get_errno()
-            raise Error(f"process.scheduler: sched_setattr: {os.strerror(e)}")
+        try:
+            L.syscall("sched_setattr", ctypes.c_long(0), ctypes.byref(attr), ctypes.c_uint(0))
+        except OSError as e:
+            raise Error(f"process.scheduler: sched_setattr: {e.strerror}") from None
     if a.ioprio is not None:
-        if sysc(ctypes.c_long(_nr("ioprio_set")), ctypes.c_int(1), ctypes.c_int(0), ctypes.c_int(a.ioprio)) < 0:
-            e = ctypes.get_errno()
-            raise Error(f"process.ioPriority: ioprio_set: {os.strerror(e)}")
+        try:
+            L.syscall("ioprio_set", ctypes.c_int(1), ctypes.c_int(0), ctypes.c_int(a.ioprio))
+        except OSError as e:
+            raise Error(f"process.ioPriority: ioprio_set: {e.strerror}") from None
 
 
 def apply_personality(a):
     """Last, just before execve: nothing the runtime does afterwards may see a changed uname."""
     if a.personality is not None:
-        L._libc.personality.restype = ctypes.c_int
-        if L._libc.personality(ctypes.c_ulong(a.personality)) < 0:
-            e = ctypes.get_errno()
-            raise Error(f"linux.personality: {os.strerror(e)}")
+        try:
+            L.personality(a.personality)
+        except OSError as e:
+            raise Error(f"linux.personality: {e.strerror}") from None

@@ -155,9 +155,7 @@ def _capset(eff, perm, inh):
         data[i].effective = (eff >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (perm >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = (inh >> (32 * i)) & 0xFFFFFFFF
-    if L._libc.capset(ctypes.byref(hdr), data) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"capset: {os.strerror(e)}")
+    L.capset(hdr, data)
 
 
 def fix_stdio(uid):

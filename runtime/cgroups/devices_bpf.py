@@ -7,12 +7,10 @@ so the overlap is never more permissive than either rule set).
 """
 import ctypes
 import os
-import platform
 import struct
 
 from runtime.errors import Error
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280}.get(platform.machine())
 
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
 BPF_PROG_GET_FD_BY_ID, BPF_PROG_QUERY = 13, 16
@@ -92,21 +90,10 @@ def build_program(rules, default_allow=False):
     return b"".join(prog)
 
 
-_libc = None
-
-
 def _bpf(cmd, attr):
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    if _SYS_BPF is None:
-        raise Error("linux.resources.devices: bpf(2) is not supported on this architecture")
+    from .. import linux as L
     buf = ctypes.create_string_buffer(bytes(attr), len(attr))
-    ret = _libc.syscall(ctypes.c_long(_SYS_BPF), ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr)))
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+    ret = L.syscall("bpf", ctypes.c_int(cmd), buf, ctypes.c_uint(len(attr)))
     return ret, buf.raw
 
 

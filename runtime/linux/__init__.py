@@ -16,12 +16,12 @@ if _MACHINE == "x86_64":
     SYS = dict(clone=56, pivot_root=155, setns=308, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
                close_range=436, seccomp=317, set_mempolicy=238, execveat=322,
-               pidfd_getfd=438)
+               pidfd_getfd=438, ioprio_set=251, sched_setattr=314, bpf=321)
 elif _MACHINE in ("aarch64", "arm64"):
     SYS = dict(clone=220, pivot_root=41, setns=268, pidfd_open=434, pidfd_send_signal=424,
                mount_setattr=442, open_tree=428, move_mount=429, openat2=437, clone3=435,
                close_range=436, seccomp=277, set_mempolicy=237, execveat=281,
-               pidfd_getfd=438)
+               pidfd_getfd=438, ioprio_set=30, sched_setattr=274, bpf=280)
 else:  # pragma: no cover - other architectures are not built for yet
     raise ImportError(f"unsupported architecture {_MACHINE}")
 
@@ -96,6 +96,41 @@ PR_SET_CHILD_SUBREAPER = 36
 
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+
+
+def syscall(name, *args):
+    """The raw system call NAME (a key of SYS) with ctypes ARGS: its result, or OSError with the
+    errno and its message (the caller adds the field it was for)."""
+    ret = _syscall(ctypes.c_long(SYS[name]), *args)
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
+def capset(header, data):
+    """capset(2) with a struct __user_cap_header_struct and its data array (process.py builds them)."""
+    if _libc.capset(ctypes.byref(header), data) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"capset: {os.strerror(e)}")
+
+
+def personality(persona):
+    _libc.personality.restype = ctypes.c_int
+    if _libc.personality(ctypes.c_ulong(persona)) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def get_child_subreaper():
+    """Whether we are a child subreaper (prctl PR_GET_CHILD_SUBREAPER writes through a pointer)."""
+    cur = ctypes.c_int(0)
+    _check(_libc.prctl(ctypes.c_int(PR_GET_CHILD_SUBREAPER), ctypes.byref(cur), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
+    return bool(cur.value)
 
 
 def _check(ret, what):
