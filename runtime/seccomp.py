@@ -428,20 +428,13 @@ def _load_raw(lib, ctx, bits):
         # TSYNC and NEW_LISTENER both want the return value; ESRCH makes TSYNC failures an errno.
         bits |= _FLAG_TSYNC_ESRCH
     bits |= _FLAG_NEW_LISTENER
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    nr = lib.seccomp_syscall_resolve_name(b"seccomp")
+    from runtime import linux as L
     SECCOMP_SET_MODE_FILTER = 1
-    fd = libc.syscall(
-        ctypes.c_long(nr),
-        ctypes.c_long(SECCOMP_SET_MODE_FILTER),
-        ctypes.c_ulong(bits),
-        ctypes.byref(prog),
-    )
-    if fd < 0:
-        e = ctypes.get_errno()
-        raise Error(f"linux.seccomp: loading the seccomp filter: {os.strerror(e)}")
-    return fd
+    try:
+        return L.syscall("seccomp", ctypes.c_long(SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(bits),
+                         ctypes.byref(prog))
+    except OSError as e:
+        raise Error(f"linux.seccomp: loading the seccomp filter: {e.strerror}") from None
 
 
 def _connect(listener_path):
