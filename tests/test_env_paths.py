@@ -134,7 +134,7 @@ def test_masked_path_refuses_fake_dev_null(tmp_path):
 def test_masked_path_refuses_dev_null_symlink(tmp_path):
     rootfs = tmp_path / "rootfs"
     subprocess.run(["cp", "-a", E.ROOTFS, str(rootfs)], check=True, timeout=30)
-    os.symlink("/proc/sys/kernel/core_pattern", rootfs / "dev" / "null")
+    os.symlink("/proc/sys/kernel/domainname", rootfs / "dev" / "null")  # (not a host-wide sysctl)
     cfg = base_config("echo should-not-run")
     cfg["root"]["path"] = str(rootfs)
     cfg["mounts"] = [m for m in cfg["mounts"] if not m["destination"].startswith("/dev")]
