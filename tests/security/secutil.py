@@ -8,7 +8,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from conftest import ROOTFS, base_config  # noqa: E402,F401
+from conftest import ROOTFS, base_config, remove_cgroups  # noqa: E402,F401
+from conftest import cgroup_dirs_of as cgroup_leftovers  # noqa: E402,F401 - CID below our cgroup
 
 RUNC_VERSION = "1.1.5"
 
@@ -71,17 +72,3 @@ def runc_xfail(request, rt, reason):
 
 def which_sh():
     return shutil.which("sh") or "/bin/sh"
-
-
-def cgroup_leftovers(cid):
-    """Fast form of cgroup_dirs for a container with the default cgroupsPath: its directories
-    are CID below our own cgroup in every hierarchy (pyrunc is our child)."""
-    out = []
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            name = ctrls.replace("name=", "") if ctrls else "unified"
-            d = os.path.join("/sys/fs/cgroup", name, path.lstrip("/"), cid)
-            if os.path.isdir(d):
-                out.append(d)
-    return out

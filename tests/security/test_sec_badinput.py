@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from secutil import base_config, cgroup_dirs, host_mountpoints, procs_mentioning
+from secutil import base_config, cgroup_dirs, host_mountpoints, procs_mentioning, remove_cgroups
 from weaken import weakened
 
 HANG = 60  # seconds for one create/run (a 100 MB config is parsed and validated)
@@ -80,6 +80,26 @@ def _escape_dirs():
     return out
 
 
+_PARENTS = ("sys", "sys/fs", "sys/fs/cgroup")  # what cgroupsPath-dotdot's path makes above its leaf
+
+
+def _parent_dirs():
+    """The parent cgroups the /../../sys/fs/cgroup/... path makes in each hierarchy."""
+    out = []
+    for top in os.listdir("/sys/fs/cgroup"):
+        out += [d for d in (os.path.join("/sys/fs/cgroup", top, p) for p in _PARENTS) if os.path.isdir(d)]
+    return out
+
+
+def _remove_new(dirs):
+    """rmdir DIRS deepest first (cgroups: only empty ones can go; nothing else is touched)."""
+    for d in sorted(dirs, key=lambda d: -d.count("/")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def badinput_violations(rt, tmp_path, name):
     b = rt.bundle()
     with open(os.path.join(b, "config.json"), "wb") as f:
@@ -87,6 +107,7 @@ def badinput_violations(rt, tmp_path, name):
     cid = rt.new_id("bad")
     before = host_mountpoints([str(tmp_path)])
     esc_before = set(_escape_dirs())
+    parents_before = set(_parent_dirs())
     bad = []
     try:
         p = rt("run", "-b", b, cid, timeout=HANG)
@@ -111,18 +132,22 @@ def badinput_violations(rt, tmp_path, name):
         new = set(_escape_dirs()) - esc_before
         if new:
             bad.append(f"{name}: cgroup made outside the hierarchy root: {sorted(new)}")
-            for d in new:
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
     finally:
         rt("delete", "--force", cid, timeout=30)
+        # the parents a cgroupsPath made above its own cgroup must go with it
+        made = set(_parent_dirs()) - parents_before
+        if made:
+            bad.append(f"{name}: parent cgroups left: {sorted(made)}")
+        _remove_new((set(_escape_dirs()) - esc_before) | made)
+        remove_cgroups(cid)  # what a runtime left (flagged above)
     return bad
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_bad_input(anyrt, tmp_path, name):
+def test_bad_input(anyrt, tmp_path, name, request):
+    if anyrt.name == "runc" and name == "cgroupsPath-dotdot":
+        request.node.add_marker(pytest.mark.xfail(
+            reason="runc 1.1.5 removes only the leaf cgroup: sys/fs/cgroup above it stays", strict=True))
     assert badinput_violations(anyrt, tmp_path, name) == []
 
 
