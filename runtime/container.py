@@ -1,8 +1,9 @@
 """The container lifecycle of runtime.md: create, start, run, state, kill, delete, list.
 
-The runtime process (this module) claims the id, builds a plan from config.json, clones the init
-(runtime/init.py) into its namespaces, writes the id maps, places it in its cgroups, runs the
-runtime-namespace hooks, and records state. Everything it made is undone when a step fails.
+create plans the container (runtime/prepare.py: a frozen InitPlan, or a one-line error and
+nothing made), claims the id, makes the cgroups, and hands the plan to the process chain
+(chain/parent.py), which makes the init and drives it until it waits for `start`. Everything
+made is undone when a step fails.
 """
 import _signal
 import os
@@ -13,21 +14,7 @@ from .lifecycle import kill_reap, oci_state, write_pid_file
 from .testpoint import point
 from .errors import Error, NotExist
 
-# Imported by create/run only (_create_imports): ctypes, json and the planners cost more than the
-# whole of state, kill or delete, which need none of them.
-configmod = L = process = rootfs = None
-NS_FLAGS = {
-    "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
-    "uts": 0x04000000, "user": 0x10000000, "cgroup": 0x02000000, "time": 0x00000080,
-}  # the CLONE_NEW* flags (runtime/linux)
 SIGKILL = _signal.SIGKILL
-
-
-def _create_imports():
-    global configmod, L, process, rootfs
-    from . import config as configmod, linux as L, process, rootfs  # noqa: F811
-# setns order for joined namespaces: user first (it owns the others), mount last but before pid
-_JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
 
 def warn(msg):
@@ -40,260 +27,122 @@ def _now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def prepare(cfg, bundle, no_pivot=False, preserve_fds=0):
-    """Check everything that can be checked without a process and build the init's plan (runtime/plan.py)."""
-    _create_imports()
-    from .plan import InitPlan
-    ctx = InitPlan()
-    linux = cfg.get("linux") or {}
-    root = cfg["root"]
-    rpath = root["path"]
-    ctx.rootfs = os.path.realpath(rpath if os.path.isabs(rpath) else os.path.join(bundle, rpath))
-    if not os.path.isdir(ctx.rootfs):
-        raise Error(f"config.json: root.path: rootfs {ctx.rootfs} does not exist or is not a directory")
-    ctx.root_readonly = bool(root.get("readonly"))
-    ctx.no_pivot = no_pivot
-    ctx.preserve_fds = preserve_fds
-    nss = configmod.namespaces(cfg)
-    ctx.ns_paths = {t: p for t, p in nss.items() if p}
-    ctx.ns_joins = []
-    for t in _JOIN_ORDER:
-        p = ctx.ns_paths.get(t)
-        if p:
-            _check_ns_path(t, p)
-            ctx.ns_joins.append((t, p, NS_FLAGS[t]))
-    ctx.new_flags = 0
-    for t, p in nss.items():
-        if not p:
-            ctx.new_flags |= NS_FLAGS[t]
-    ctx.userns = "user" in nss
-    ctx.rootless = os.geteuid() != 0  # no root: user namespace and id maps as runtime/rootless.py says
-    ctx.uid_mappings = linux.get("uidMappings") or []
-    ctx.gid_mappings = linux.get("gidMappings") or []
-    ctx.cgroupns = "cgroup" in nss
-    ctx.time_offsets = linux.get("timeOffsets") or {}
-    ctx.hostname = cfg.get("hostname")
-    ctx.domainname = cfg.get("domainname")
-    ctx.root_propagation = 0
-    rp = linux.get("rootfsPropagation")
-    if rp:
-        if rp not in rootfs.ROOT_PROPAGATION:
-            raise Error(f"config.json: linux.rootfsPropagation: unknown propagation {rp!r}")
-        ctx.root_propagation = rootfs.ROOT_PROPAGATION[rp]
-    ctx.mounts = rootfs.plan_mounts(cfg, bundle)
-    ctx.devices = []
-    for i, d in enumerate(linux.get("devices") or []):
-        if d.get("type") not in ("c", "b", "u", "p"):
-            raise Error(f"config.json: linux.devices[{i}].type: unknown device type {d.get('type')!r}")
-        if d.get("type") != "p" and ("major" not in d or "minor" not in d):
-            raise Error(f"config.json: linux.devices[{i}]: major and minor are required for type {d['type']!r}")
-        ctx.devices.append(d)
-    ctx.masked_paths = linux.get("maskedPaths") or []
-    ctx.readonly_paths = linux.get("readonlyPaths") or []
-    ctx.sysctl = []
-    if linux.get("sysctl"):
-        from . import sysctl
-        ctx.sysctl = sysctl.check(linux["sysctl"], nss)
-    if linux.get("mountLabel"):
-        raise Error("config.json: linux.mountLabel: SELinux is not enabled on this host")
-    ctx.net_devices = None
-    if linux.get("netDevices"):
-        from . import netdev  # moved by the runtime after the clone (spawn)
-        ctx.net_devices = netdev.check(linux["netDevices"], nss, ctx.ns_paths)
-    proc = cfg.get("process")
-    if proc is None:
-        raise Error("config.json: process: is required to create a container")
-    ctx.proc = process.plan_process(proc)
-    ctx.attrs = None
-    if proc.get("ioPriority") or proc.get("scheduler") or linux.get("personality"):
-        from . import procattr
-        ctx.attrs = procattr.plan(proc, linux)
-    ctx.mempolicy = None
-    if linux.get("memoryPolicy") is not None:
-        from . import mempolicy
-        ctx.mempolicy = mempolicy.plan(linux["memoryPolicy"])
-    _listen_fds(ctx)
-    if ctx.rootless:
-        from . import rootless
-        rootless.check(ctx, cfg)
-    # the fds of the range that the caller really passed (checked now, before the runtime opens
-    # any of its own that could take a free number in the range)
-    ctx.preserved = []
-    for fd in range(3, 3 + ctx.preserve_fds):
-        try:
-            os.fstat(fd)
-            ctx.preserved.append(fd)
-        except OSError:
-            pass
-    ctx.terminal = bool(proc.get("terminal"))
-    ctx.seccomp = linux.get("seccomp")
-    if ctx.seccomp is not None:
-        from . import seccomp
-        seccomp.check(ctx.seccomp)
-    ctx.hooks = cfg.get("hooks") or {}
-    ctx.runtime_hooks = bool(ctx.hooks.get("prestart") or ctx.hooks.get("createRuntime"))
-    ctx.fifo_fd = -1
-    ctx.cgroup_manager = None
-    if any(m.idmap for m in ctx.mounts) and not ctx.userns:
-        from . import idmap
-        idmap.prepare(ctx)  # detached idmapped trees, built on the host, attached by the init
-    _preload(ctx)
-    return ctx
-
-
-def _preload(ctx):
-    """Import now what the init will use after pivot_root, where the host's sys.path is gone:
-    the child is a fork, so whatever is loaded here is loaded there."""
-    if ctx.hooks.get("createContainer") or ctx.hooks.get("startContainer"):
-        from . import hooks  # noqa: F401
-    if ctx.terminal:
-        from . import tty  # noqa: F401
-    if any(m.idmap for m in ctx.mounts):
-        from . import idmap  # noqa: F401
-    if ctx.rootless:
-        from . import rootless  # noqa: F401
-    if ctx.sysctl:
-        from . import sysctl  # noqa: F401
-    if ctx.attrs is not None:
-        from . import procattr  # noqa: F401
-    if ctx.mempolicy is not None:
-        from . import mempolicy  # noqa: F401
-    if ctx.seccomp is not None:
-        if ctx.seccomp.get("listenerPath"):  # send_notify_fd's (json alone costs ~5 ms: re, enum)
-            import array  # noqa: F401
-            import json  # noqa: F401
-        from . import seccomp  # noqa: F401
-
-
-def _listen_fds(ctx):
-    """Socket activation as runc: when LISTEN_FDS is meant for us (LISTEN_PID is our pid), fds
-    3..3+N-1 go to the container with LISTEN_FDS=N and LISTEN_PID=1 (its init), ahead of the
-    --preserve-fds ones."""
-    n = os.environ.get("LISTEN_FDS")
-    if not n or os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return
-    try:
-        n = int(n)
-    except ValueError:
-        return
-    if n <= 0:
-        return
-    ctx.preserve_fds += n
-    ctx.proc.env = list(ctx.proc.env) + [f"LISTEN_FDS={n}", "LISTEN_PID=1"]
-
-
-def _check_ns_path(t, path):
-    """A joined namespace must exist and be of the type it is listed as."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise Error(f"config.json: linux.namespaces: {t} namespace path {path}: {e.strerror}") from None
-    try:
-        import fcntl
-        NS_GET_NSTYPE = 0xB703
-        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
-    except OSError:
-        raise Error(f"config.json: linux.namespaces: {path} is not a namespace file") from None
-    finally:
-        os.close(fd)
-    if nstype != NS_FLAGS[t]:
-        raise Error(f"config.json: linux.namespaces: {path} is not a {t} namespace")
-
-
 # ------------------------------------------------------------------ create / run
 def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
            foreground=False, keep=False, console_socket=None, rootless="auto"):
     """create (and for run, start): returns the exit status for a foreground run, else 0."""
-    _create_imports()
+    from . import config
+    from .chain import preload
+    from .plan import Launch
+    from .prepare import init_plan
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
-    cfg = configmod.load(bundle)
-    ctx = prepare(cfg, bundle, no_pivot, preserve_fds)
-    rootless_cg = rootless != "auto" or ctx.rootless
+    cfg = config.load(bundle)
+    plan = init_plan(cfg, bundle, no_pivot, preserve_fds)
+    preload.for_init(plan)
+    launch = Launch()
+    rootless_cg = rootless != "auto" or plan.rootless
     if rootless_cg:
         from . import rootless as rl
         rootless_cg = rl.resolve(rootless)
-    ctx.console = console = None
-    if ctx.terminal or console_socket:
+    console = None
+    if plan.terminal or console_socket:
         from . import tty  # connected now: a bad socket fails before anything exists
-        tty.check_flags(ctx.terminal, console_socket, not foreground)
+        tty.check_flags(plan.terminal, console_socket, not foreground)
         console = tty.Console(console_socket)
-        ctx.console, ctx.console_size = console.child, cfg["process"].get("consoleSize")
+        launch.console, launch.console_size = console.child, cfg["process"].get("consoleSize")
     c = state.Container(root, cid)
     c.make()
     point("create:claimed")
     try:
-        data = {
-            "ociVersion": cfg["ociVersion"], "id": cid, "pid": 0, "status": "creating",
-            "bundle": bundle, "rootfs": ctx.rootfs, "created": _now_rfc3339(), "owner": "",
-            "annotations": cfg.get("annotations") or {}, "creator": os.getpid(),
-            "creator_start": state.proc_start_time(os.getpid()),
-            "hooks": {k: v for k, v in ctx.hooks.items() if k in ("poststart", "poststop")},
-            "config": {"linux": {"namespaces": (cfg.get("linux") or {}).get("namespaces") or [],
-                                 # the base `update` merges into (runtime/cgroupverbs.py)
-                                 "resources": (cfg.get("linux") or {}).get("resources") or {}},
-                       "process": cfg.get("process") or {}},  # the base of exec's process
-        }
-        if ctx.seccomp is not None:
-            data["config"]["linux"]["seccomp"] = ctx.seccomp  # exec applies it too
-        if ctx.mempolicy is not None:
-            data["config"]["linux"]["memoryPolicy"] = cfg["linux"]["memoryPolicy"]  # and this
-        from . import cgroups
-        if rootless_cg:  # cgroups only where delegated (runtime/rootless.py)
-            mgr = rl.cgroup_manager(cid, cfg.get("linux") or {})
-        else:
-            mgr = cgroups.new_manager(cid, cfg.get("linux") or {})
-        data["cgroup"] = mgr.to_dict()
-        c.write(data)
-        mgr.create()
-        point("create:cgroup")
-        ctx.cgroup_manager = mgr
-        # the init is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
-        # when it can reach them: not in a user namespace, not rootless, not from namespaces joined by path
-        ctx.placement = mgr.place(self_join=not (rootless_cg or ctx.userns or ctx.ns_joins))
-        # written with the pid (spawn), the one more write of create: until we unlock, nobody
-        # reads it, and "creating" only matters while we live, which we do under the lock
-        data["status"] = "running" if start_now else "created"
-        if not start_now:
-            c.make_fifo()
-            ctx.fifo_fd = c.open_fifo(os.O_RDWR)  # O_RDWR: never blocks
-        if foreground:
-            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the slow path
-        if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
-            from . import seccomp
-            seccomp.connect_listener(ctx.seccomp)  # a host path: unreachable after pivot_root
-        try:
-            pid, ch = spawn(ctx, c, cfg, mgr)
-        finally:
-            if any(m.tree_fd is not None for m in ctx.mounts):
-                from . import idmap
-                idmap.close(ctx)  # the init has its own copies
-            if ctx.seccomp is not None and ctx.seccomp.get("listenerPath"):
-                seccomp.close_listener()  # only the init may hold it, or the agent never sees EOF
-            if console is not None:
-                console.close_child()  # the init's copy is the one that sends the master
-        if console is not None and foreground:
-            console.receive()  # sent before "ready": already here
+        pid, ch = _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console)
     except BaseException:
         if console is not None:
             console.close()
         _destroy_partial(c)
         raise
-    if ctx.fifo_fd >= 0:
-        os.close(ctx.fifo_fd)
+    if launch.fifo_fd >= 0:
+        os.close(launch.fifo_fd)
     if pid_file:
         write_pid_file(pid_file, pid)
-    if not start_now:
-        c.unlock()
-        return 0
-    # run: start now
     c.unlock()
+    if not start_now:
+        return 0
+    return _run(root, cid, c, pid, ch, foreground, keep, console)
+
+
+def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console):
+    """The state, the cgroups, the init; returns (init pid, channel) with the init waiting."""
+    linux = cfg.get("linux") or {}
+    data = {
+        "ociVersion": cfg["ociVersion"], "id": c.id, "pid": 0, "status": "creating",
+        "bundle": bundle, "rootfs": plan.rootfs, "created": _now_rfc3339(), "owner": "",
+        "annotations": cfg.get("annotations") or {}, "creator": os.getpid(),
+        "creator_start": state.proc_start_time(os.getpid()),
+        "hooks": {k: v for k, v in plan.hooks.items() if k in ("poststart", "poststop")},
+        "config": {"linux": {"namespaces": linux.get("namespaces") or [],
+                             # the base `update` merges into (runtime/cgroupverbs.py)
+                             "resources": linux.get("resources") or {}},
+                   "process": cfg.get("process") or {}},  # the base of exec's process
+    }
+    if plan.seccomp is not None:
+        data["config"]["linux"]["seccomp"] = plan.seccomp  # exec applies it too
+    if plan.mempolicy is not None:
+        data["config"]["linux"]["memoryPolicy"] = linux["memoryPolicy"]  # and this
+    from . import cgroups
+    if rootless_cg:  # cgroups only where delegated (runtime/rootless.py)
+        from . import rootless as rl
+        mgr = rl.cgroup_manager(c.id, linux)
+    else:
+        mgr = cgroups.new_manager(c.id, linux)
+    data["cgroup"] = mgr.to_dict()
+    c.write(data)
+    mgr.create()
+    point("create:cgroup")
+    launch.cgroup_manager = mgr
+    # the init is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
+    # when it can reach them: not in a user namespace, not rootless, not from namespaces joined by path
+    launch.placement = mgr.place(self_join=not (rootless_cg or plan.userns or plan.ns_joins))
+    # written with the pid (chain/parent.py), the one more write of create: until we unlock,
+    # nobody reads it, and "creating" only matters while we live, which we do under the lock
+    data["status"] = "running" if start_now else "created"
+    if not start_now:
+        c.make_fifo()
+        launch.fifo_fd = c.open_fifo(os.O_RDWR)  # O_RDWR: never blocks
+    if foreground:
+        from . import linux as L
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the intermediate
+    listener = plan.seccomp is not None and plan.seccomp.get("listenerPath")
+    if listener:
+        from . import seccomp
+        seccomp.connect_listener(plan.seccomp)  # a host path: unreachable after pivot_root
+    if plan.idmapped and not plan.userns:
+        from . import idmap
+        launch.trees = idmap.prepare(plan)  # detached idmapped trees, built on the host, attached by the init
+    from .chain import parent
+    try:
+        pid, ch = parent.start_init(plan, launch, c, linux.get("resources") or {})
+    finally:
+        if launch.trees:
+            from . import idmap
+            idmap.close(launch.trees)  # the init has its own copies
+        if listener:
+            seccomp.close_listener()  # only the init may hold it, or the agent never sees EOF
+        if console is not None:
+            console.close_child()  # the init's copy is the one that sends the master
+    if console is not None and foreground:
+        console.receive()  # sent before READY: already here
+    return pid, ch
+
+
+def _run(root, cid, c, pid, ch, foreground, keep, console):
+    """run, once created: start the init now, then wait for it in the foreground."""
+    from . import sync
     if foreground:
         from .signals import forward_to
         fwd = forward_to(pid)
     try:
-        from . import sync
         ch.send(sync.START)
         # our socket end reads EOF when the init's end closes at execve; an error comes first
         kind, payload = ch.recv()
@@ -327,109 +176,6 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     if not keep:
         delete(root, cid, force=True)
     return status
-
-
-def spawn(ctx, c, cfg, mgr):
-    """Clone the init and drive it to "ready"; returns (init pid, sync socket)."""
-    import _socket  # not socket: its enum and selectors imports cost ~3 ms; send/recv is all we use
-    from . import sync
-    psock, csock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
-    ch = sync.Channel(psock)
-    slow = bool(ctx.ns_joins)
-    flags = 0 if slow else ctx.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
-    from . import init
-    # limits go on the still empty cgroup, before the init exists: a bad value then fails with no
-    # process to kill, and the time between clone and "go" (the init waits) is shorter.
-    # Always: with no "devices" rules the device cgroup still gets runc's default allow-list
-    mgr.set(dict({"devices": []}, **((cfg.get("linux") or {}).get("resources") or {})))
-    child = ctx.placement.spawn(flags)
-    if child == 0:
-        # the child must not hold the state lock, the runtime's socket end, or anything else
-        c.unlock()
-        psock.close()
-        if slow:
-            init.slow_path_main(ctx, sync.Channel(csock))
-        init.child_main(ctx, sync.Channel(csock))
-    csock.close()
-    point("create:cloned")
-    pid = child
-    moved = None
-    try:
-        if slow:
-            while True:
-                kind, payload = _recv(ch)
-                if kind == sync.USERNS:
-                    write_id_maps(child, ctx)
-                    ch.send(sync.MAPPED)
-                elif kind == sync.PID:
-                    pid = int(payload)
-                    os.waitpid(child, 0)
-                    break
-                else:
-                    raise Error(f"sync: unexpected message {kind[:40]!r}")
-        elif ctx.userns:
-            write_id_maps(pid, ctx)
-        c.data["pid"] = pid
-        c.data["pid_start"] = state.proc_start_time(pid)
-        c.write()
-        ctx.placement.finish(pid)
-        if ctx.net_devices:  # its network namespace exists; the init waits for "go"
-            from . import netdev
-            moved = netdev.Moved()
-            netdev.move(ctx.net_devices, pid, moved)
-        st = oci_state(c, "creating", pid)
-        ch.send(sync.GO, st)  # framed when large: megabytes of annotations are a valid state
-        while True:
-            kind, payload = _recv(ch)
-            if kind == sync.HOOKS:
-                from . import hooks
-                hooks.run_hooks(ctx.hooks, "prestart", st)
-                hooks.run_hooks(ctx.hooks, "createRuntime", st)
-                ch.send(sync.OK)
-            elif kind == sync.IDMAP:
-                from . import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
-                idmap.serve(ctx, pid, payload)
-                ch.send(sync.OK)
-            elif kind == sync.READY:
-                point("create:ready")
-                break
-            else:
-                raise Error(f"sync: unexpected message {kind[:40]!r}")
-    except BaseException:
-        why = ch.pending_error()
-        if moved is not None:
-            moved.restore(pid)  # the create's undo: the devices go back to the host
-        kill_reap(pid)
-        if slow and pid != child:
-            kill_reap(child)
-        if why is not None:
-            raise Error(why) from None
-        raise
-    return pid, ch
-
-
-def _recv(ch):
-    """The init's next message; its ERR, or its early exit, as an Error. (When one of our own
-    steps fails, ch.pending_error() prefers the init's report: it mounts while we set up its
-    cgroups, and our failure may only be the consequence, e.g. a cgroup.procs write for a pid
-    now gone.)"""
-    try:
-        kind, payload = ch.recv()
-    except OSError:
-        kind = payload = b""
-    if kind == b"err":
-        raise Error(payload.decode(errors="replace"))
-    if not kind:
-        raise Error("container init exited before it was ready")
-    return kind, payload
-
-
-def write_id_maps(pid, ctx):
-    if ctx.rootless:
-        from . import rootless
-        return rootless.write_id_maps(pid, ctx)
-    from . import idmaps
-    idmaps.write_maps(pid, ctx.uid_mappings, ctx.gid_mappings, "linux")
 
 
 def _destroy_partial(c):

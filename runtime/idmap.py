@@ -44,16 +44,16 @@ def _userns(uid_maps, gid_maps, field):
         os.waitpid(pid, 0)
 
 
-def prepare(ctx):
-    """Give every idmap/ridmap Mount plan of CTX its detached, idmapped tree (Mount.tree_fd)."""
-    nsfds = {}
+def prepare(plan):
+    """The detached, idmapped tree of every idmap/ridmap mount of PLAN: {mount index: fd}."""
+    nsfds, trees = {}, {}
     try:
-        for p in ctx.mounts:
+        for p in plan.mounts:
             if not p.idmap:
                 continue
             field = f"mounts[{p.index}]"
-            uids = p.uid_mappings or ctx.uid_mappings
-            gids = p.gid_mappings or ctx.gid_mappings
+            uids = p.uid_mappings or plan.uid_mappings
+            gids = p.gid_mappings or plan.gid_mappings
             key = (repr(uids), repr(gids))
             if key not in nsfds:
                 nsfds[key] = _userns(uids, gids, field)
@@ -62,7 +62,7 @@ def prepare(ctx):
                 fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
             except OSError as e:
                 raise Error(f"config.json: {field}.source: {p.source}: {os.strerror(e.errno)}") from None
-            p.tree_fd = fd
+            trees[p.index] = fd
             try:
                 L.mount_setattr(fd, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if p.idmap == "ridmap" else 0),
                                 L.MOUNT_ATTR_IDMAP, 0, 0, nsfds[key])
@@ -70,14 +70,15 @@ def prepare(ctx):
                 raise Error(f"config.json: {field}.options: {p.idmap}: {p.source}: the kernel refused an "
                             f"idmapped mount here: {os.strerror(e.errno)}") from None
     except BaseException:
-        close(ctx)
+        close(trees)
         raise
     finally:
         for fd in nsfds.values():
             os.close(fd)
+    return trees
 
 
-def request(ctx, ch, p):
+def request(ch, p):
     """Init side, user namespace case: a detached clone of P's source, idmapped by the runtime."""
     from . import sync
     rec = L.AT_RECURSIVE if p.flags & L.MS_REC else 0
@@ -88,10 +89,10 @@ def request(ctx, ch, p):
     return fd
 
 
-def serve(ctx, pid, msg):
+def serve(plan, pid, msg):
     """Runtime side of request()."""
     index, childfd = msg.split(b":")
-    p = ctx.mounts[int(index)]
+    p = plan.mounts[int(index)]
     field = f"mounts[{p.index}]"
     pidfd = L.pidfd_open(pid)
     try:
@@ -102,7 +103,7 @@ def serve(ctx, pid, msg):
         os.close(pidfd)
     nsfd = -1
     try:
-        nsfd = _userns(p.uid_mappings or ctx.uid_mappings, p.gid_mappings or ctx.gid_mappings, field)
+        nsfd = _userns(p.uid_mappings or plan.uid_mappings, p.gid_mappings or plan.gid_mappings, field)
         L.mount_setattr(fd, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if p.idmap == "ridmap" else 0),
                         L.MOUNT_ATTR_IDMAP, 0, 0, nsfd)
     except OSError as e:
@@ -114,9 +115,7 @@ def serve(ctx, pid, msg):
             os.close(nsfd)
 
 
-def close(ctx):
+def close(trees):
     """The runtime's copies of the tree fds, once the init has its own."""
-    for p in ctx.mounts:
-        if getattr(p, "tree_fd", None) is not None:
-            os.close(p.tree_fd)
-            p.tree_fd = None
+    while trees:
+        os.close(trees.popitem()[1])

@@ -13,6 +13,7 @@ import stat
 
 from . import linux as L
 from .errors import Error
+from .plan import Record
 
 CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
         "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
@@ -49,28 +50,23 @@ def _last_cap():
         return len(CAPS) - 1
 
 
-class Plan:
+class Plan(Record):
     """What the child must apply, computed and checked in the runtime process."""
     __slots__ = ("uid", "gid", "groups", "umask", "caps", "rlimits", "nnp", "oom", "cwd", "env",
-                 "args", "path", "apparmor", "selinux")
+                 "args", "apparmor", "selinux")
 
 
 def plan_process(proc, prefix="process"):
     """Check config.md process fields; raises Error naming the bad one."""
-    p = Plan()
     user = proc.get("user") or {}
-    p.uid = user.get("uid", 0)
-    p.gid = user.get("gid", 0)
-    p.groups = list(user.get("additionalGids") or [])
-    p.umask = user.get("umask")
-    p.caps = None
-    caps = proc.get("capabilities")
-    if caps is not None:
+    caps = None
+    given = proc.get("capabilities")
+    if given is not None:
         last = _last_cap()
-        p.caps = {}
+        caps = {}
         for kind in CAP_SETS:
             bits = 0
-            for name in caps.get(kind) or []:
+            for name in given.get(kind) or []:
                 idx = CAP_INDEX.get(name)
                 if idx is None:
                     # config.md: logged as a warning; the runtime SHOULD NOT fail
@@ -79,8 +75,8 @@ def plan_process(proc, prefix="process"):
                     continue
                 if idx <= last:  # runc skips capabilities the kernel does not know
                     bits |= 1 << idx
-            p.caps[kind] = bits
-    p.rlimits = []
+            caps[kind] = bits
+    rlimits = []
     seen = set()
     for i, r in enumerate(proc.get("rlimits") or []):
         t = r.get("type")
@@ -92,20 +88,19 @@ def plan_process(proc, prefix="process"):
         soft, hard = r.get("soft", 0), r.get("hard", 0)
         if soft > hard:
             raise Error(f"config.json: {prefix}.rlimits[{i}]: soft limit {soft} exceeds hard limit {hard}")
-        p.rlimits.append((RLIMITS[t], min(soft, 2**64 - 1), min(hard, 2**64 - 1)))
-    p.nnp = bool(proc.get("noNewPrivileges"))
-    p.oom = proc.get("oomScoreAdj")
-    p.cwd = proc.get("cwd") or "/"
-    p.env = proc.get("env") or []
-    p.args = proc.get("args") or []
-    p.path = None
-    p.apparmor = proc.get("apparmorProfile")
-    p.selinux = proc.get("selinuxLabel")
-    if p.apparmor and not os.path.exists("/sys/kernel/security/apparmor"):
+        rlimits.append((RLIMITS[t], min(soft, 2**64 - 1), min(hard, 2**64 - 1)))
+    apparmor = proc.get("apparmorProfile")
+    selinux = proc.get("selinuxLabel")
+    if apparmor and not os.path.exists("/sys/kernel/security/apparmor"):
         raise Error(f"config.json: {prefix}.apparmorProfile: apparmor is not enabled on this host")
-    if p.selinux and not os.path.exists("/sys/fs/selinux/enforce"):
+    if selinux and not os.path.exists("/sys/fs/selinux/enforce"):
         raise Error(f"config.json: {prefix}.selinuxLabel: SELinux is not enabled on this host")
-    return p
+    return Plan(uid=user.get("uid", 0), gid=user.get("gid", 0),
+                groups=tuple(user.get("additionalGids") or ()), umask=user.get("umask"),
+                caps=caps, rlimits=tuple(rlimits), nnp=bool(proc.get("noNewPrivileges")),
+                oom=proc.get("oomScoreAdj"), cwd=proc.get("cwd") or "/",
+                env=tuple(proc.get("env") or ()), args=tuple(proc.get("args") or ()),
+                apparmor=apparmor, selinux=selinux)
 
 
 def env_dict(env):

@@ -11,6 +11,7 @@ import stat
 
 from . import linux as L
 from .errors import Error
+from .plan import Record
 
 # option word -> (flags to set, flags to clear)
 _FLAGS = {
@@ -93,9 +94,10 @@ DEV_SYMLINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
                 ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"))
 
 
-class Mount:
+class Mount(Record):
+    """One entry of the mount plan (config.json mounts[index]), checked."""
     __slots__ = ("source", "dest", "type", "flags", "clear", "prop", "data", "rset", "rclr",
-                 "bind", "index", "idmap", "uid_mappings", "gid_mappings", "tree_fd", "copyup")
+                 "bind", "index", "idmap", "uid_mappings", "gid_mappings", "copyup")
 
 
 def plan_mounts(cfg, bundle):
@@ -104,10 +106,8 @@ def plan_mounts(cfg, bundle):
     linux = cfg.get("linux") or {}
     has_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or [])
     for i, m in enumerate(cfg.get("mounts") or []):
-        p = Mount()
-        p.index = i
-        p.dest = "/" + os.path.normpath(m["destination"]).lstrip("/")
-        p.type = m.get("type") or ""
+        dest = "/" + os.path.normpath(m["destination"]).lstrip("/")
+        mtype = m.get("type") or ""
         src = m.get("source") or ""
         flags = clear = prop = rset = rclr = 0
         data = []
@@ -136,8 +136,8 @@ def plan_mounts(cfg, bundle):
                 data.append(opt)  # filesystem-specific data, e.g. mode=755, size=64k
             else:
                 raise Error(f"config.json: mounts[{i}].options: unknown option {opt!r}")
-        p.bind = bool(flags & L.MS_BIND) or p.type == "bind"
-        if p.bind:
+        bind = bool(flags & L.MS_BIND) or mtype == "bind"
+        if bind:
             flags |= L.MS_BIND
             if not src:
                 raise Error(f"config.json: mounts[{i}].source: a bind mount needs a source")
@@ -145,27 +145,25 @@ def plan_mounts(cfg, bundle):
                 src = os.path.join(bundle, src)
             if not os.path.exists(src):
                 raise Error(f"config.json: mounts[{i}].source: {src}: no such file or directory")
-        elif not p.type:
+        elif not mtype:
             raise Error(f"config.json: mounts[{i}].type: needed for a non-bind mount")
-        p.source, p.flags, p.clear, p.prop, p.data = src, flags, clear, prop, ",".join(data)
-        p.rset, p.rclr, p.idmap = rset, rclr, idmap
-        check_proc_dest(p.dest, p, f"config.json: mounts[{i}].destination")
-        p.uid_mappings = m.get("uidMappings")
-        p.gid_mappings = m.get("gidMappings")
-        p.tree_fd = None
-        p.copyup = copyup and p.type == "tmpfs" and not p.bind
-        if bool(p.uid_mappings) != bool(p.gid_mappings):
+        uids, gids = m.get("uidMappings"), m.get("gidMappings")
+        p = Mount(source=src, dest=dest, type=mtype, flags=flags, clear=clear, prop=prop,
+                  data=",".join(data), rset=rset, rclr=rclr, bind=bind, index=i, idmap=idmap,
+                  uid_mappings=uids, gid_mappings=gids, copyup=copyup and mtype == "tmpfs" and not bind)
+        check_proc_dest(dest, p, f"config.json: mounts[{i}].destination")
+        if bool(uids) != bool(gids):
             raise Error(f"config.json: mounts[{i}]: uidMappings and gidMappings go together")
-        if p.uid_mappings and not idmap:
+        if uids and not idmap:
             raise Error(f"config.json: mounts[{i}].uidMappings: given without the idmap or ridmap option")
         if idmap:
-            if not p.bind:
+            if not bind:
                 raise Error(f"config.json: mounts[{i}].options: {idmap} is supported on bind mounts only")
-            if not p.uid_mappings and not (has_userns and linux.get("uidMappings")):
+            if not uids and not (has_userns and linux.get("uidMappings")):
                 raise Error(f"config.json: mounts[{i}].options: {idmap} needs uidMappings and gidMappings "
                             "or a user namespace with mappings")
         plans.append(p)
-    return plans
+    return tuple(plans)
 
 
 # ---------------------------------------------------------------- child side: safe paths
@@ -249,7 +247,7 @@ def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def _mount_at(rootfd, p, target_is_file, ctx=None):
+def _mount_at(rootfd, p, target_is_file, launch=None):
     if p.copyup:
         return _mount_copyup(rootfd, p)
     fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
@@ -262,11 +260,12 @@ def _mount_at(rootfd, p, target_is_file, ctx=None):
         if real.startswith(rootpath + "/"):
             check_proc_dest("/" + real[len(rootpath):].lstrip("/"), p, f"mounts[{p.index}].destination")
         # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
-        if p.idmap and p.tree_fd is None:  # in a user namespace: see runtime/idmap.py
+        tree = launch.trees.get(p.index) if p.idmap else None
+        if p.idmap and tree is None:  # in a user namespace: see runtime/idmap.py
             from . import idmap
-            p.tree_fd = idmap.request(ctx, ctx.sync, p)
-        if p.tree_fd is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
-            L.move_mount(p.tree_fd, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+            tree = launch.trees[p.index] = idmap.request(launch.sync, p)
+        if tree is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
+            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         else:
             L.mount(p.source, tgt, p.type if not p.bind else None,
                     p.flags & ~L.MS_REMOUNT if p.bind else p.flags, p.data or None)
@@ -383,11 +382,11 @@ def _locked_flags(path):
     return f
 
 
-def setup_rootfs(ctx):
+def setup_rootfs(plan, launch):
     """Executed in the child, in its new mount namespace, before pivot_root."""
-    rootfs = ctx.rootfs
+    rootfs = plan.rootfs
     # 1. nothing we mount may propagate back to the host
-    prop = ctx.root_propagation or (L.MS_SLAVE | L.MS_REC)
+    prop = plan.root_propagation or (L.MS_SLAVE | L.MS_REC)
     if prop & L.MS_UNBINDABLE:
         prop = L.MS_SLAVE | L.MS_REC  # the rootfs bind below needs a bindable source; see finish_rootfs
     L.mount(None, "/", None, prop, None)
@@ -397,21 +396,21 @@ def setup_rootfs(ctx):
     L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for p in ctx.mounts:
+        for p in plan.mounts:
             try:
                 if p.type == "cgroup":
-                    _mount_cgroup(ctx, rootfd, p)
+                    _mount_cgroup(plan, launch, rootfd, p)
                     continue
                 isfile = p.bind and not os.path.isdir(p.source)
-                _mount_at(rootfd, p, isfile, ctx)
+                _mount_at(rootfd, p, isfile, launch)
             except OSError as e:
                 hint = ""
-                if ctx.rootless:
+                if plan.rootless:
                     from . import rootless
                     hint = rootless.mount_hint(p, e.errno)
                 raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}{hint}") from None
-        dev_is_tmpfs = any(p.dest == "/dev" for p in ctx.mounts)
-        create_devices(ctx, rootfd, defaults=dev_is_tmpfs)
+        dev_is_tmpfs = any(p.dest == "/dev" for p in plan.mounts)
+        create_devices(plan, rootfd, defaults=dev_is_tmpfs)
         if dev_is_tmpfs:
             for target, name in DEV_SYMLINKS:
                 _symlink(rootfd, target, f"/dev/{name}")
@@ -439,15 +438,15 @@ def _make_parent_private(path):
         L.mount(None, best, None, L.MS_PRIVATE, None)
 
 
-def _mount_cgroup(ctx, rootfd, p):
+def _mount_cgroup(plan, launch, rootfd, p):
     from . import cgroups
     fd = open_in_root(rootfd, p.dest)
     try:
         # the tmpfs it mounts first hides what fd points at: hand over the checked real path
         real = os.readlink(fdpath(fd))
-        if not (real + "/").startswith(ctx.rootfs.rstrip("/") + "/"):
+        if not (real + "/").startswith(plan.rootfs.rstrip("/") + "/"):
             raise Error(f"mounts[{p.index}]: destination {p.dest} resolves outside the rootfs")
-        cgroups.mount_cgroupfs(real, ctx.cgroup_manager, bool(p.flags & L.MS_RDONLY), ctx.cgroupns)
+        cgroups.mount_cgroupfs(real, launch.cgroup_manager, bool(p.flags & L.MS_RDONLY), plan.cgroupns)
     finally:
         os.close(fd)
 
@@ -470,23 +469,23 @@ def _dirfd(rootfd, path):
         os.close(pfd)
 
 
-def create_devices(ctx, rootfd, defaults):
+def create_devices(plan, rootfd, defaults):
     """linux.devices, plus the default devices when /dev is a fresh tmpfs. mknod where the kernel
     allows it; a bind of the host's node inside a user namespace, where it does not."""
     devs = []
     if defaults:
-        given = {os.path.normpath(d["path"]) for d in ctx.devices}
+        given = {os.path.normpath(d["path"]) for d in plan.devices}
         for name, major, minor in DEFAULT_DEVICES:
             if f"/dev/{name}" in given:
                 continue  # linux.devices says how this one is made
             devs.append({"path": f"/dev/{name}", "type": "c", "major": major, "minor": minor,
                          "fileMode": 0o666, "uid": 0, "gid": 0})
-    devs.extend(ctx.devices)
+    devs.extend(plan.devices)
     for d in devs:
-        _create_device(ctx, rootfd, d)
+        _create_device(plan, rootfd, d)
 
 
-def _create_device(ctx, rootfd, d):
+def _create_device(plan, rootfd, d):
     path = os.path.normpath(d["path"])
     dfd = _dirfd(rootfd, os.path.dirname(path))
     name = os.path.basename(path)
@@ -505,7 +504,7 @@ def _create_device(ctx, rootfd, d):
             if not same:
                 raise Error(f"linux.devices: {path}: a file that is not this device already exists there")
             return
-        if ctx.userns and d["type"] != "p":  # mknod of a device needs init-userns CAP_MKNOD
+        if plan.userns and d["type"] != "p":  # mknod of a device needs init-userns CAP_MKNOD
             _bind_device(dfd, name, path, kind, d)
         else:
             os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dfd)
@@ -589,17 +588,17 @@ def _dev_null(rootfd):
     return fd
 
 
-def finish_rootfs(ctx):
+def finish_rootfs(plan):
     """After pivot_root: readonly and masked paths, then a read-only root. Every path is opened
     in the root (no symlink leads out) and mounted on through its fd."""
-    rp = ctx.root_propagation
+    rp = plan.root_propagation
     if rp and not rp & L.MS_PRIVATE:
         # linux.rootfsPropagation is about the container's root: only now is it "/" (private
         # is already so: its parent was made private before the rootfs bind)
         L.mount(None, "/", None, rp, None)
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for path in ctx.readonly_paths:
+        for path in plan.readonly_paths:
             fd = _open_existing(rootfd, path, "linux.readonlyPaths")
             if fd is None:
                 continue
@@ -617,7 +616,7 @@ def finish_rootfs(ctx):
                 os.close(fd)
         null = -1
         try:
-            for path in ctx.masked_paths:
+            for path in plan.masked_paths:
                 fd = _open_existing(rootfd, path, "linux.maskedPaths")
                 if fd is None:
                     continue
@@ -637,7 +636,7 @@ def finish_rootfs(ctx):
                 os.close(null)
     finally:
         os.close(rootfd)
-    if ctx.root_readonly:
+    if plan.root_readonly:
         L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags("/"), None)
 
 

@@ -78,17 +78,17 @@ def _make_xdg_root(root):
 
 
 # ------------------------------------------------------------------ config checks (runtime process)
-def check(ctx, cfg):
+def check(plan, cfg):
     """What a container needs when the runtime has no root: a user namespace with mappings."""
-    if not ctx.userns:
+    if not plan.userns:
         raise Error("config.json: linux.namespaces: a rootless container requires a user namespace")
-    if ctx.ns_paths.get("user"):
+    if plan.ns_paths.get("user"):
         return  # joined: its maps are already written by whoever made it
-    if not ctx.uid_mappings:
+    if not plan.uid_mappings:
         raise Error("config.json: linux.uidMappings: a rootless container requires at least one UID mapping")
-    if not ctx.gid_mappings:
+    if not plan.gid_mappings:
         raise Error("config.json: linux.gidMappings: a rootless container requires at least one GID mapping")
-    if ctx.proc.groups and _own_only(ctx.gid_mappings, os.getegid()):
+    if plan.proc.groups and _own_only(plan.gid_mappings, os.getegid()):
         # a single-id gid map means setgroups is denied in the container (the kernel's rule)
         raise Error("config.json: process.user.additionalGids: cannot set additional groups in a rootless "
                     "container whose gidMappings map only the user's own gid (setgroups is denied); "
@@ -100,20 +100,20 @@ def _own_only(maps, own):
 
 
 # ------------------------------------------------------------------ id maps (runtime process)
-def write_id_maps(pid, ctx):
+def write_id_maps(pid, plan):
     """Write the init's uid_map/gid_map without privileges: the user's own id directly, wider
     maps through newuidmap/newgidmap (the init must still be dumpable: see init._init)."""
     uid, gid = os.geteuid(), os.getegid()
-    if _own_only(ctx.uid_mappings, uid):
-        _write(pid, "uid_map", ctx.uid_mappings, "uidMappings")
+    if _own_only(plan.uid_mappings, uid):
+        _write(pid, "uid_map", plan.uid_mappings, "uidMappings")
     else:
-        _helper("newuidmap", pid, ctx.uid_mappings, "uidMappings", "/etc/subuid")
-    if _own_only(ctx.gid_mappings, gid):
+        _helper("newuidmap", pid, plan.uid_mappings, "uidMappings", "/etc/subuid")
+    if _own_only(plan.gid_mappings, gid):
         from . import idmaps
         idmaps.deny_setgroups(pid)
-        _write(pid, "gid_map", ctx.gid_mappings, "gidMappings")
+        _write(pid, "gid_map", plan.gid_mappings, "gidMappings")
     else:
-        _helper("newgidmap", pid, ctx.gid_mappings, "gidMappings", "/etc/subgid")
+        _helper("newgidmap", pid, plan.gid_mappings, "gidMappings", "/etc/subgid")
 
 
 def _write(pid, name, maps, field):

@@ -56,7 +56,7 @@ def test_exec_reads_passwd_safely(anyrt, tmp_path, request, kind):
         assert want in p.stdout, p.stdout
 
 
-WEAK_PASSWD = {"exec.py": [
+WEAK_PASSWD = {"chain/execproc.py": [
     ('fd = program._openat2("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)',
      'fd = os.open("/etc/passwd", os.O_RDONLY | os.O_CLOEXEC)'),
 ]}

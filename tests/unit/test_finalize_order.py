@@ -1,9 +1,10 @@
-"""The last steps before execve (runtime/finalize.py), shared by the init and exec, run in-process
+"""The last steps before execve (runtime/chain/finalize.py), shared by the init and exec, run in-process
 against a recording syscall seam: no root, no container. The order is what the comments in
 finalize.py argue for, and the same for both callers."""
 import pytest
 
-from runtime import finalize, process
+from runtime import process
+from runtime.chain import finalize
 
 
 class Rec:
@@ -91,8 +92,8 @@ def test_no_seccomp_no_filter(rec):
 def test_init_and_exec_use_the_shared_tail():
     """Neither caller keeps a copy of a step (they drifted before: AppArmor's path, the fds)."""
     import inspect
-    from runtime import exec as ex, init
-    for mod in (init, ex):
+    from runtime.chain import execproc, init
+    for mod in (init, execproc):
         src = inspect.getsource(mod)
         assert "finalize.run(" in src
         for private in ("close_range(", "apply_user(", "attr/apparmor", "apply_personality("):

@@ -9,15 +9,16 @@ import pytest
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
 
 LAYERS = {
-    0: {"errors", "linux", "fastjson", "testpoint", "log", "signals", "schemas"},
+    0: {"errors", "linux", "fastjson", "testpoint", "log", "signals", "schemas", "hotpath"},
     1: {"procfs", "sync", "plan", "idmaps"},
     2: {"rootfs", "program", "process", "procattr", "sysctl", "mempolicy", "seccomp", "netdev", "hooks",
         "tty", "idmap", "rootless", "state", "config", "fastcheck", "cgroups"},
-    3: {"finalize", "init", "lifecycle"},
-    4: {"container", "exec", "cgroupverbs", "features", "spec"},
-    5: {"cli", "__main__"},
+    3: {"prepare", "lifecycle"},
+    4: {"chain"},
+    5: {"container", "exec", "cgroupverbs", "features", "spec"},
+    6: {"cli", "__main__"},
 }
-VERBS = LAYERS[4]
+VERBS = LAYERS[5]
 
 
 def _modules():

@@ -114,8 +114,8 @@ def test_idmap_rules(tmp_path):
 def test_plan_example_process(cfg):
     p = process.plan_process(cfg["process"])
     assert (p.uid, p.gid, p.cwd, p.nnp) == (0, 0, "/", True)
-    assert p.args == cfg["process"]["args"]
-    assert p.rlimits == [(7, 1024, 1024)]  # RLIMIT_NOFILE
+    assert list(p.args) == cfg["process"]["args"]
+    assert p.rlimits == ((7, 1024, 1024),)  # RLIMIT_NOFILE
     assert p.caps["bounding"] == sum(1 << process.CAP_INDEX[c] for c in cfg["process"]["capabilities"]["bounding"])
 
 
@@ -143,7 +143,7 @@ def test_rlimit_clamped_to_u64():
 
 def test_process_defaults():
     p = process.plan_process({"args": ["x"]})
-    assert (p.uid, p.gid, p.groups, p.cwd, p.env, p.caps, p.nnp) == (0, 0, [], "/", [], None, False)
+    assert (p.uid, p.gid, p.groups, p.cwd, p.env, p.caps, p.nnp) == (0, 0, (), "/", (), None, False)
 
 
 def test_exec_prefix_in_errors():

@@ -17,8 +17,8 @@ ORDER is the sequence; each name is a function below. The reasons for the order:
 import _signal
 import os
 
-from . import linux as L
-from . import procfs, process, program
+from .. import linux as L
+from .. import procfs, process, program
 
 ORDER = ("close_fds", "default_signals", "personality", "mempolicy", "seccomp_before_user",
          "apparmor", "user", "seccomp_after_user", "execve")
@@ -59,18 +59,18 @@ def default_signals(t):
 
 def personality(t):
     if t.attrs is not None:
-        from . import procattr
+        from .. import procattr
         procattr.apply_personality(t.attrs)
 
 
 def mempolicy(t):
     if t.mempolicy is not None:
-        from . import mempolicy as mp
+        from .. import mempolicy as mp
         mp.apply(t.mempolicy)
 
 
 def _load_seccomp(t):
-    from . import seccomp
+    from .. import seccomp
     state = None
     if t.seccomp.get("listenerPath"):
         # computed before the filter is in: what it imports or parses runs syscalls (openat,

@@ -1,0 +1,223 @@
+"""The runtime side of the process chain: it makes the init (create, run) or one more process
+(exec), and drives it over the sync channel (runtime/sync.py) until it waits to be started.
+
+create/run: clone the init with every new namespace at once, or, when namespaces are joined by
+path, an intermediate process (chain/intermediate.py) that forks it; write the id maps, place it in
+its cgroups, move the network devices, send GO with the state, serve the hooks and idmapped mounts
+it asks for, until READY.
+
+exec: the runtime opens a pidfd on the container's init, moves its own pid-namespace-for-children
+(and time namespace) there with setns(pidfd), and forks: the child (chain/execproc.py) is born inside
+the container's pid namespace and stays our child, so we can wait for it without a second fork. It
+joins the other namespaces and the init's root, and says READY; we write it into the container's
+cgroups, then say GO; it execs (our end reads EOF) or reports ERR.
+"""
+import os
+
+from .. import linux as L
+from .. import state, sync
+from ..errors import Error
+from ..lifecycle import kill_reap, oci_state
+from ..testpoint import point
+
+_FOR_CHILDREN = L.CLONE_NEWPID | L.CLONE_NEWTIME  # setns applies these to children only
+
+
+def _pair():
+    """Our end and the child's of a SOCK_SEQPACKET socketpair (one send is one message; our end
+    reads EOF once the child's closes at execve)."""
+    import _socket  # hot path: see runtime/hotpath.py
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    return sync.Channel(a), sync.Channel(b)
+
+
+def _recv(ch, what):
+    """The child's next message; its ERR, or its early exit, as an Error. (When one of our own
+    steps fails, ch.pending_error() prefers the child's report: the init mounts while we set up
+    its cgroups, and our failure may only be the consequence, e.g. a cgroup.procs write for a pid
+    now gone.)"""
+    try:
+        kind, payload = ch.recv()
+    except OSError:
+        kind = payload = b""
+    if kind == sync.ERR:
+        raise Error(payload.decode(errors="replace"))
+    if not kind:
+        raise Error(f"{what} exited before it was ready")
+    return kind, payload
+
+
+# ------------------------------------------------------------------ create / run
+def start_init(plan, launch, c, resources):
+    """Clone the init and drive it to READY; returns (init pid, our channel end)."""
+    from . import init
+    ch, child_ch = _pair()
+    slow = bool(plan.ns_joins)
+    flags = 0 if slow else plan.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
+    # limits go on the still empty cgroup, before the init exists: a bad value then fails with no
+    # process to kill, and the time between clone and GO (the init waits) is shorter.
+    # Always: with no "devices" rules the device cgroup still gets runc's default allow-list
+    launch.cgroup_manager.set(dict({"devices": []}, **resources))
+    child = launch.placement.spawn(flags)
+    if child == 0:
+        # the child must not hold the state lock, the runtime's socket end, or anything else
+        c.unlock()
+        ch.close()
+        if slow:
+            from . import intermediate
+            intermediate.main(plan, launch, child_ch)
+        init.main(plan, launch, child_ch)
+    child_ch.close()
+    point("create:cloned")
+    pid = child
+    moved = None
+    try:
+        if slow:
+            pid = _intermediate(plan, ch, child)
+        elif plan.userns:
+            write_id_maps(pid, plan)
+        c.data["pid"] = pid
+        c.data["pid_start"] = state.proc_start_time(pid)
+        c.write()
+        launch.placement.finish(pid)
+        if plan.net_devices:  # its network namespace exists; the init waits for GO
+            from .. import netdev
+            moved = netdev.Moved()
+            netdev.move(plan.net_devices, pid, moved)
+        st = oci_state(c, "creating", pid)
+        ch.send(sync.GO, st)  # framed when large: megabytes of annotations are a valid state
+        _serve(plan, ch, pid, st)
+    except BaseException:
+        why = ch.pending_error()
+        if moved is not None:
+            moved.restore(pid)  # the create's undo: the devices go back to the host
+        kill_reap(pid)
+        if slow and pid != child:
+            kill_reap(child)
+        if why is not None:
+            raise Error(why) from None
+        raise
+    return pid, ch
+
+
+def _intermediate(plan, ch, child):
+    """The intermediate process's requests, until it reports the init's pid and exits."""
+    while True:
+        kind, payload = _recv(ch, "container init")
+        if kind == sync.USERNS:
+            write_id_maps(child, plan)
+            ch.send(sync.MAPPED)
+        elif kind == sync.PID:
+            os.waitpid(child, 0)
+            return int(payload)
+        else:
+            raise Error(f"sync: unexpected message {kind[:40]!r}")
+
+
+def _serve(plan, ch, pid, st):
+    """The init's requests after GO, until READY."""
+    while True:
+        kind, payload = _recv(ch, "container init")
+        if kind == sync.HOOKS:
+            from .. import hooks
+            hooks.run_hooks(plan.hooks, "prestart", st)
+            hooks.run_hooks(plan.hooks, "createRuntime", st)
+            ch.send(sync.OK)
+        elif kind == sync.IDMAP:
+            from .. import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
+            idmap.serve(plan, pid, payload)
+            ch.send(sync.OK)
+        elif kind == sync.READY:
+            point("create:ready")
+            return
+        else:
+            raise Error(f"sync: unexpected message {kind[:40]!r}")
+
+
+def write_id_maps(pid, plan):
+    if plan.rootless:
+        from .. import rootless
+        return rootless.write_id_maps(pid, plan)
+    from .. import idmaps
+    idmaps.write_maps(pid, plan.uid_mappings, plan.gid_mappings, "linux")
+
+
+# ------------------------------------------------------------------ exec
+def start_exec(c, tail, flags, console, console_size, placement, detach):
+    """Fork the new process inside the running container C and let it exec; returns its pid
+    once it has (or raises its error). TAIL is its finalize plan (chain/finalize.py), FLAGS the
+    CLONE_NEW* of the container's namespaces."""
+    from . import execproc
+    d = c.data
+    pid = d["pid"]
+    try:
+        pidfd = L.pidfd_open(pid)
+    except OSError:
+        raise Error("cannot exec in a stopped container") from None
+    ch = child_ch = None
+    rootfd = -1
+    try:
+        if not state.proc_alive(pid, d.get("pid_start")):
+            raise Error("cannot exec in a stopped container")
+        rootfd = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        ch, child_ch = _pair()
+        # non-dumpable before the fork: the child never is, inside the container, before its
+        # execve (no ptrace, no /proc/PID/exe from the container)
+        L.prctl(L.PR_SET_DUMPABLE, 0)
+        _enter_for_children(pidfd, flags)
+        if not detach:
+            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
+        try:
+            child = placement.spawn(fork=os.fork) if placement is not None else os.fork()
+        except OSError as e:
+            if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
+                raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
+            raise Error(f"fork: {e.strerror}") from None
+        if child == 0:
+            ch.close()
+            execproc.main(child_ch, c, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console,
+                          console_size, placement)
+        child_ch.close()
+        child_ch = None
+        os.close(rootfd)
+        rootfd = -1
+        if console is not None:
+            console.close_child()
+        try:
+            kind, _ = _recv(ch, "exec: the process")
+            if kind != sync.READY:
+                raise Error(f"sync: unexpected message {kind[:40]!r}")
+            if placement is not None:
+                placement.finish(child)  # what the child did not join itself
+            if not detach and console is None:
+                # before GO: a signal sent once the program runs must find the forwarder
+                from ..signals import forward_to
+                forward_to(child)
+            ch.send(sync.GO)
+            kind, payload = ch.recv()  # EOF: execve done
+            if kind == sync.ERR:
+                raise Error(payload.decode(errors="replace"))
+        except BaseException:
+            kill_reap(child)
+            raise
+        return child
+    finally:
+        os.close(pidfd)
+        if rootfd >= 0:
+            os.close(rootfd)
+        for end in (ch, child_ch):
+            if end is not None:
+                end.close()
+
+
+def _enter_for_children(pidfd, flags):
+    """Our pid (and time) namespace for children becomes the container's: the child is born there."""
+    if not flags & _FOR_CHILDREN:
+        return
+    jf = flags & _FOR_CHILDREN
+    if flags & L.CLONE_NEWUSER and os.geteuid() != 0:
+        jf |= L.CLONE_NEWUSER  # rootless: only the container's user namespace gives the right
+    try:
+        L.setns(pidfd, jf)
+    except OSError as e:
+        raise Error(f"joining the pid namespace of the container: {e.strerror}") from None
