@@ -104,3 +104,16 @@ def test_no_import_upwards_and_verbs_side_by_side():
             if _top(m) in VERBS and _top(t) in VERBS:
                 bad.append(f"verb {m} imports verb {t}")
     assert not bad, "\n".join(bad)
+
+
+def test_every_subpackage_is_packaged():
+    """pip install builds from pyproject's package list: a sub-package missing there installs a
+    pyrunc that fails at its first import of it."""
+    import tomllib
+    with open(os.path.join(os.path.dirname(PKG), "pyproject.toml"), "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    for root, dirs, files in os.walk(PKG):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        if "__init__.py" in files:
+            name = os.path.relpath(root, os.path.dirname(PKG)).replace(os.sep, ".")
+            assert name in listed, f"{name} is not in pyproject.toml's packages"
