@@ -5,6 +5,9 @@ end reads EOF once the init's end closes at execve). A message is `kind` or `kin
 payload larger than one frame (the state JSON with megabytes of annotations) goes as
 `kind*<length>` followed by raw frames. An `err:<text>` from the other side becomes an Error.
 
+The runtime side of both is chain/parent.py; the other ends chain/intermediate.py, chain/init.py,
+chain/execproc.py, and the idmap helper (runtime/idmap.py: IDMAP).
+
 create/run (runtime -> init, and back):
   init    -> USERNS            slow path only: write the id maps now
   runtime -> MAPPED
@@ -15,6 +18,11 @@ create/run (runtime -> init, and back):
   init    -> READY             waiting for start
   runtime -> START             run only (create's `start` uses the exec FIFO)
   either  -> ERR <message>     a failure, then the sender exits or gives up
+
+exec (runtime -> the new process, and back):
+  process -> READY             namespaces joined, root and cwd taken, settings checked
+  runtime -> GO                it is in the container's cgroups
+  process -> ERR <message>     a failure; else EOF at its execve
 """
 import os
 
