@@ -6,7 +6,7 @@ or after "--", is positional). Errors become one runc-style line on stderr and e
 import os
 import sys
 
-from . import __version__, SPEC_VERSION
+from . import __version__, SPEC_VERSION, hotpath
 from .errors import Error
 
 B, S, I, L = "bool", "str", "int", "list"  # flag kinds
@@ -225,20 +225,10 @@ def main(argv=None):
     global _FROM_COMMAND_LINE
     _FROM_COMMAND_LINE = argv is None
     if _FROM_COMMAND_LINE:
-        # a verb allocates a few thousand objects (imports mostly), and makes no garbage cycles
-        # worth a collection: none runs unless a long verb (events, a foreground run) piles up more
-        import gc
-        gc.set_threshold(100000, 50, 50)
+        hotpath.command_start()  # hot path: see runtime/hotpath.py (GC threshold)
     code = _main(sys.argv[1:] if argv is None else argv)
     if _FROM_COMMAND_LINE and type(code) is int:
-        # the pyrunc command: nothing is left to clean up, skip the interpreter's teardown (its
-        # module and object freeing costs ~2 ms, a fifth of a short verb)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            return code  # the interpreter's own exit reports it as before
-        os._exit(code)
+        return hotpath.exit_now(code)  # hot path: see runtime/hotpath.py (returns if a flush failed)
     return code
 
 
@@ -292,7 +282,7 @@ def dispatch(argv):
         return 0
     if g["root"] is None:
         if os.geteuid() == 0 and g["rootless"] == "auto":
-            g["root"] = "/run/pyrunc"  # no import of runtime/rootless.py on root's hot path
+            g["root"] = "/run/pyrunc"  # hot path: root never imports runtime/rootless.py
         else:
             from . import rootless
             g["root"] = rootless.default_root()
@@ -337,10 +327,7 @@ def cmd_exec(g, o, pos):
         raise Usage("exec: missing container id; usage: pyrunc exec [flags] ID [COMMAND [ARGS...]]")
     code = ex.run(g["root"], pos[0], o, pos[1:])
     if _FROM_COMMAND_LINE:
-        # nothing is left to clean up: skip the interpreter's teardown (ms on the exec benchmark)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        return hotpath.exit_now(code)  # hot path: see runtime/hotpath.py (exit_now)
     return code
 
 
@@ -370,8 +357,7 @@ def cmd_list(g, o, pos):
     from . import container
     states = container.list_states(g["root"])
     if o["format"] == "json":
-        import json
-        sys.stdout.write((json.dumps(states, separators=(",", ":")) if states else "null") + "\n")
+        sys.stdout.write((hotpath.json_dumps(states) if states else "null") + "\n")
     elif o["format"] == "table":
         if o["quiet"]:
             sys.stdout.write("".join(s["id"] + "\n" for s in states))

@@ -1,6 +1,6 @@
-"""JSON for the short verbs without importing json (whose re and enum imports cost more than
-state, kill or delete themselves): the C scanner and encoder of _json, plus an indenting writer
-for the small flat documents runc prints."""
+"""JSON without importing json (hot path: see runtime/hotpath.py, which re-exports these as
+json_loads, json_dumps, json_dumps_indent): the C scanner and encoder of _json, plus an indenting
+writer for the small documents runc prints."""
 import _json
 
 
@@ -16,6 +16,7 @@ class _Ctx:
 
 _scan = _json.make_scanner(_Ctx())
 _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_encode_utf8 = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", False, False, True)
 _WS = " \t\n\r"
 
 
@@ -37,9 +38,10 @@ def loads(text):
     return obj
 
 
-def dumps(obj):
-    """Compact JSON (no spaces), ASCII-escaped like json.dumps(separators=(",", ":"))."""
-    return "".join(_encode(obj, 0))
+def dumps(obj, ensure_ascii=True):
+    """Compact JSON (no spaces) like json.dumps(separators=(",", ":")): ASCII-escaped, or with
+    ensure_ascii=False, non-ASCII characters as they are (as Go's encoder)."""
+    return "".join((_encode if ensure_ascii else _encode_utf8)(obj, 0))
 
 
 def dumps_indent(obj, indent="  ", _level=0):

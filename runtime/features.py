@@ -4,10 +4,7 @@ Every list is derived from the tables the code itself parses config.json with, s
 stays true of this build: mount options from rootfs.py, capabilities from process.py, namespaces
 from config.py, seccomp names from seccomp.py, hook phases from hooks.py.
 """
-import importlib.util
-import json
-
-from . import __version__, SPEC_VERSION
+from . import __version__, SPEC_VERSION, hotpath
 
 
 def _libseccomp_version():
@@ -52,9 +49,9 @@ def features():
             # apparmorProfile/selinuxLabel are checked against the host but not applied at create
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": importlib.util.find_spec("runtime.idmap") is not None}},
+            "mountExtensions": {"idmap": {"enabled": hotpath.module_available("runtime.idmap")}},
             "memoryPolicy": {"modes": list(mempolicy.MODES), "flags": list(mempolicy.FLAGS)},
-            "netDevices": {"enabled": importlib.util.find_spec("pyroute2") is not None},  # runtime/netdev.py
+            "netDevices": {"enabled": hotpath.module_available("pyroute2")},  # runtime/netdev.py
         },
         "annotations": {"org.opencontainers.pyrunc.version": __version__,
                         "org.opencontainers.pyrunc.checkpoint.enabled": "false"},
@@ -65,4 +62,4 @@ def features():
 
 
 def features_json():
-    return json.dumps(features(), indent=4)
+    return hotpath.json_dumps_indent(features(), "    ")  # as json.dumps(indent=4)

@@ -1,10 +1,9 @@
 """What the verbs share below them: the OCI state JSON, the pid file, kill-and-reap of a child.
 A leaf of the verb layer: container (create/start/run/state/kill/delete/list), exec and the cgroup
 verbs import it; it imports none of them."""
-import _signal
 import os
 
-from . import fastjson
+from . import hotpath
 
 
 def oci_state(c, status=None, pid=None):
@@ -22,7 +21,7 @@ def oci_state(c, status=None, pid=None):
     out["owner"] = d.get("owner", "")
     if d.get("annotations"):
         out["annotations"] = d["annotations"]
-    return fastjson.dumps_indent(out)
+    return hotpath.json_dumps_indent(out)
 
 
 def write_pid_file(path, pid):
@@ -37,7 +36,7 @@ def write_pid_file(path, pid):
 def kill_reap(pid):
     """SIGKILL a child of ours and reap it (gone already: nothing to do)."""
     try:
-        os.kill(pid, _signal.SIGKILL)
+        os.kill(pid, hotpath.SIGKILL)
     except ProcessLookupError:
         return
     try:

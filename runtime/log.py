@@ -25,8 +25,8 @@ def _ts():
 
 def _line(level, msg, as_json):
     if as_json:
-        from . import fastjson  # not json: its import costs more than a short verb's work
-        return fastjson.dumps({"level": level, "msg": msg, "time": _ts()}) + "\n"
+        from .hotpath import json_dumps  # hot path: see runtime/hotpath.py
+        return json_dumps({"level": level, "msg": msg, "time": _ts()}) + "\n"
     esc = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{_ts()}" level={level} msg="{esc}"\n'
 

@@ -1,10 +1,9 @@
 """Signal names as runc accepts them: KILL, SIGKILL, 9 (and RTMIN+N, RTMAX-N).
 
-Built on _signal: the signal module's enum set-up costs more than a kill itself.
+Built on _signal, not signal (hot path: see runtime/hotpath.py).
 """
-import _signal
-
 from .errors import Error
+from .hotpath import sig as _signal
 
 _BY_NAME = {k: v for k, v in vars(_signal).items()
             if k.startswith("SIG") and not k.startswith(("SIG_", "SIGRT")) and isinstance(v, int)}

@@ -1,8 +1,7 @@
 """`pyrunc spec`: write a starter config.json into a bundle, like `runc spec` (--rootless too)."""
-import json
 import os
 
-from . import SPEC_VERSION
+from . import SPEC_VERSION, hotpath
 from .errors import Error
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -68,7 +67,7 @@ def write_spec(bundle=None, rootless=False):
     if not os.path.isdir(d):
         raise Error(f"spec: bundle {d}: not a directory")
     path = os.path.join(d, "config.json")
-    data = (json.dumps(default_spec(rootless), indent="\t") + "\n").encode()
+    data = (hotpath.json_dumps_indent(default_spec(rootless), "\t") + "\n").encode()  # json.dumps(indent="\t")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     except FileExistsError:

@@ -16,7 +16,7 @@ import fcntl
 import os
 import stat as _stat
 
-from . import fastjson
+from . import hotpath
 from .errors import Error, NotExist
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -148,7 +148,7 @@ class Container:
                 n += len(b)
             if n > MAX_STATE:
                 return None
-            data = fastjson.loads(b"".join(chunks))
+            data = hotpath.json_loads(b"".join(chunks))
             return data if isinstance(data, dict) else None
         except (OSError, ValueError, RecursionError):
             return None
@@ -167,7 +167,7 @@ class Container:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=dfd)
         try:
-            b = fastjson.dumps(self.data).encode()
+            b = hotpath.json_dumps(self.data).encode()
             if len(b) > MAX_STATE:  # it could never be read back: refuse it now, not at delete
                 raise Error(f"state of container {self.id}: larger than {MAX_STATE >> 20} MiB")
             while b:
@@ -255,7 +255,8 @@ class Container:
 
     def frozen(self):
         """cgroups.Manager.frozen() on the saved paths, without importing runtime.cgroups (state,
-        start and kill need nothing else of it): the v1 freezer, else the cgroup2 cgroup.freeze."""
+        start and kill need nothing else of it; hot path: see runtime/hotpath.py): the v1 freezer,
+        else the cgroup2 cgroup.freeze."""
         cg = self.data.get("cgroup")
         if not cg:
             return False

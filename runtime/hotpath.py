@@ -1,0 +1,117 @@
+"""The hot path: what keeps pyrunc's short verbs fast, in one place.
+
+Every pyrunc command is a fresh CPython: `state`, `kill`, `start`, `delete`, `list`, `pause`,
+`resume`, `ps`, `events --stats`, `--version`, `features`, `help` and the runtime side of `exec`
+pay the interpreter's start-up and every import on their path, and engines call them in loops
+(containerd's shim polls `state`; podman runs `state`, `kill`, `delete` per container). runc does
+a whole `state` in ~5 ms; CPython alone takes ~9 ms to start and stop, so on these verbs each
+millisecond of imports is a tenth of the verb. The tricks, and what each one saves:
+
+| trick | why | measured here (ms) |
+|---|---|---|
+| bin/pyrunc runs `python -I -S` | site scans .pth files and imports more | 4.2 (site) |
+| `_signal`, not `signal` (`sig`, `SIGKILL` here) | signal makes enums of its constants | 4.5 (signal + enum) |
+| `_socket`, not `socket` (`csocket()`, `seqpacket_pair()`) | socket imports enum, selectors | 6.5 (socket) |
+| fastjson (`json_loads`, `json_dumps`, `json_dumps_indent`) | json imports re and enum | 7.0 (json) |
+| no re on a short verb (str methods; fastcheck's own matchers) | re imports enum, sre_* | 6.2 (re) |
+| ctypes only where os lacks the call (create, run, exec, features) | _ctypes + libffi | 2.6 (ctypes) |
+| jsonschema only when fastcheck cannot decide | its import pulls in the world | 62 (jsonschema) |
+| pyroute2 only for a config with netDevices | | 180 (pyroute2) |
+| `module_available()`, not importlib.util.find_spec | importlib.util imports contextlib, functools, collections | 6.6 (importlib.util) |
+| os.uname(), not platform | runtime/linux's syscall table | 1.4 (platform) |
+| no importlib.resources for the schemas | runtime/schemas.py: a path next to the package | 10 (importlib.resources) |
+| subprocess only for `ps` (table) and hooks | it imports signal, selectors, threading | 8.7 (subprocess) |
+| state, kill, start read the freezer state themselves | runtime.cgroups is not imported | - |
+| `exit_now()`: flush, then os._exit | skips the interpreter's teardown (module and object freeing) | 2.1 of a 16 ms `state` |
+| `command_start()`: gen0 GC threshold GC_THRESHOLD | a verb's few thousand import-time objects hold no cycles worth a collection | 11 collections, 0.8 ms on create's imports |
+
+How measured (2 cores, kernel 6.18, Debian's statically linked python3.11, load ~2): `python -m
+benchmarks.hotpath` (imports: `python -I -S -X importtime -c "import M"`, M's cumulative time,
+median of 15 fresh interpreters; exit: `state` of a stopped container ended by sys.exit vs
+os._exit, 30 interleaved spawns; GC: gc.callbacks while importing create's modules). Read them as
+±20 %. Where a whole verb's time goes: benchmarks/PROFILE.md.
+
+What each short verb may import is asserted, per verb, by tests/unit/test_verb_imports.py: a new
+import on one of these paths fails there with the module's name. Elsewhere in the package a
+comment `# hot path: see runtime/hotpath.py` marks a lazy import or a shim kept for these reasons.
+
+This module imports nothing beyond what the interpreter has loaded at start-up (_signal is one of
+them); the JSON helpers load runtime.fastjson (and _json, a shared object) on first use.
+"""
+import _signal as sig  # noqa: F401 - re-exported: the C signal module (no enum); sig.SIGKILL, sig.pidfd_send_signal
+import os
+import sys
+
+SIGKILL = sig.SIGKILL
+GC_THRESHOLD = (100000, 50, 50)
+
+
+# ------------------------------------------------------------------ the command's start and end
+def command_start():
+    """For the pyrunc command only (not for Python code calling runtime.cli.main with argv): no
+    gen0 collection while a verb imports, unless a long verb (events, a foreground run) piles up
+    a hundred thousand objects."""
+    import gc
+    gc.set_threshold(*GC_THRESHOLD)
+
+
+def exit_now(code):
+    """End the pyrunc command with CODE without the interpreter's teardown: flush stdout and
+    stderr, then os._exit. Returns CODE only when a flush failed (e.g. a closed pipe): the caller
+    then exits normally and the interpreter reports it as before."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return code
+    os._exit(code)
+
+
+# ------------------------------------------------------------------ shims
+def csocket():
+    """The C socket module (_socket, built in): sockets without socket.py's enum and selectors."""
+    import _socket
+    return _socket
+
+
+def seqpacket_pair():
+    """A close-on-exec AF_UNIX SOCK_SEQPACKET socketpair of _socket.socket objects."""
+    import _socket
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+
+
+def module_available(name):
+    """importlib.util.find_spec(name) is not None, without importing importlib.util: asks the
+    import system's finders (sys.meta_path) directly; a dotted name looks in its parent's path
+    (the parent is imported, as find_spec does)."""
+    if name in sys.modules:
+        return True
+    path = None
+    if "." in name:
+        parent = name.rpartition(".")[0]
+        try:
+            __import__(parent)
+            path = sys.modules[parent].__path__
+        except (ImportError, KeyError, AttributeError):
+            return False
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is not None and find(name, path) is not None:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ JSON (runtime/fastjson.py)
+_JSON = {"json_loads": "loads", "json_dumps": "dumps", "json_dumps_indent": "dumps_indent"}
+
+
+def __getattr__(name):
+    """json_loads, json_dumps, json_dumps_indent: runtime.fastjson's loads, dumps, dumps_indent,
+    loaded on first use (so `help` and `--version`, which print no JSON, never load _json)."""
+    attr = _JSON.get(name)
+    if attr is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import fastjson
+    fn = getattr(fastjson, attr)
+    globals()[name] = fn
+    return fn
