@@ -1,0 +1,310 @@
+"""Which modules each short verb imports (runtime/hotpath.py says why it matters: every import on
+these paths is paid by every `pyrunc state`, `kill`, ... an engine runs).
+
+Each verb runs in a fresh `python -I -S` started the way bin/pyrunc starts it (which imports os
+before runtime.cli): the child notes sys.modules, runs runtime.cli.main(argv) against a private
+--root under tmp_path, and reports the modules the verb added. The containers are fakes: a
+state.json written here, a process of the test's own (sleep) standing in for the init, a
+directory of plain files standing in for a v1 cgroup (freezer.state, cgroup.procs). No root, no
+kernel cgroups, no container: the unit tier runs this as nobody.
+
+A verb importing a module missing from its ALLOWED list fails with the module's name. If the
+import is really needed on that path, add it to ALLOWED with the reason, and to runtime/hotpath.py's
+table when it costs; the modules in HEAVY may not be added (their cost is in hotpath.py's table).
+"""
+import functools
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Run in the child: bin/pyrunc's start-up (-I -S, then os), then the verb.
+_CHILD = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+report = sys.argv[2]
+before = set(sys.modules)
+from runtime import cli
+code = cli.main(sys.argv[3:])
+sys.stdout.flush()
+new = sorted(set(sys.modules) - before)
+fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+os.write(fd, ("%s\n" % code + "\n".join(new)).encode())
+os.close(fd)
+"""
+
+# Never on a short verb's path (costs in runtime/hotpath.py's table), unless ALLOWED names it as a
+# root the verb needs (then it and what it imports are allowed).
+HEAVY = {"json", "re", "enum", "signal", "socket", "ctypes", "jsonschema", "pyroute2", "inspect",
+         "dataclasses", "typing", "subprocess", "selectors", "threading", "importlib.util",
+         "importlib.resources", "platform", "contextlib", "functools", "collections", "struct",
+         "array", "weakref", "copy", "tempfile", "shutil", "traceback", "logging", "locale"}
+
+# What every verb imports: the command line, the errors, the log lines, the hot-path helpers.
+CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath"}
+# state, kill, start, delete, list: container.py and what it shares with the other verbs.
+# fcntl: the state dir's flock; _json: fastjson's C scanner (a shared object, not json).
+LIFECYCLE = CLI | {"runtime.container", "runtime.state", "runtime.lifecycle", "runtime.testpoint",
+                   "runtime.fastjson", "_json", "fcntl"}
+# pause, resume, ps, events: cgroupverbs.py with the saved cgroup manager (runtime.cgroups, errno);
+# select (built in) waits in events' stream
+CGROUPVERBS = CLI | {"runtime.cgroupverbs", "runtime.state", "runtime.fastjson", "_json", "fcntl", "select",
+                     "runtime.cgroups", "errno"}
+
+# verb: (the modules it may import, the HEAVY modules it needs: they and their imports are allowed)
+ALLOWED = {
+    "help": (CLI, ()),
+    # libseccomp's version line: ctypes calls seccomp_version() (no os function for it)
+    "--version": (CLI | {"runtime.features"}, ("ctypes",)),
+    "state": (LIFECYCLE, ()),
+    "state-missing": (LIFECYCLE, ()),
+    "kill": (LIFECYCLE | {"runtime.signals"}, ()),
+    "start": (LIFECYCLE | {"select"}, ()),  # poll for the init's FIFO hangup
+    "delete": (LIFECYCLE, ()),
+    "list": (LIFECYCLE | {"pwd"}, ()),  # the OWNER column: the state dir's owner by name
+    "list-json": (LIFECYCLE | {"pwd"}, ()),
+    "pause": (CGROUPVERBS, ()),
+    "resume": (CGROUPVERBS, ()),
+    "ps": (CGROUPVERBS, ()),  # --format json (engines); the table runs the host's ps (subprocess)
+    "events-stats": (CGROUPVERBS | {"runtime.cgroups.stats"}, ()),
+    # features: derived from the tables the verbs parse config.json with (rootfs, process, seccomp,
+    # hooks, ...); not on a per-container path (an engine asks once). Those modules bring ctypes
+    # (runtime/linux) and, through hooks.py, signal.
+    "features": (CLI | {"runtime.features", "runtime.fastjson", "_json", "runtime.config", "runtime.schemas",
+                        "runtime.hooks", "runtime.linux", "runtime.mempolicy", "runtime.process", "runtime.rootfs",
+                        "runtime.seccomp", "runtime.fastcheck", "runtime.procfs", "runtime.idmap", "resource",
+                        "select", "errno", "fcntl"}, ("ctypes", "signal")),
+    # exec's runtime side, up to the container's status (a stopped one is refused): exec.py needs
+    # runtime/linux (setns, pidfd) and so ctypes
+    "exec": ((LIFECYCLE - {"runtime.container", "runtime.lifecycle", "runtime.testpoint"}) |
+             {"runtime.exec", "runtime.linux"}, ("ctypes",)),
+}
+
+_CLOSURE = r"""
+import os, sys
+before = set(sys.modules)
+for m in sys.argv[1:]:
+    __import__(m)
+sys.stdout.write("\n".join(sorted(set(sys.modules) - before)))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def closure(roots):
+    """The modules `import ROOTS` adds after bin/pyrunc's start-up, in this Python (what ctypes
+    pulls in differs between Python versions)."""
+    if not roots:
+        return frozenset()
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", _CLOSURE, *roots], cwd="/", stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return frozenset(p.stdout.split())
+
+
+def run_verb(tmp_path, name, *argv, root=None):
+    """(exit code, stdout, stderr, modules the verb imported) of `pyrunc --root ROOT ARGV`."""
+    report = tmp_path / f"modules-{name}"
+    root = root or str(tmp_path / "root")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", _CHILD, REPO, str(report), "--root", root, *argv],
+                       cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"the child failed: {p.stderr}"
+    code, *mods = report.read_text().split("\n")
+    _ARGV[name] = argv
+    return int(code), p.stdout, p.stderr, set(m for m in mods if m)
+
+
+_ARGV = {}
+
+
+def check_imports(name, mods):
+    own, roots = ALLOWED[name]
+    heavy_own = sorted(own & HEAVY)
+    assert not heavy_own, (f"ALLOWED[{name!r}] lists heavy modules {heavy_own}: name them as the verb's "
+                           f"heavy roots, with the reason (runtime/hotpath.py says what they cost)")
+    allowed = own | closure(roots)
+    extra = sorted(mods - allowed)
+    heavy = [m for m in extra if m in HEAVY]
+    assert not extra, (
+        f"`pyrunc {name}` now imports {extra}" + (f", of which heavy: {heavy}" if heavy else "") +
+        f". Who imports them: `python -I -S -X importtime -c \"import os, sys; sys.path.insert(0, '.'); "
+        f"from runtime import cli; cli.main({list(_ARGV.get(name, ()))!r})\"` in the source tree "
+        f"(with a --root). Make the import lazy (runtime/hotpath.py says what each costs), or, if this "
+        f"path needs it, add it to ALLOWED[{name!r}] in {__file__} with the reason")
+
+
+# ------------------------------------------------------------------ fake containers
+def _start_time(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
+def _write_state(root, cid, pid=0, cgroup=None, status="running"):
+    d = os.path.join(root, cid)
+    os.makedirs(d, mode=0o711, exist_ok=True)
+    doc = {"ociVersion": "1.3.0", "id": cid, "pid": pid, "pid_start": _start_time(pid) if pid else None,
+           "status": status, "bundle": "/nonexistent/bundle", "rootfs": "/nonexistent/bundle/rootfs",
+           "created": "2026-01-01T00:00:00.000000000Z", "owner": ""}
+    if cgroup:
+        doc["cgroup"] = {"mode": "v1", "paths": {"freezer": cgroup, "pids": cgroup}}
+    import json
+    with open(os.path.join(d, "state.json"), "w") as f:
+        json.dump(doc, f)
+    return d
+
+
+def _fake_cgroup(tmp_path, pid):
+    d = tmp_path / "cgroup"
+    d.mkdir()
+    (d / "freezer.state").write_text("THAWED\n")
+    (d / "cgroup.procs").write_text(f"{pid}\n")
+    (d / "pids.current").write_text("1\n")
+    (d / "pids.max").write_text("max\n")
+    return str(d)
+
+
+@pytest.fixture
+def root(tmp_path):
+    r = tmp_path / "root"
+    r.mkdir(mode=0o711)
+    return str(r)
+
+
+@pytest.fixture
+def sleeper():
+    """A process of ours standing in for a container's init."""
+    p = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _wait_for(cond, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+# ------------------------------------------------------------------ the verbs
+def test_help(tmp_path):
+    code, out, _, mods = run_verb(tmp_path, "help", "help")
+    assert code == 0 and "COMMANDS:" in out
+    check_imports("help", mods)
+
+
+def test_version(tmp_path):
+    code, out, _, mods = run_verb(tmp_path, "--version", "--version")
+    assert code == 0 and out.startswith("pyrunc version ")
+    check_imports("--version", mods)
+
+
+def test_features(tmp_path):
+    code, out, _, mods = run_verb(tmp_path, "features", "features")
+    assert code == 0 and '"ociVersionMax"' in out
+    check_imports("features", mods)
+
+
+def test_state_running(tmp_path, root, sleeper):
+    _write_state(root, "c1", sleeper.pid, _fake_cgroup(tmp_path, sleeper.pid))
+    code, out, err, mods = run_verb(tmp_path, "state", "state", "c1")
+    assert code == 0, err
+    assert '"status": "running"' in out and f'"pid": {sleeper.pid}' in out
+    check_imports("state", mods)
+
+
+def test_state_of_a_missing_container(tmp_path, root):
+    code, _, err, mods = run_verb(tmp_path, "state-missing", "state", "nope")
+    assert code == 1 and "container nope does not exist" in err
+    check_imports("state-missing", mods)
+
+
+def test_kill(tmp_path, root, sleeper):
+    _write_state(root, "c1", sleeper.pid)
+    code, _, err, mods = run_verb(tmp_path, "kill", "kill", "c1", "KILL")
+    assert code == 0, err
+    assert sleeper.wait(timeout=10) == -9
+    check_imports("kill", mods)
+
+
+def test_start(tmp_path, root):
+    """A fake init: named as pyrunc's, holding the exec FIFO open until it reads start's byte."""
+    d = os.path.join(root, "c1")
+    os.mkdir(d, 0o711)
+    os.mkfifo(os.path.join(d, "exec.fifo"), 0o622)
+    init = subprocess.Popen([sys.executable, "-I", "-S", "-c",
+                             "import os, sys\n"
+                             "with open('/proc/self/comm', 'w') as f: f.write('pyrunc:init')\n"
+                             "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+                             "os.read(fd, 1)\n", os.path.join(d, "exec.fifo")], stdin=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: open(f"/proc/{init.pid}/comm").read().strip() == "pyrunc:init", "the fake init's name")
+        _write_state(root, "c1", init.pid, status="created")
+        code, _, err, mods = run_verb(tmp_path, "start", "start", "c1")
+        assert code == 0, err
+        assert init.wait(timeout=10) == 0
+    finally:
+        init.kill()
+        init.wait()
+    check_imports("start", mods)
+
+
+def test_delete(tmp_path, root):
+    d = _write_state(root, "c1", status="stopped")
+    code, _, err, mods = run_verb(tmp_path, "delete", "delete", "c1")
+    assert code == 0, err
+    assert not os.path.exists(d)
+    check_imports("delete", mods)
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_list(tmp_path, root, sleeper, fmt):
+    _write_state(root, "c1", sleeper.pid)
+    _write_state(root, "c2", status="stopped")
+    name = "list" if fmt == "table" else "list-json"
+    code, out, err, mods = run_verb(tmp_path, name, "list", "--format", fmt)
+    assert code == 0, err
+    assert "c1" in out and "c2" in out and "running" in out and "stopped" in out
+    check_imports(name, mods)
+
+
+def test_pause_and_resume(tmp_path, root, sleeper):
+    cg = _fake_cgroup(tmp_path, sleeper.pid)
+    _write_state(root, "c1", sleeper.pid, cg)
+    code, _, err, mods = run_verb(tmp_path, "pause", "pause", "c1")
+    assert code == 0, err
+    assert open(os.path.join(cg, "freezer.state")).read().strip() == "FROZEN"
+    check_imports("pause", mods)
+    code, _, err, mods = run_verb(tmp_path, "resume", "resume", "c1")
+    assert code == 0, err
+    assert open(os.path.join(cg, "freezer.state")).read().strip() == "THAWED"
+    check_imports("resume", mods)
+
+
+def test_ps_json(tmp_path, root, sleeper):
+    _write_state(root, "c1", sleeper.pid, _fake_cgroup(tmp_path, sleeper.pid))
+    code, out, err, mods = run_verb(tmp_path, "ps", "ps", "--format", "json", "c1")
+    assert code == 0, err
+    assert out == f"[{sleeper.pid}]\n"
+    check_imports("ps", mods)
+
+
+def test_events_stats(tmp_path, root, sleeper):
+    _write_state(root, "c1", sleeper.pid, _fake_cgroup(tmp_path, sleeper.pid))
+    code, out, err, mods = run_verb(tmp_path, "events-stats", "events", "--stats", "c1")
+    assert code == 0, err
+    assert out.startswith('{"type":"stats","id":"c1","data":{')
+    check_imports("events-stats", mods)
+
+
+def test_exec_parent_side(tmp_path, root):
+    _write_state(root, "c1", status="stopped")
+    code, _, err, mods = run_verb(tmp_path, "exec", "exec", "c1", "true")
+    assert code == 1 and "stopped" in err, err
+    check_imports("exec", mods)
