@@ -6,7 +6,7 @@ container lock only as long as it reads or changes the state: `events` streams w
 come from Manager.stats already in types.Stats shape, with Go's omitempty rules and sorted map keys).
 
 pause, resume, ps --format json and events are on the hot path (see runtime/hotpath.py): they print
-JSON with fastjson and parse without re; json and re are imported by update alone.
+JSON with hotpath's json_dumps and parse without re; json and re are imported by update alone.
 """
 import errno
 import os

@@ -12,7 +12,7 @@ millisecond of imports is a tenth of the verb. The tricks, and what each one sav
 | bin/pyrunc runs `python -I -S` | site scans .pth files and imports more | 4.2 (site) |
 | `_signal`, not `signal` (`sig`, `SIGKILL` here) | signal makes enums of its constants | 4.5 (signal + enum) |
 | `_socket`, not `socket` (`csocket()`, `seqpacket_pair()`) | socket imports enum, selectors | 6.5 (socket) |
-| fastjson (`json_loads`, `json_dumps`, `json_dumps_indent`) | json imports re and enum | 7.0 (json) |
+| `json_loads`, `json_dumps`, `json_dumps_indent` (_json's C scanner; fastjson is their old name) | json imports re and enum | 7.0 (json) |
 | no re on a short verb (str methods; fastcheck's own matchers) | re imports enum, sre_* | 6.2 (re) |
 | ctypes only where os lacks the call (create, run, exec, features) | _ctypes + libffi | 2.6 (ctypes) |
 | jsonschema only when fastcheck cannot decide | its import pulls in the world | 62 (jsonschema) |
@@ -35,10 +35,15 @@ What each short verb may import is asserted, per verb, by tests/unit/test_verb_i
 import on one of these paths fails there with the module's name. Elsewhere in the package a
 comment `# hot path: see runtime/hotpath.py` marks a lazy import or a shim kept for these reasons.
 
-This module imports nothing beyond what the interpreter has loaded at start-up (_signal is one of
-them); the JSON helpers load runtime.fastjson (and _json, a shared object) on first use.
+This module imports nothing of its own but _json (a shared object, for the JSON helpers; _signal is
+loaded at start-up). Lazy imports happen in the runtime process only: a process that will see the
+container's files (the init, exec's child) must have imported everything it needs before, or it
+would load the image's files as code (container._preload, exec's preload,
+tests/security/test_sec_imports.py). csocket() and seqpacket_pair() import _socket (built in on
+Debian's python, an extension module elsewhere): call them in the runtime process.
 """
-import _signal as sig  # noqa: F401 - re-exported: the C signal module (no enum); sig.SIGKILL, sig.pidfd_send_signal
+import _json
+import _signal as sig  # re-exported: the C signal module (no enum): sig.SIGKILL, sig.pidfd_send_signal, ...
 import os
 import sys
 
@@ -101,17 +106,59 @@ def module_available(name):
     return False
 
 
-# ------------------------------------------------------------------ JSON (runtime/fastjson.py)
-_JSON = {"json_loads": "loads", "json_dumps": "dumps", "json_dumps_indent": "dumps_indent"}
+# ------------------------------------------------------------------ JSON without json
+# The C scanner and encoder of _json (a shared object, imported above: never lazily, so it is
+# never first looked for after a process sees the container's files), plus an indenting writer
+# for the small documents runc prints.
+class _Ctx:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity: as json.loads does
+    memo = {}
 
 
-def __getattr__(name):
-    """json_loads, json_dumps, json_dumps_indent: runtime.fastjson's loads, dumps, dumps_indent,
-    loaded on first use (so `help` and `--version`, which print no JSON, never load _json)."""
-    attr = _JSON.get(name)
-    if attr is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import fastjson
-    fn = getattr(fastjson, attr)
-    globals()[name] = fn
-    return fn
+_scan = _json.make_scanner(_Ctx())
+_encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+_encode_utf8 = _json.make_encoder(None, None, _json.encode_basestring, None, ":", ",", False, False, True)
+_WS = " \t\n\r"
+
+
+def json_loads(text):
+    """json.loads for str or bytes; ValueError when TEXT is not one JSON document."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode()
+    i = len(text) - len(text.lstrip(_WS))
+    try:
+        obj, end = _scan(text, i)
+    except (StopIteration, SystemError):
+        # _json raises json.decoder.JSONDecodeError only when json.decoder is already imported;
+        # otherwise its error path fails with SystemError
+        raise ValueError("not a JSON document") from None
+    finally:
+        _Ctx.memo.clear()
+    if text[end:].strip(_WS):
+        raise ValueError(f"extra data at {end}")
+    return obj
+
+
+def json_dumps(obj, ensure_ascii=True):
+    """Compact JSON (no spaces) like json.dumps(separators=(",", ":")): ASCII-escaped, or with
+    ensure_ascii=False, non-ASCII characters as they are (as Go's encoder)."""
+    return "".join((_encode if ensure_ascii else _encode_utf8)(obj, 0))
+
+
+def json_dumps_indent(obj, indent="  ", _level=0):
+    """json.dumps(obj, indent=INDENT) for dicts and lists of plain values."""
+    if isinstance(obj, dict) and obj:
+        pad = "\n" + indent * (_level + 1)
+        items = [pad + _json.encode_basestring_ascii(str(k)) + ": " + json_dumps_indent(v, indent, _level + 1)
+                 for k, v in obj.items()]
+        return "{" + ",".join(items) + "\n" + indent * _level + "}"
+    if isinstance(obj, list) and obj:
+        pad = "\n" + indent * (_level + 1)
+        items = [pad + json_dumps_indent(v, indent, _level + 1) for v in obj]
+        return "[" + ",".join(items) + "\n" + indent * _level + "]"
+    return json_dumps(obj)

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from .hotpath import json_dumps  # hot path: see runtime/hotpath.py
+
 _log_path = None
 _json = False
 _debug = False
@@ -25,7 +27,6 @@ def _ts():
 
 def _line(level, msg, as_json):
     if as_json:
-        from .hotpath import json_dumps  # hot path: see runtime/hotpath.py
         return json_dumps({"level": level, "msg": msg, "time": _ts()}) + "\n"
     esc = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{_ts()}" level={level} msg="{esc}"\n'

@@ -44,16 +44,16 @@ HEAVY = {"json", "re", "enum", "signal", "socket", "ctypes", "jsonschema", "pyro
          "importlib.resources", "platform", "contextlib", "functools", "collections", "struct",
          "array", "weakref", "copy", "tempfile", "shutil", "traceback", "logging", "locale"}
 
-# What every verb imports: the command line, the errors, the log lines, the hot-path helpers.
-CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath"}
+# What every verb imports: the command line, the errors, the log lines, the hot-path helpers
+# (with _json: their JSON is its C scanner and encoder, not json).
+CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath", "_json"}
 # state, kill, start, delete, list: container.py and what it shares with the other verbs.
-# fcntl: the state dir's flock; _json: fastjson's C scanner (a shared object, not json).
+# fcntl: the state dir's flock; runtime.fastjson: hotpath's JSON under its old names (container.py).
 LIFECYCLE = CLI | {"runtime.container", "runtime.state", "runtime.lifecycle", "runtime.testpoint",
-                   "runtime.fastjson", "_json", "fcntl"}
+                   "runtime.fastjson", "fcntl"}
 # pause, resume, ps, events: cgroupverbs.py with the saved cgroup manager (runtime.cgroups, errno);
 # select (built in) waits in events' stream
-CGROUPVERBS = CLI | {"runtime.cgroupverbs", "runtime.state", "runtime.fastjson", "_json", "fcntl", "select",
-                     "runtime.cgroups", "errno"}
+CGROUPVERBS = CLI | {"runtime.cgroupverbs", "runtime.state", "fcntl", "select", "runtime.cgroups", "errno"}
 
 # verb: (the modules it may import, the HEAVY modules it needs: they and their imports are allowed)
 ALLOWED = {
@@ -74,7 +74,7 @@ ALLOWED = {
     # features: derived from the tables the verbs parse config.json with (rootfs, process, seccomp,
     # hooks, ...); not on a per-container path (an engine asks once). Those modules bring ctypes
     # (runtime/linux) and, through hooks.py, signal.
-    "features": (CLI | {"runtime.features", "runtime.fastjson", "_json", "runtime.config", "runtime.schemas",
+    "features": (CLI | {"runtime.features", "runtime.fastjson", "runtime.config", "runtime.schemas",
                         "runtime.hooks", "runtime.linux", "runtime.mempolicy", "runtime.process", "runtime.rootfs",
                         "runtime.seccomp", "runtime.fastcheck", "runtime.procfs", "runtime.idmap", "resource",
                         "select", "errno", "fcntl"}, ("ctypes", "signal")),
