@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMPORTS = [
     ("signal", "_signal (built in, loaded at start-up)"),
     ("socket", "_socket (built in)"),
-    ("json", "runtime.fastjson (the _json C scanner)"),
+    ("json", "hotpath.json_loads/json_dumps (the _json C scanner)"),
     ("re", "str methods; fastcheck's hand-written pattern matchers"),
     ("enum", "-"),
     ("ctypes", "os functions where 3.11 has them"),
@@ -37,8 +37,9 @@ IMPORTS = [
     ("importlib.util", "sys.meta_path finders (hotpath.module_available)"),
     ("importlib.resources", "a path next to the package (runtime/schemas.py)"),
     ("platform", "os.uname()"),
-    ("subprocess", "loaded only by ps (table) and hooks"),
-    ("runtime.fastjson", "-"),
+    ("subprocess", "loaded only by ps's table and hooks"),
+    ("_json", "- (what hotpath's JSON costs)"),
+    ("runtime.hotpath", "- (itself, with _json)"),
 ]
 
 # what create/run import on top of the short verbs' modules (container._create_imports and spawn)
