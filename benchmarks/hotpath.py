@@ -3,8 +3,9 @@
 Needs no root and no container (a fake --root in a temp dir). Every figure is the median of
 --reps runs, each a fresh interpreter started the way bin/pyrunc starts one (`python -I -S`):
 
-* import: `python -I -S -X importtime -c "import M"`, M's cumulative time (what a verb pays when
-  it is the first to import M: M and everything M pulls in that the bare interpreter lacks);
+* import: `python -I -S -X importtime -c "import os; import M"`, M's cumulative time (what a verb
+  pays when it is the first to import M: M and everything M pulls in that the interpreter and os,
+  which bin/pyrunc imports first, lack);
 * site: `python -I -c pass` against `python -I -S -c pass` (what bin/pyrunc's -S saves);
 * exit: `pyrunc state` of a stopped container, ended by the interpreter's own exit (sys.exit)
   against os._exit after flushing (runtime/hotpath.py exit()), interleaved, wall time of spawn
@@ -67,7 +68,7 @@ def import_us(module, reps):
     vals = []
     for _ in range(reps):
         p = subprocess.run([_py(), "-I", "-S", "-X", "importtime", "-c",
-                            f"import sys; sys.path.insert(0, {REPO!r}); sys.path += {_site_packages()!r}; "
+                            f"import os, sys; sys.path.insert(0, {REPO!r}); sys.path += {_site_packages()!r}; "
                             f"import {module}"],
                            cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if p.returncode != 0:

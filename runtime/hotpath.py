@@ -4,31 +4,32 @@ Every pyrunc command is a fresh CPython: `state`, `kill`, `start`, `delete`, `li
 `resume`, `ps`, `events --stats`, `--version`, `features`, `help` and the runtime side of `exec`
 pay the interpreter's start-up and every import on their path, and engines call them in loops
 (containerd's shim polls `state`; podman runs `state`, `kill`, `delete` per container). runc does
-a whole `state` in ~5 ms; CPython alone takes ~9 ms to start and stop, so on these verbs each
+a whole `state` in ~5 ms; CPython alone takes ~10 ms to start and stop, so on these verbs each
 millisecond of imports is a tenth of the verb. The tricks, and what each one saves:
 
-| trick | why | measured here (ms) |
+| trick | why | measured here: ms |
 |---|---|---|
-| bin/pyrunc runs `python -I -S` | site scans .pth files and imports more | 4.2 (site) |
-| `_signal`, not `signal` (`sig`, `SIGKILL` here) | signal makes enums of its constants | 4.5 (signal + enum) |
-| `_socket`, not `socket` (`csocket()`, `seqpacket_pair()`) | socket imports enum, selectors | 6.5 (socket) |
-| `json_loads`, `json_dumps`, `json_dumps_indent` (_json's C scanner; fastjson is their old name) | json imports re and enum | 7.0 (json) |
-| no re on a short verb (str methods; fastcheck's own matchers) | re imports enum, sre_* | 6.2 (re) |
-| ctypes only where os lacks the call (create, run, exec, features) | _ctypes + libffi | 2.6 (ctypes) |
-| jsonschema only when fastcheck cannot decide | its import pulls in the world | 62 (jsonschema) |
-| pyroute2 only for a config with netDevices | | 180 (pyroute2) |
-| `module_available()`, not importlib.util.find_spec | importlib.util imports contextlib, functools, collections | 6.6 (importlib.util) |
-| os.uname(), not platform | runtime/linux's syscall table | 1.4 (platform) |
-| no importlib.resources for the schemas | runtime/schemas.py: a path next to the package | 10 (importlib.resources) |
-| subprocess only for `ps` (table) and hooks | it imports signal, selectors, threading | 8.7 (subprocess) |
-| state, kill, start read the freezer state themselves | runtime.cgroups is not imported | - |
-| `exit_now()`: flush, then os._exit | skips the interpreter's teardown (module and object freeing) | 2.1 of a 16 ms `state` |
-| `command_start()`: gen0 GC threshold GC_THRESHOLD | a verb's few thousand import-time objects hold no cycles worth a collection | 11 collections, 0.8 ms on create's imports |
+| bin/pyrunc runs `python -I -S` | site scans .pth files and imports more | 4.5 (site) |
+| `_signal`, not `signal` (`sig`, `SIGKILL` here) | signal makes enums of its constants | 4.7 (signal) |
+| `_socket`, not `socket` (`csocket()`, `seqpacket_pair()`) | socket imports enum, selectors | 7.6 (socket) |
+| `json_loads`, `json_dumps`, `json_dumps_indent`: _json's C scanner and encoder | json imports re, enum | 8.4 (json) vs 0.4 (_json) |
+| no re on a short verb (str methods; fastcheck's own pattern matchers) | re imports enum and its compiler | 6.5 (re) |
+| ctypes only where os lacks the call (create, run, exec, --version, features) | _ctypes, libffi | 2.2 (ctypes) |
+| jsonschema only when fastcheck cannot decide (runtime/config.py) | | 103 (jsonschema) |
+| pyroute2 only for a config with netDevices (runtime/netdev.py) | | 181 (pyroute2) |
+| `module_available()`, not importlib.util.find_spec | importlib.util imports contextlib, functools, collections | 5.8 (importlib.util) |
+| os.uname(), not platform (runtime/linux) | platform imports re | 13.0 (platform) |
+| the schemas by path, not importlib.resources (runtime/schemas.py) | | 28.9 (importlib.resources) |
+| subprocess only for ps's table and hooks | it imports signal, selectors, threading | 16.4 (subprocess) |
+| state, kill, start read the freezer state themselves (state.Container.frozen) | no runtime.cgroups | - |
+| `exit_now()`: flush, then os._exit | skips the interpreter's teardown (module and object freeing) | 3.1 of an 18.0 ms `state` |
+| `command_start()`: gen0 threshold GC_THRESHOLD | a verb's import-time objects hold no cycles worth a collection | 5 collections, 0.55 ms, on create's imports |
 
-How measured (2 cores, kernel 6.18, Debian's statically linked python3.11, load ~2): `python -m
-benchmarks.hotpath` (imports: `python -I -S -X importtime -c "import M"`, M's cumulative time,
-median of 15 fresh interpreters; exit: `state` of a stopped container ended by sys.exit vs
-os._exit, 30 interleaved spawns; GC: gc.callbacks while importing create's modules). Read them as
+How measured (2 cores, kernel 6.18, Debian's statically linked python3.11, load ~2.2 from other
+work): `python -m benchmarks.hotpath --reps 31`. Imports: `python -I -S -X importtime -c "import os;
+import M"`, M's cumulative time, median of 31 fresh interpreters; site: `python -I -c pass` vs
+`python -I -S -c pass`; exit: `state` of a stopped container ended by sys.exit vs os._exit, 31
+interleaved spawns each; GC: gc.callbacks while importing the modules create imports. Read them as
 ±20 %. Where a whole verb's time goes: benchmarks/PROFILE.md.
 
 What each short verb may import is asserted, per verb, by tests/unit/test_verb_imports.py: a new

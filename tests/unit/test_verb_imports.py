@@ -308,3 +308,42 @@ def test_exec_parent_side(tmp_path, root):
     code, _, err, mods = run_verb(tmp_path, "exec", "exec", "c1", "true")
     assert code == 1 and "stopped" in err, err
     check_imports("exec", mods)
+
+
+# ------------------------------------------------------------------ hotpath's helpers themselves
+@pytest.mark.parametrize("obj", [
+    {"a": "\u00e9\u2028<>&\"\\", "b": [1, 2.5, None, True, False], "c": {}, "d": {"x": [1, {}], "y": []}},
+    [], {}, "x", 0, -1.5e300, None])
+def test_json_helpers_match_json(obj):
+    import json
+    from runtime import hotpath
+    assert hotpath.json_dumps(obj) == json.dumps(obj, separators=(",", ":"))
+    assert hotpath.json_dumps(obj, ensure_ascii=False) == json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    assert hotpath.json_dumps_indent(obj) == json.dumps(obj, indent=2)
+    assert hotpath.json_dumps_indent(obj, "\t") == json.dumps(obj, indent="\t")
+    assert hotpath.json_loads(json.dumps(obj)) == obj
+    assert hotpath.json_loads(b" \n" + json.dumps(obj).encode() + b"\t") == obj
+
+
+@pytest.mark.parametrize("text", ["", " ", "{", "[1,]", "1 2", "{'a': 1}", b"\xff", "nul"])
+def test_json_loads_refuses_with_value_error(text):
+    from runtime import hotpath
+    with pytest.raises(ValueError):
+        hotpath.json_loads(text)
+
+
+def test_module_available():
+    from runtime import hotpath
+    assert hotpath.module_available("os") and hotpath.module_available("runtime.state")
+    assert not hotpath.module_available("runtime.no_such_module")
+    assert not hotpath.module_available("no_such_module_pyrunc") and not hotpath.module_available("no_such.sub")
+
+
+def test_exit_now_flushes_and_skips_teardown(tmp_path):
+    """exit_now's code is the process's status, what was written is flushed, and no atexit
+    handler (the interpreter's teardown) runs."""
+    code = ("import atexit, sys; sys.path.insert(0, sys.argv[1]); from runtime import hotpath; "
+            "atexit.register(lambda: print('teardown')); sys.stdout.write('out'); sys.stderr.write('err'); "
+            "hotpath.exit_now(7)")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code, REPO], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (7, "out", "err")
