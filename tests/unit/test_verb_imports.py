@@ -76,12 +76,15 @@ ALLOWED = {
     # (runtime/linux) and, through hooks.py, signal.
     "features": (CLI | {"runtime.features", "runtime.fastjson", "runtime.config", "runtime.schemas",
                         "runtime.hooks", "runtime.linux", "runtime.mempolicy", "runtime.process", "runtime.rootfs",
-                        "runtime.seccomp", "runtime.fastcheck", "runtime.procfs", "runtime.idmap", "resource",
+                        "runtime.seccomp", "runtime.fastcheck", "runtime.procfs", "runtime.idmap", "runtime.plan",
+                        "resource",
                         "select", "errno", "fcntl"}, ("ctypes", "signal")),
-    # exec's runtime side, up to the container's status (a stopped one is refused): exec.py needs
-    # runtime/linux (setns, pidfd) and so ctypes
+    # exec's runtime side, up to the container's status (a stopped one is refused): prepare's
+    # passed_fds runs before anything opens an fd, and prepare brings the process plan's modules
+    # (config, process, rootfs: runtime/linux and so ctypes; resource for rlimits)
     "exec": ((LIFECYCLE - {"runtime.container", "runtime.lifecycle", "runtime.testpoint"}) |
-             {"runtime.exec", "runtime.linux"}, ("ctypes",)),
+             {"runtime.exec", "runtime.prepare", "runtime.plan", "runtime.config", "runtime.schemas",
+              "runtime.process", "runtime.rootfs", "runtime.linux", "resource", "errno"}, ("ctypes",)),
 }
 
 _CLOSURE = r"""
