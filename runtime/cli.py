@@ -267,10 +267,11 @@ def _main(argv):
 
 def dispatch(argv):
     g, rest = parse_flags(argv, GLOBAL)
-    from . import log
     if g["log-format"] not in ("text", "json"):
         raise Usage(f"invalid log format {g['log-format']!r}: use text or json")
-    log.configure(g["log"], g["log-format"], g["debug"])
+    if g["log"] or g["log-format"] != "text" or g["debug"] or __package__ + ".log" in sys.modules:
+        from . import log  # else the first message imports it, configured so (hot path)
+        log.configure(g["log"], g["log-format"], g["debug"])
     if g["version"]:
         sys.stdout.write(version_text())
         return 0

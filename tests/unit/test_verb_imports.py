@@ -65,6 +65,7 @@ ALLOWED = {
     "kill": (LIFECYCLE | {"runtime.signals"}, ()),
     "start": (LIFECYCLE | {"select"}, ()),  # poll for the init's FIFO hangup
     "delete": (LIFECYCLE, ()),
+    "delete-missing": (LIFECYCLE, ()),
     "list": (LIFECYCLE | {"pwd"}, ()),  # the OWNER column: the state dir's owner by name
     "list-json": (LIFECYCLE | {"pwd"}, ()),
     "pause": (CGROUPVERBS, ()),
@@ -226,6 +227,16 @@ def test_state_of_a_missing_container(tmp_path, root):
     code, _, err, mods = run_verb(tmp_path, "state-missing", "state", "nope")
     assert code == 1 and "container nope does not exist" in err
     check_imports("state-missing", mods)
+
+
+def test_delete_of_a_missing_container_logged_as_json(tmp_path, root):
+    """containerd's way: --log FILE --log-format json before every verb."""
+    log = tmp_path / "log.json"
+    code, _, err, mods = run_verb(tmp_path, "delete-missing", "--log", str(log), "--log-format", "json",
+                                  "delete", "nope")
+    assert code == 1 and "container nope does not exist" in err
+    assert log.read_text().startswith('{"level":"error","msg":"container nope does not exist","time":"')
+    check_imports("delete-missing", mods)
 
 
 def test_kill(tmp_path, root, sleeper):
