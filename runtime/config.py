@@ -5,7 +5,7 @@ semantic rules the schemas cannot express. Errors name the field as a JSON path.
 """
 import os
 
-from . import fastjson
+from .hotpath import json_loads
 from .errors import Error
 
 from .schemas import SCHEMA_DIR
@@ -28,7 +28,7 @@ def load(bundle):
     if len(raw) > MAX_CONFIG:
         raise Error(f"config.json: larger than {MAX_CONFIG >> 20} MiB")
     try:
-        cfg = fastjson.loads(raw)  # no json import (its re and enum imports cost ~10 ms)
+        cfg = json_loads(raw)  # no json: hot path, see runtime/hotpath.py
     except (ValueError, UnicodeDecodeError, RecursionError):
         # json decides, as before: it also reads UTF-16/32 and a BOM, and words the error
         import json
@@ -54,7 +54,7 @@ _validator = None
 
 
 def schema_validator():
-    """The full jsonschema validator of config-schema.json (imported lazily: it costs ~60 ms)."""
+    """The full jsonschema validator of config-schema.json (imported lazily: hot path, see runtime/hotpath.py)."""
     global _validator
     if _validator is None:
         import json

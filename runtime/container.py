@@ -5,16 +5,14 @@ nothing made), claims the id, makes the cgroups, and hands the plan to the proce
 (chain/parent.py), which makes the init and drives it until it waits for `start`. Everything
 made is undone when a step fails.
 """
-import _signal
 import os
 import time
 
-from . import fastjson, state
+from . import state
+from .hotpath import SIGKILL, json_loads, sig
 from .lifecycle import kill_reap, oci_state, write_pid_file
 from .testpoint import point
 from .errors import Error, NotExist
-
-SIGKILL = _signal.SIGKILL
 
 
 def warn(msg):
@@ -297,7 +295,7 @@ def state_json(root, cid):
     return out
 
 
-def kill(root, cid, sig, all_procs=False):
+def kill(root, cid, signum, all_procs=False):
     c = state.Container(root, cid).open(shared=True)
     try:
         st = c.status()
@@ -307,14 +305,14 @@ def kill(root, cid, sig, all_procs=False):
         if all_procs and d.get("cgroup"):
             from . import cgroups
             mgr = cgroups.load_manager(d["cgroup"])
-            mgr.kill_all(sig)
+            mgr.kill_all(signum)
             if st == "paused":
                 mgr.thaw()  # as runc; frozen (v1) tasks act on no signal, not even SIGKILL
             return 0
         if st == "stopped":
             raise Error("container not running")
-        signal_pid(d["pid"], d.get("pid_start"), sig)
-        if st == "paused" and sig == SIGKILL and d.get("cgroup"):
+        signal_pid(d["pid"], d.get("pid_start"), signum)
+        if st == "paused" and signum == SIGKILL and d.get("cgroup"):
             from . import cgroups
             cgroups.load_manager(d["cgroup"]).thaw()  # as runc: let the frozen init die
     finally:
@@ -322,7 +320,7 @@ def kill(root, cid, sig, all_procs=False):
     return 0
 
 
-def signal_pid(pid, start, sig):
+def signal_pid(pid, start, signum):
     """Signal through a pidfd checked against the start time: never a recycled pid."""
     try:
         fd = os.pidfd_open(pid)
@@ -331,7 +329,7 @@ def signal_pid(pid, start, sig):
     try:
         if not state.proc_alive(pid, start):
             raise Error("container not running")
-        _signal.pidfd_send_signal(fd, sig)
+        sig.pidfd_send_signal(fd, signum)
     except ProcessLookupError:
         raise Error("container not running") from None
     finally:
@@ -377,7 +375,7 @@ def _kill_all(d):
     if pid and state.proc_alive(pid, d.get("pid_start")):
         try:
             pidfd = os.pidfd_open(pid)
-            _signal.pidfd_send_signal(pidfd, SIGKILL)
+            sig.pidfd_send_signal(pidfd, SIGKILL)
         except OSError:
             pass
     if d.get("cgroup"):
@@ -412,7 +410,7 @@ def list_states(root):
             c.open(shared=True)
         except (NotExist, Error):
             continue
-        st = fastjson.loads(oci_state(c))
+        st = json_loads(oci_state(c))
         st.setdefault("pid", 0)
         st["owner"] = _owner_name(c.owner())  # runc: the owner of the state dir (the rootless user)
         out.append(st)

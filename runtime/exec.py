@@ -109,7 +109,7 @@ def run(root, cid, o, args):
     """The exec verb; returns the exit status (foreground) or 0 (detached)."""
     if not o["process"] and not args:
         raise Error("process args cannot be empty")
-    from .prepare import passed_fds
+    from .lifecycle import passed_fds
     preserved = passed_fds(o["preserve-fds"])  # before we open any fd of our own
     c = state.Container(root, cid).open(shared=True)
     try:
@@ -200,9 +200,9 @@ def _tail(c, plan, proc, linux, seccomp, preserved, preserve_fds):
         prepared = sc.prepare(seccomp)  # libseccomp cannot be loaded after the chroot
         sc.connect_listener(seccomp)
         if seccomp.get("listenerPath"):
-            import json
+            from .hotpath import json_loads
             from .lifecycle import oci_state
-            st = json.loads(oci_state(c, "running"))
+            st = json_loads(oci_state(c, "running"))
             notify = lambda: st  # noqa: E731
     return finalize.Tail(plan, preserved, 3 + preserve_fds, attrs, mpol, seccomp, prepared, notify)
 

@@ -11,7 +11,7 @@ the slow path decides.
 """
 import os
 
-from . import fastjson
+from .hotpath import json_loads
 
 from .schemas import SCHEMA_DIR
 ROOT = "config-schema.json"
@@ -34,7 +34,7 @@ def _doc(name):
             raise Unsupported(name)
         try:
             with open(os.path.join(SCHEMA_DIR, name), "rb") as f:
-                d = fastjson.loads(f.read())
+                d = json_loads(f.read())
         except (OSError, ValueError):
             raise Unsupported(name) from None
         _docs[name] = d
@@ -158,7 +158,7 @@ _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _anchored_class(prefix, chars):
-    """'^PREFIX[CHARS]+$' without re (whose import costs more than a whole `create` check): a
+    """'^PREFIX[CHARS]+$' without re (hot path: see runtime/hotpath.py): a
     string matched here matches the pattern; the rest (a trailing newline, which `$` also
     accepts) goes to re."""
     def match(s):

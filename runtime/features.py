@@ -46,8 +46,10 @@ def features():
                 "archs": sorted(seccomp._ARCHES),
                 "knownFlags": sorted(seccomp._FLAGS),
             },
-            # apparmorProfile/selinuxLabel are checked against the host but not applied at create
-            "apparmor": {"enabled": False},
+            # as runc's: what the runtime supports. An apparmorProfile is applied at execve
+            # (chain/finalize.py) where the host has AppArmor; selinuxLabel is not applied, and
+            # refused where the host has no SELinux
+            "apparmor": {"enabled": True},
             "selinux": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": hotpath.module_available("runtime.idmap")}},
             "memoryPolicy": {"modes": list(mempolicy.MODES), "flags": list(mempolicy.FLAGS)},

@@ -25,10 +25,10 @@ them all.
 """
 import os
 import select
-import signal
 import time
 
 from .errors import Error
+from .hotpath import SIGKILL
 
 # hooks whose failure aborts the operation; the rest only warn (config.md)
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
@@ -65,7 +65,7 @@ def run_hook(hook, state_json, phase, index):
     if pid == 0:  # child: no Python-level locks are held (pyrunc is single-threaded)
         try:
             os.setsid()  # its own session and process group: killed as one
-            linux.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            linux.prctl(_PR_SET_PDEATHSIG, SIGKILL)
             if os.getppid() != parent:
                 os._exit(127)  # the runtime died before the death signal was armed
             os.dup2(stdin, 0)
@@ -161,7 +161,7 @@ def _kill_tree(pid, kids_before):
     then, as a subreaper, every new child of ours: the descendants that had left the group and
     were reparented to us. Bounded by _SWEEP seconds."""
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, SIGKILL)
     except OSError:
         pass
     try:
@@ -177,11 +177,11 @@ def _kill_tree(pid, kids_before):
             break
         for k in extra:  # our unreaped children: their pids cannot be reused meanwhile
             try:
-                os.killpg(k, signal.SIGKILL)  # when it leads a group of its own (setsid)
+                os.killpg(k, SIGKILL)  # when it leads a group of its own (setsid)
             except OSError:
                 pass
             try:
-                os.kill(k, signal.SIGKILL)
+                os.kill(k, SIGKILL)
             except OSError:
                 pass
         for k in extra:

@@ -19,6 +19,7 @@ millisecond of imports is a tenth of the verb. The tricks, and what each one sav
 | pyroute2 only for a config with netDevices (runtime/netdev.py) | | 181 (pyroute2) |
 | `module_available()`, not importlib.util.find_spec | importlib.util imports contextlib, functools, collections | 5.8 (importlib.util) |
 | os.uname(), not platform (runtime/linux) | platform imports re | 13.0 (platform) |
+| plan records by hand (runtime/plan.Record), not @dataclass(frozen, slots) | dataclasses imports inspect, tokenize, re | 29 (dataclasses) |
 | the schemas by path, not importlib.resources (runtime/schemas.py) | | 28.9 (importlib.resources) |
 | subprocess only for ps's table and hooks | it imports signal, selectors, threading | 16.4 (subprocess) |
 | state, kill, start read the freezer state themselves (state.Container.frozen) | no runtime.cgroups | - |
@@ -40,7 +41,7 @@ comment `# hot path: see runtime/hotpath.py` marks a lazy import or a shim kept 
 This module imports nothing of its own but _json (a shared object, for the JSON helpers; _signal is
 loaded at start-up). Lazy imports happen in the runtime process only: a process that will see the
 container's files (the init, exec's child) must have imported everything it needs before, or it
-would load the image's files as code (container._preload, exec's preload,
+would load the image's files as code (runtime/chain/preload.py,
 tests/security/test_sec_imports.py). csocket() and seqpacket_pair() import _socket (built in on
 Debian's python, an extension module elsewhere): call them in the runtime process.
 """

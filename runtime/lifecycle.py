@@ -43,3 +43,17 @@ def kill_reap(pid):
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass
+
+
+def passed_fds(n):
+    """The fds of 3..3+N-1 that the caller really passed: checked before the runtime opens any of
+    its own (the state lock, a pidfd) that could take a free number in the range and reach the
+    container's program."""
+    out = []
+    for fd in range(3, 3 + n):
+        try:
+            os.fstat(fd)
+            out.append(fd)
+        except OSError:
+            pass
+    return tuple(out)

@@ -54,7 +54,3 @@ def error(msg):
 def warning(msg):
     _emit("warning", msg)
 
-
-def debug(msg):
-    if _debug:
-        _emit("debug", msg)

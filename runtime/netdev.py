@@ -147,7 +147,7 @@ class Moved:
 def move(devs, pid, moved):
     """Move devs ([(host name, name)] from check) into the network namespace of pid, recording
     each in moved (a Moved) as soon as it has left the host."""
-    # pyroute2 costs ~180 ms to import: only here, for a config that has netDevices
+    # only here, for a config that has netDevices (hot path: see runtime/hotpath.py)
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     nsfd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)

@@ -6,6 +6,7 @@ import os
 
 from . import config, process, rootfs
 from .errors import Error
+from .lifecycle import passed_fds
 from .plan import InitPlan
 
 # the CLONE_NEW* flags (runtime/linux), by namespace type
@@ -94,20 +95,6 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0):
         from . import rootless
         rootless.check(plan, cfg)
     return plan
-
-
-def passed_fds(n):
-    """The fds of 3..3+N-1 that the caller really passed: checked before the runtime opens any of
-    its own (the state lock, a pidfd) that could take a free number in the range and reach the
-    container's program."""
-    out = []
-    for fd in range(3, 3 + n):
-        try:
-            os.fstat(fd)
-            out.append(fd)
-        except OSError:
-            pass
-    return tuple(out)
 
 
 def _devices(linux):

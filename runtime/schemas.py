@@ -3,7 +3,7 @@
 The top-level oci-schemas/ of the source tree is the one copy kept in git; a built wheel carries it
 as the package data runtime/oci_schemas/ (pyproject.toml maps the directory in at build time). So:
 the package's own copy when installed, else the source tree's (a clone, or an editable install).
-One stat at import; no importlib.resources (it costs more than the verbs that never need a schema).
+One stat at import; no importlib.resources (hot path: see runtime/hotpath.py).
 """
 import os
 

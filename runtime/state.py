@@ -243,7 +243,7 @@ class Container:
                 return "creating"
             # the creator died after the init was ready: what the init does now is the truth
         # frozen first, as runc: a created container can be paused too
-        if d.get("paused_check", True) and self.frozen():
+        if self.frozen():
             return "paused"
         if self.has_fifo():
             # a start killed between its fifo write and the unlink leaves the fifo: the init has

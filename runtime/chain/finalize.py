@@ -14,11 +14,11 @@ ORDER is the sequence; each name is a function below. The reasons for the order:
   - the program was opened earlier, in the root (runtime/program.py): execve runs that file.
 `split` tells which steps may run before the init waits for `start` (see runtime/init.py).
 """
-import _signal
 import os
 
 from .. import linux as L
 from .. import procfs, process, program
+from ..hotpath import sig
 
 ORDER = ("close_fds", "default_signals", "personality", "mempolicy", "seccomp_before_user",
          "apparmor", "user", "seccomp_after_user", "execve")
@@ -53,8 +53,8 @@ def close_fds(t):
 def default_signals(t):
     # Python ignores these two, and ignored dispositions survive execve (_signal is built in:
     # no import from the filesystem we no longer see)
-    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
+    sig.signal(sig.SIGPIPE, sig.SIG_DFL)
+    sig.signal(sig.SIGXFSZ, sig.SIG_DFL)
 
 
 def personality(t):

@@ -16,6 +16,7 @@ import os
 from .. import linux as L
 from .. import process, procfs, program, rootfs, sync
 from ..errors import Error
+from ..hotpath import csocket
 from ..state import INIT_COMM  # our comm until execve: state tells created from started
 from . import finalize
 
@@ -188,9 +189,9 @@ def _state_dict(state_json):
 
 def _loopback_up():
     """Bring lo up in the new network namespace (what runc's loopback network does)."""
-    import _socket  # hot path: see runtime/hotpath.py
     import fcntl
     import sys
+    _socket = csocket()  # loaded by the runtime: its channel is one (chain/parent.py)
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
         ifr = b"lo".ljust(16, b"\0") + bytes(16)  # struct ifreq: name[16], short flags, padding

@@ -17,6 +17,7 @@ import os
 from .. import linux as L
 from .. import state, sync
 from ..errors import Error
+from ..hotpath import seqpacket_pair
 from ..lifecycle import kill_reap, oci_state
 from ..testpoint import point
 
@@ -26,8 +27,7 @@ _FOR_CHILDREN = L.CLONE_NEWPID | L.CLONE_NEWTIME  # setns applies these to child
 def _pair():
     """Our end and the child's of a SOCK_SEQPACKET socketpair (one send is one message; our end
     reads EOF once the child's closes at execve)."""
-    import _socket  # hot path: see runtime/hotpath.py
-    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    a, b = seqpacket_pair()
     return sync.Channel(a), sync.Channel(b)
 
 

@@ -23,7 +23,6 @@ def for_init(plan):
 
 
 def for_exec(attrs, mempolicy, seccomp, terminal):
-    import _signal  # noqa: F401 - built in (hot path: see runtime/hotpath.py)
     from . import execproc, finalize  # noqa: F401
     from .. import program, procfs, rootfs  # noqa: F401 - the process's own steps
     if terminal:

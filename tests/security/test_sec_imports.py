@@ -14,8 +14,11 @@ from secutil import base_config, copy_rootfs
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = ["signal", "json", "socket", "select", "subprocess", "array", "struct", "fcntl",
            "termios", "ctypes", "resource", "tty", "selectors", "enum", "re", "stat"]
-RUNTIME_MODULES = ["hooks", "tty", "sysctl", "procattr", "seccomp", "idmap", "rootless", "cgroups",
-                   "log", "fastjson", "process", "rootfs", "init", "exec", "state", "linux"]
+# every module of the package, at its path (a module added later is planted too)
+RUNTIME_MODULES = sorted(
+    os.path.relpath(os.path.join(d, f), os.path.join(REPO, "runtime"))[:-3]
+    for d, _, fs in os.walk(os.path.join(REPO, "runtime")) if "__pycache__" not in d
+    for f in fs if f.endswith(".py"))
 
 
 def plant(rootfs, marker_dir):
@@ -31,6 +34,7 @@ def plant(rootfs, marker_dir):
     rt = rootfs + os.path.join(REPO, "runtime")
     os.makedirs(rt, exist_ok=True)
     for m in RUNTIME_MODULES:
+        os.makedirs(os.path.dirname(os.path.join(rt, m)), exist_ok=True)
         with open(os.path.join(rt, m + ".py"), "w") as f:
             f.write(trojan)
 

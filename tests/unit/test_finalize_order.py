@@ -33,7 +33,7 @@ def rec(monkeypatch):
     r = Rec()
     monkeypatch.setattr(finalize, "L", FakeL(r))
     monkeypatch.setattr(finalize.os, "set_inheritable", r("set_inheritable"))
-    monkeypatch.setattr(finalize._signal, "signal", r("signal"))
+    monkeypatch.setattr(finalize.sig, "signal", r("signal"))
     monkeypatch.setattr(process, "apply_user", r("apply_user"))
     monkeypatch.setattr(finalize.program, "execute", r("execve"))
     monkeypatch.setattr(finalize.procfs, "write", r("apparmor"))

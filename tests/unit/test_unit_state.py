@@ -111,8 +111,6 @@ def test_status_paused_from_freezer_files(tmp_path):
     (v2d / "cgroup.freeze").write_text("1\n")
     d["cgroup"] = {"mode": "v2", "paths": {"": str(v2d)}}
     assert _c(tmp_path, d).status() == "paused"
-    d["paused_check"] = False
-    assert _c(tmp_path, d).status() == "running"
 
 
 def test_frozen_unreadable_is_not_frozen(tmp_path):

@@ -48,9 +48,8 @@ HEAVY = {"json", "re", "enum", "signal", "socket", "ctypes", "jsonschema", "pyro
 # (with _json: their JSON is its C scanner and encoder, not json).
 CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath", "_json"}
 # state, kill, start, delete, list: container.py and what it shares with the other verbs.
-# fcntl: the state dir's flock; runtime.fastjson: hotpath's JSON under its old names (container.py).
-LIFECYCLE = CLI | {"runtime.container", "runtime.state", "runtime.lifecycle", "runtime.testpoint",
-                   "runtime.fastjson", "fcntl"}
+# fcntl: the state dir's flock.
+LIFECYCLE = CLI | {"runtime.container", "runtime.state", "runtime.lifecycle", "runtime.testpoint", "fcntl"}
 # pause, resume, ps, events: cgroupverbs.py with the saved cgroup manager (runtime.cgroups, errno);
 # select (built in) waits in events' stream
 CGROUPVERBS = CLI | {"runtime.cgroupverbs", "runtime.state", "fcntl", "select", "runtime.cgroups", "errno"}
@@ -75,17 +74,14 @@ ALLOWED = {
     # features: derived from the tables the verbs parse config.json with (rootfs, process, seccomp,
     # hooks, ...); not on a per-container path (an engine asks once). Those modules bring ctypes
     # (runtime/linux) and, through hooks.py, signal.
-    "features": (CLI | {"runtime.features", "runtime.fastjson", "runtime.config", "runtime.schemas",
+    "features": (CLI | {"runtime.features", "runtime.config", "runtime.schemas",
                         "runtime.hooks", "runtime.linux", "runtime.mempolicy", "runtime.process", "runtime.rootfs",
                         "runtime.seccomp", "runtime.fastcheck", "runtime.procfs", "runtime.idmap", "runtime.plan",
                         "resource",
-                        "select", "errno", "fcntl"}, ("ctypes", "signal")),
-    # exec's runtime side, up to the container's status (a stopped one is refused): prepare's
-    # passed_fds runs before anything opens an fd, and prepare brings the process plan's modules
-    # (config, process, rootfs: runtime/linux and so ctypes; resource for rlimits)
-    "exec": ((LIFECYCLE - {"runtime.container", "runtime.lifecycle", "runtime.testpoint"}) |
-             {"runtime.exec", "runtime.prepare", "runtime.plan", "runtime.config", "runtime.schemas",
-              "runtime.process", "runtime.rootfs", "runtime.linux", "resource", "errno"}, ("ctypes",)),
+                        "select", "errno", "fcntl"}, ("ctypes",)),
+    # exec's runtime side, up to the container's status (a stopped one is refused): the passed
+    # --preserve-fds are checked (lifecycle.passed_fds) before anything opens an fd
+    "exec": ((LIFECYCLE - {"runtime.container", "runtime.testpoint"}) | {"runtime.exec"}, ()),
 }
 
 _CLOSURE = r"""
