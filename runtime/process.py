@@ -215,7 +215,7 @@ def apply_user(p):
 def seal_imports():
     """From here on the filesystem is the container's: an import would read its files and run
     them with our privileges. Only built-in and frozen modules may still load; everything else the
-    child needs was imported before the fork (container._preload), so a miss fails loudly."""
+    child needs was imported before the fork (runtime/chain/preload.py), so a miss fails loudly."""
     import sys
     sys.meta_path[:] = [f for f in sys.meta_path
                         if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]

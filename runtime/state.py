@@ -345,7 +345,7 @@ def proc_start_time(pid):
     return int(rest[19])
 
 
-INIT_COMM = b"pyrunc:init"  # set by runtime/init.py until execve
+INIT_COMM = b"pyrunc:init"  # set by runtime/chain/init.py until execve
 
 
 def proc_comm(pid):
