@@ -12,7 +12,8 @@ ORDER is the sequence; each name is a function below. The reasons for the order:
   - the LSM label is written for execve (it takes effect there), before the switch that may take
     the right to write it;
   - the program was opened earlier, in the root (runtime/program.py): execve runs that file.
-`run(t, first, stop)` runs a slice: the init runs the steps through `user` before or after it waits for `start` (see chain/init.py).
+`run(t, first, stop)` runs a slice: the init runs the steps through `user` before or after it
+waits for `start` (see chain/init.py).
 """
 import os
 
