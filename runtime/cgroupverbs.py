@@ -15,7 +15,7 @@ import sys
 import time
 
 from . import hotpath, state
-from .errors import Error
+from .errors import Error, describe, why
 
 
 def _open(root, cid, shared=False):
@@ -284,7 +284,7 @@ def _stream(out, cid, mgr, pid, start, secs):
                     data = mgr.stats()  # runc's types.Stats
                 except (OSError, Error) as e:
                     from . import log
-                    log.error(str(e))
+                    log.error(str(e) if isinstance(e, Error) else describe(e))
                 else:
                     _emit(out, _event("stats", cid, data))
                 next_tick += secs
@@ -420,7 +420,7 @@ def _read_resources_arg(path):
         with open(path) as f:
             return f.read(), f"resources file {path}"
     except OSError as e:
-        raise Error(f"open {path}: {e.strerror.lower() if e.strerror else e}") from None
+        raise Error(f"open {path}: {why(e).lower()}") from None
 
 
 def update(root, cid, o):

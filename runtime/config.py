@@ -6,7 +6,7 @@ semantic rules the schemas cannot express. Errors name the field as a JSON path.
 import os
 
 from .hotpath import json_loads
-from .errors import Error
+from .errors import Error, why
 
 from .schemas import SCHEMA_DIR
 
@@ -24,7 +24,7 @@ def load(bundle):
     except FileNotFoundError:
         raise Error(f"config.json: no such file in bundle {bundle}") from None
     except OSError as e:
-        raise Error(f"config.json: cannot read {path}: {e.strerror}") from None
+        raise Error(f"config.json: cannot read {path}: {why(e)}") from None
     if len(raw) > MAX_CONFIG:
         raise Error(f"config.json: larger than {MAX_CONFIG >> 20} MiB")
     try:

@@ -15,7 +15,7 @@ import os
 import signal
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 
 AT_FDCWD = -100
 
@@ -23,7 +23,13 @@ AT_FDCWD = -100
 def _userns(uid_maps, gid_maps, field):
     """An fd of a fresh user namespace with those mappings, held by a short-lived helper."""
     r, w = os.pipe2(os.O_CLOEXEC)
-    pid = L.clone(L.CLONE_NEWUSER)
+    try:
+        pid = L.clone(L.CLONE_NEWUSER)
+    except OSError as e:
+        os.close(r)
+        os.close(w)
+        raise Error(f"config.json: {field}: cannot make a user namespace for the idmapped mount: "
+                    f"{why(e)}") from None
     if pid == 0:  # helper: exists only to own the namespace until the parent has its fd
         os.close(w)
         try:
@@ -61,14 +67,14 @@ def prepare(plan):
             try:
                 fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
             except OSError as e:
-                raise Error(f"config.json: {field}.source: {p.source}: {os.strerror(e.errno)}") from None
+                raise Error(f"config.json: {field}.source: {p.source}: {why(e)}") from None
             trees[p.index] = fd
             try:
                 L.mount_setattr(fd, "", L.AT_EMPTY_PATH | (L.AT_RECURSIVE if p.idmap == "ridmap" else 0),
                                 L.MOUNT_ATTR_IDMAP, 0, 0, nsfds[key])
             except OSError as e:
                 raise Error(f"config.json: {field}.options: {p.idmap}: {p.source}: the kernel refused an "
-                            f"idmapped mount here: {os.strerror(e.errno)}") from None
+                            f"idmapped mount here: {why(e)}") from None
     except BaseException:
         close(trees)
         raise
@@ -94,13 +100,14 @@ def serve(plan, pid, msg):
     index, childfd = msg.split(b":")
     p = plan.mounts[int(index)]
     field = f"mounts[{p.index}]"
-    pidfd = L.pidfd_open(pid)
     try:
-        fd = L.pidfd_getfd(pidfd, int(childfd))
+        pidfd = L.pidfd_open(pid)
+        try:
+            fd = L.pidfd_getfd(pidfd, int(childfd))
+        finally:
+            os.close(pidfd)
     except OSError as e:
-        raise Error(f"{field}: getting the mount fd of the init: {os.strerror(e.errno)}") from None
-    finally:
-        os.close(pidfd)
+        raise Error(f"{field}: getting the mount fd of the init: {why(e)}") from None
     nsfd = -1
     try:
         nsfd = _userns(p.uid_mappings or plan.uid_mappings, p.gid_mappings or plan.gid_mappings, field)
@@ -108,7 +115,7 @@ def serve(plan, pid, msg):
                         L.MOUNT_ATTR_IDMAP, 0, 0, nsfd)
     except OSError as e:
         raise Error(f"config.json: {field}.options: {p.idmap}: {p.source}: the kernel refused an "
-                    f"idmapped mount here: {os.strerror(e.errno)}") from None
+                    f"idmapped mount here: {why(e)}") from None
     finally:
         os.close(fd)
         if nsfd >= 0:

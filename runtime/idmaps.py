@@ -1,7 +1,7 @@
 """A user namespace's id maps (/proc/PID/{uid,gid}_map, setgroups), written by the runtime
 process through runtime/procfs.py. A leaf: create, rootless and the idmapped-mount helper use it."""
 from . import procfs
-from .errors import Error
+from .errors import Error, why
 
 
 def write(pid, name, maps, field):
@@ -10,7 +10,7 @@ def write(pid, name, maps, field):
     try:
         procfs.write(f"{pid}/{name}", text)  # one write(2): the kernel takes a map once
     except OSError as e:
-        raise Error(f"config.json: {field}: the kernel refused the mapping: {e.strerror}") from None
+        raise Error(f"config.json: {field}: the kernel refused the mapping: {why(e)}") from None
 
 
 def write_maps(pid, uid_maps, gid_maps, field):
@@ -23,4 +23,4 @@ def deny_setgroups(pid):
     try:
         procfs.write(f"{pid}/setgroups", "deny")
     except OSError as e:
-        raise Error(f"config.json: linux.gidMappings: cannot deny setgroups for the init: {e.strerror}") from None
+        raise Error(f"config.json: linux.gidMappings: cannot deny setgroups for the init: {why(e)}") from None

@@ -8,7 +8,7 @@ exec'd process, which does not descend from the init and so gets it set the same
 import ctypes
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 
 MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
          "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
@@ -83,4 +83,4 @@ def apply(planned):
     try:
         L.syscall("set_mempolicy", ctypes.c_int(mode), mask, ctypes.c_ulong(maxnode))
     except OSError as e:
-        raise Error(f"linux.memoryPolicy: set_mempolicy: {e.strerror}") from None
+        raise Error(f"linux.memoryPolicy: set_mempolicy: {why(e)}") from None

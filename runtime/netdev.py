@@ -15,7 +15,7 @@ host names with their addresses: it is the create's own undo, the container neve
 """
 import os
 
-from .errors import Error
+from .errors import Error, why
 
 CLONE_NEWNET = 0x40000000
 IFA_F_PERMANENT = 0x80
@@ -74,6 +74,11 @@ def check(netdevs, nss, ns_paths):
     return devs
 
 
+def _why(code):
+    """A netlink error code as runc prints an errno."""
+    return why(OSError(code, os.strerror(code)))
+
+
 def _netlink_in(nsfd):
     """A NETLINK_ROUTE socket of the network namespace nsfd: a socket belongs to the namespace it
     was made in, so the runtime steps in for the socket() call and out again (no thread, no fork)."""
@@ -81,7 +86,10 @@ def _netlink_in(nsfd):
     from . import linux as L
     home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        L.setns(nsfd, CLONE_NEWNET)
+        try:
+            L.setns(nsfd, CLONE_NEWNET)
+        except OSError as e:
+            raise Error(f"linux.netDevices: joining the container's network namespace: {why(e)}") from None
         try:
             s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, 0)
         finally:
@@ -179,14 +187,14 @@ def move(devs, pid, moved):
                 if new:
                     moved.devs.append((host_name, new[0], addrs, up))
                 if err is not None or not new:
-                    why = os.strerror(err.code) if err is not None else "not found after the move"
-                    raise Error(f"{f}: moving it into the container's network namespace: {why}")
+                    reason = _why(err.code) if err is not None else "not found after the move"
+                    raise Error(f"{f}: moving it into the container's network namespace: {reason}")
                 try:
                     _add_addrs(cont, new[0], addrs)
                     cont.link("set", index=new[0], state="up")
                 except NetlinkError as e:
-                    raise Error(f"{f}: setting it up in the container: {os.strerror(e.code)}") from None
+                    raise Error(f"{f}: setting it up in the container: {_why(e.code)}") from None
     except NetlinkError as e:
-        raise Error(f"linux.netDevices: {os.strerror(e.code)}") from None
+        raise Error(f"linux.netDevices: {_why(e.code)}") from None
     finally:
         os.close(nsfd)

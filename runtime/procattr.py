@@ -8,7 +8,7 @@ Checked in the runtime process (plan), applied by the init while it still has it
 import ctypes
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 
 IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
@@ -93,12 +93,12 @@ def apply(a):
         try:
             L.syscall("sched_setattr", ctypes.c_long(0), ctypes.byref(attr), ctypes.c_uint(0))
         except OSError as e:
-            raise Error(f"process.scheduler: sched_setattr: {e.strerror}") from None
+            raise Error(f"process.scheduler: sched_setattr: {why(e)}") from None
     if a.ioprio is not None:
         try:
             L.syscall("ioprio_set", ctypes.c_int(1), ctypes.c_int(0), ctypes.c_int(a.ioprio))
         except OSError as e:
-            raise Error(f"process.ioPriority: ioprio_set: {e.strerror}") from None
+            raise Error(f"process.ioPriority: ioprio_set: {why(e)}") from None
 
 
 def apply_personality(a):
@@ -107,4 +107,4 @@ def apply_personality(a):
         try:
             L.personality(a.personality)
         except OSError as e:
-            raise Error(f"linux.personality: {e.strerror}") from None
+            raise Error(f"linux.personality: personality: {why(e)}") from None

@@ -12,7 +12,7 @@ import resource
 import stat
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 from .plan import Record
 
 CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -122,8 +122,7 @@ def apply_early(p):
             resource.setrlimit(res, (soft, hard))
         except (ValueError, OSError) as e:  # above our own hard limit, without CAP_SYS_RESOURCE
             name = next(k for k, v in RLIMITS.items() if v == res)
-            why = getattr(e, "strerror", None) or str(e)
-            raise Error(f"process.rlimits: {name}: setting soft {soft}, hard {hard}: {why}") from None
+            raise Error(f"process.rlimits: {name}: setting soft {soft}, hard {hard}: {why(e)}") from None
     if p.oom is not None:
         from . import procfs
         try:
@@ -131,7 +130,7 @@ def apply_early(p):
         except OSError as e:
             # a score below the current one needs CAP_SYS_RESOURCE (containerd's CRI gives the
             # pause container -998): name the field, not just "Permission denied"
-            raise Error(f"process.oomScoreAdj: setting {p.oom}: {e.strerror}") from None
+            raise Error(f"process.oomScoreAdj: setting {p.oom}: {why(e)}") from None
 
 
 class _CapHeader(ctypes.Structure):
@@ -170,7 +169,7 @@ def fix_stdio(uid):
             os.fchown(fd, uid, -1)
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
-                raise Error(f"process.user.uid: giving stdio fd {fd} to uid {uid}: {e.strerror}") from None
+                raise Error(f"process.user.uid: giving stdio fd {fd} to uid {uid}: {why(e)}") from None
 
 
 def apply_user(p):
@@ -182,22 +181,26 @@ def apply_user(p):
         last = _last_cap()
         for i in range(last + 1):
             if not caps["bounding"] >> i & 1:
-                L.prctl(PR_CAPBSET_DROP, i)
-        L.prctl(PR_SET_KEEPCAPS, 1)
+                _step("process.capabilities.bounding", f"dropping {_cap_name(i)}", L.prctl, PR_CAPBSET_DROP, i)
+        _step("process.capabilities", "prctl PR_SET_KEEPCAPS", L.prctl, PR_SET_KEEPCAPS, 1)
     try:
         os.setgroups(p.groups)
-    except PermissionError:
+    except PermissionError as e:
         # denied in a rootless user namespace that maps one gid (runtime/rootless.py): there is
         # nothing to set then, and nothing that could be
         from . import procfs
         if p.groups or procfs.read("self/setgroups").strip() != b"deny":
-            raise
-    os.setresgid(p.gid, p.gid, p.gid)
-    os.setresuid(p.uid, p.uid, p.uid)
+            raise Error(f"process.user.additionalGids: setgroups: {why(e)}") from None
+    except OSError as e:
+        raise Error(f"process.user.additionalGids: setgroups: {why(e)}") from None
+    _step("process.user.gid", f"setresgid {p.gid}", os.setresgid, p.gid, p.gid, p.gid)
+    _step("process.user.uid", f"setresuid {p.uid}", os.setresuid, p.uid, p.uid, p.uid)
     if caps is not None:
-        L.prctl(PR_SET_KEEPCAPS, 0)
-        _capset(caps["effective"], caps["permitted"], caps["inheritable"])
-        L.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+        _step("process.capabilities", "prctl PR_SET_KEEPCAPS", L.prctl, PR_SET_KEEPCAPS, 0)
+        _step("process.capabilities", "capset", _capset, caps["effective"], caps["permitted"],
+              caps["inheritable"])
+        _step("process.capabilities.ambient", "clearing the ambient set", L.prctl, PR_CAP_AMBIENT,
+              PR_CAP_AMBIENT_CLEAR_ALL)
         for i in range(_last_cap() + 1):
             if caps["ambient"] >> i & 1:
                 try:
@@ -209,7 +212,19 @@ def apply_user(p):
     else:
         os.umask(0o022)
     if p.nnp:
-        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        _step("process.noNewPrivileges", "prctl PR_SET_NO_NEW_PRIVS", L.prctl, L.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _step(field, what, call, *args):
+    """CALL(*ARGS); an OSError becomes the one-line Error "FIELD: WHAT: reason"."""
+    try:
+        return call(*args)
+    except OSError as e:
+        raise Error(f"{field}: {what}: {why(e)}") from None
+
+
+def _cap_name(i):
+    return CAPS[i] if i < len(CAPS) else f"capability {i}"
 
 
 def seal_imports():

@@ -9,6 +9,7 @@ file is opened beneath it with openat2 forbidding symlinks, magic links and moun
 checked to be procfs again. `self` is resolved by reading procfs's own `self` link (it names our
 pid in that procfs's pid namespace, which may not be ours).
 """
+import errno
 import os
 
 from . import linux as L
@@ -26,7 +27,7 @@ class NotProcfs(OSError):
 
 def _verify(fd, what):
     if L.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
-        raise NotProcfs(18, f"{what} is not on procfs")  # EXDEV
+        raise NotProcfs(errno.EXDEV, "not on procfs", what)
 
 
 def root():
@@ -42,7 +43,7 @@ def root():
     try:
         _verify(fd, "/proc")
         if os.fstat(fd).st_ino != PROC_ROOT_INO:
-            raise NotProcfs(18, "/proc is not the root of a procfs")
+            raise NotProcfs(errno.EXDEV, "not the root of a procfs", "/proc")
     except BaseException:
         os.close(fd)
         raise

@@ -27,7 +27,7 @@ import os
 import stat
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_NESTING = 5  # nested #! interpreters the kernel follows
@@ -147,7 +147,7 @@ def _refused(what, e):
     if e.errno == errno.ELOOP:
         return Error(f"{what}: not executed: it resolves through a magic link (such as "
                      "/proc/self/exe or /proc/PID/fd/N) or a symlink loop")
-    return Error(f"{what}: {(e.strerror or str(e)).lower()}")
+    return Error(f"{what}: {why(e)}")
 
 
 def _follow(fd, readable, path, argv, what):
@@ -236,4 +236,4 @@ def execute(prog, env):
             os.execve(f"/proc/self/fd/{prog.fd}", prog.argv, env)
         except OSError as e3:
             err = e3
-    raise Error(f"exec {prog.argv[0]}: {err.strerror or err}")
+    raise Error(f"exec {prog.argv[0]}: {why(err)}")

@@ -6,11 +6,12 @@ process exists; the child only executes the plan. Mount destinations are opened 
 openat2(RESOLVE_IN_ROOT) and mounted through their /proc/self/fd link, so a symlink in the rootfs,
 even one swapped in during setup, can never redirect a mount outside the rootfs.
 """
+import errno
 import os
 import stat
 
 from . import linux as L
-from .errors import Error
+from .errors import Error, why
 from .plan import Record
 
 # option word -> (flags to set, flags to clear)
@@ -213,7 +214,7 @@ def open_in_root(rootfd, path, flags=os.O_PATH, mkdir=True, isfile=False):
             elif real.startswith(rootpath + "/"):
                 cur = _clean(real[len(rootpath):])
             else:  # a mount moved under us: refuse rather than guess
-                raise OSError(18, f"{path} resolves outside the root")  # EXDEV
+                raise OSError(errno.EXDEV, "resolves outside the root", path)
             continue
         pfd = L.openat2(rootfd, "/".join(cur) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res)
         try:
@@ -224,7 +225,7 @@ def open_in_root(rootfd, path, flags=os.O_PATH, mkdir=True, isfile=False):
             if target is not None:
                 links += 1
                 if links > 40:
-                    raise OSError(40, f"{path}: too many levels of symbolic links")  # ELOOP
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
                 base = "" if target.startswith("/") else "/".join(cur)
                 todo = _clean(base + "/" + target) + todo
                 cur = []
@@ -389,11 +390,17 @@ def setup_rootfs(plan, launch):
     prop = plan.root_propagation or (L.MS_SLAVE | L.MS_REC)
     if prop & L.MS_UNBINDABLE:
         prop = L.MS_SLAVE | L.MS_REC  # the rootfs bind below needs a bindable source; see finish_rootfs
-    L.mount(None, "/", None, prop, None)
+    try:
+        L.mount(None, "/", None, prop, None)
+    except OSError as e:
+        raise Error(f"{_prop_field(plan)}: making / {_prop_name(prop)}: {why(e)}") from None
     # pivot_root needs the rootfs to be a mount point whose parent is not shared; made private
     # first, the bind of the rootfs is not shared either
-    _make_parent_private(rootfs)
-    L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
+    try:
+        _make_parent_private(rootfs)
+        L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
+    except OSError as e:
+        raise Error(f"root.path: bind mount {rootfs} to itself: {why(e)}") from None
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for p in plan.mounts:
@@ -408,7 +415,7 @@ def setup_rootfs(plan, launch):
                 if plan.rootless:
                     from . import rootless
                     hint = rootless.mount_hint(p, e.errno)
-                raise Error(f"mounts[{p.index}]: mount {p.source or p.type} on {p.dest}: {e.strerror}{hint}") from None
+                raise Error(f"mounts[{p.index}]: mount {p.source or p.type} to {p.dest}: {why(e)}{hint}") from None
         dev_is_tmpfs = any(p.dest == "/dev" for p in plan.mounts)
         create_devices(plan, rootfd, defaults=dev_is_tmpfs)
         if dev_is_tmpfs:
@@ -446,7 +453,10 @@ def _mount_cgroup(plan, launch, rootfd, p):
         real = os.readlink(fdpath(fd))
         if not (real + "/").startswith(plan.rootfs.rstrip("/") + "/"):
             raise Error(f"mounts[{p.index}]: destination {p.dest} resolves outside the rootfs")
-        cgroups.mount_cgroupfs(real, launch.cgroup_manager, bool(p.flags & L.MS_RDONLY), plan.cgroupns)
+        try:
+            cgroups.mount_cgroupfs(real, launch.cgroup_manager, bool(p.flags & L.MS_RDONLY), plan.cgroupns)
+        except Error as e:  # one of the mounts that make up the cgroup view
+            raise Error(f"mounts[{p.index}]: {e}") from None
     finally:
         os.close(fd)
 
@@ -511,7 +521,7 @@ def _create_device(plan, rootfd, d):
             os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
             os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
     except OSError as e:
-        raise Error(f"linux.devices: {path}: {e.strerror}") from None
+        raise Error(f"linux.devices: {path}: {why(e)}") from None
     finally:
         os.close(dfd)
 
@@ -540,6 +550,14 @@ def _bind_device(dfd, name, path, kind, d):
 
 def pivot(rootfs, no_pivot):
     """Make ROOTFS the root: pivot_root (the old root detached), or MS_MOVE + chroot (--no-pivot)."""
+    try:
+        _pivot(rootfs, no_pivot)
+    except OSError as e:
+        how = "moving it to / (--no-pivot)" if no_pivot else "pivot_root"
+        raise Error(f"root.path: {rootfs}: {how}: {why(e)}") from None
+
+
+def _pivot(rootfs, no_pivot):
     os.chdir(rootfs)
     if no_pivot:
         L.mount(rootfs, "/", None, L.MS_MOVE, None)
@@ -569,7 +587,7 @@ def _open_existing(rootfd, path, field):
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
-        raise Error(f"{field}: {path}: {e.strerror}") from None
+        raise Error(f"{field}: {path}: {why(e)}") from None
 
 
 def _dev_null(rootfd):
@@ -580,7 +598,7 @@ def _dev_null(rootfd):
         fd = L.openat2(rootfd, "dev/null", os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, 0,
                        L.RESOLVE_IN_ROOT | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS)
     except OSError as e:
-        raise Error(f"linux.maskedPaths: /dev/null: {e.strerror}") from None
+        raise Error(f"linux.maskedPaths: /dev/null: {why(e)}") from None
     st = os.fstat(fd)
     if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
         os.close(fd)
@@ -595,7 +613,10 @@ def finish_rootfs(plan):
     if rp and not rp & L.MS_PRIVATE:
         # linux.rootfsPropagation is about the container's root: only now is it "/" (private
         # is already so: its parent was made private before the rootfs bind)
-        L.mount(None, "/", None, rp, None)
+        try:
+            L.mount(None, "/", None, rp, None)
+        except OSError as e:
+            raise Error(f"linux.rootfsPropagation: making / {_prop_name(rp)}: {why(e)}") from None
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for path in plan.readonly_paths:
@@ -611,7 +632,7 @@ def finish_rootfs(plan):
                 finally:
                     os.close(nfd)
             except OSError as e:
-                raise Error(f"linux.readonlyPaths: {path}: {e.strerror}") from None
+                raise Error(f"linux.readonlyPaths: {path}: {why(e)}") from None
             finally:
                 os.close(fd)
         null = -1
@@ -628,7 +649,7 @@ def finish_rootfs(plan):
                             null = _dev_null(rootfd)
                         L.mount(fdpath(null), fdpath(fd), None, L.MS_BIND, None)
                 except OSError as e:
-                    raise Error(f"linux.maskedPaths: {path}: {e.strerror}") from None
+                    raise Error(f"linux.maskedPaths: {path}: {why(e)}") from None
                 finally:
                     os.close(fd)
         finally:
@@ -637,7 +658,23 @@ def finish_rootfs(plan):
     finally:
         os.close(rootfd)
     if plan.root_readonly:
-        L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags("/"), None)
+        try:
+            L.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags("/"), None)
+        except OSError as e:
+            raise Error(f"root.readonly: remount / read-only: {why(e)}") from None
+
+
+def _prop_field(plan):
+    return "linux.rootfsPropagation" if plan.root_propagation else "root.path"
+
+
+def _prop_name(prop):
+    """The mount(8) word for propagation flags PROP (rslave, private, ...)."""
+    for flag, name in ((L.MS_SHARED, "shared"), (L.MS_SLAVE, "slave"), (L.MS_PRIVATE, "private"),
+                       (L.MS_UNBINDABLE, "unbindable")):
+        if prop & flag:
+            return ("r" if prop & L.MS_REC else "") + name
+    return hex(prop)
 
 
 def chdir_in_root(cwd):

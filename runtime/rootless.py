@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 
-from .errors import Error
+from .errors import Error, why
 
 
 def in_user_namespace():
@@ -133,7 +133,7 @@ def _helper(prog, pid, maps, field, subfile):
         r = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=30, close_fds=True)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise Error(f"config.json: linux.{field}: {prog}: {e}") from None
+        raise Error(f"config.json: linux.{field}: {prog}: {why(e)}") from None
     if r.returncode != 0:
         out = r.stdout.decode(errors="replace").strip().replace("\n", "; ")
         raise Error(f"config.json: linux.{field}: {prog} refused the mapping ({out}); "

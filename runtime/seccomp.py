@@ -15,7 +15,7 @@ import errno as _errno
 import os
 
 from runtime import SPEC_VERSION
-from runtime.errors import Error
+from runtime.errors import Error, why
 
 # libseccomp action values (seccomp.h SCMP_ACT_*); the low 16 bits carry ERRNO/TRACE data.
 _ACTIONS = {
@@ -434,7 +434,7 @@ def _load_raw(lib, ctx, bits):
         return L.syscall("seccomp", ctypes.c_long(SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(bits),
                          ctypes.byref(prog))
     except OSError as e:
-        raise Error(f"linux.seccomp: loading the seccomp filter: {e.strerror}") from None
+        raise Error(f"linux.seccomp: loading the seccomp filter: {why(e)}") from None
 
 
 def _connect(listener_path):
@@ -461,7 +461,7 @@ def _connect(listener_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     except OSError as e:
         s.close()
-        raise Error(f"{field}: connecting to {listener_path}: {e.strerror or e}") from None
+        raise Error(f"{field}: connecting to {listener_path}: {why(e)}") from None
     finally:
         if dfd is not None:
             os.close(dfd)
@@ -497,7 +497,7 @@ def send_notify_fd(listener_path: str, notify_fd: int, state: dict, metadata=Non
         except OSError as e:
             raise Error(
                 f"linux.seccomp.listenerPath: sending seccomp fd to {listener_path}: "
-                f"{e.strerror or e}"
+                f"{why(e)}"
             ) from None
 
 

@@ -17,7 +17,7 @@ import os
 import stat as _stat
 
 from . import hotpath
-from .errors import Error, NotExist
+from .errors import Error, NotExist, why
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
@@ -38,7 +38,7 @@ def ensure_root(root):
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
     except OSError as e:
-        raise Error(f"cannot create state root {root}: {e.strerror}{_no_root_hint(e)}") from None
+        raise Error(f"cannot create state root {root}: {why(e)}{_no_root_hint(e)}") from None
 
 
 def _no_root_hint(e):
@@ -71,7 +71,7 @@ class Container:
             try:
                 os.mkdir(tmp, 0o711, dir_fd=rootfd)
             except OSError as e:
-                raise Error(f"cannot create state dir {self.dir}: {e.strerror}{_no_root_hint(e)}") from None
+                raise Error(f"cannot create state dir {self.dir}: {why(e)}{_no_root_hint(e)}") from None
             fd = os.open(tmp, _DIR, dir_fd=rootfd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             err = _renameat_noreplace(rootfd, tmp, self.id)
@@ -80,7 +80,7 @@ class Container:
                 os.rmdir(tmp, dir_fd=rootfd)
                 if err == _EEXIST:
                     raise Error(f"container with id {self.id} already exists")
-                raise Error(f"cannot create state dir {self.dir}: {os.strerror(err)}")
+                raise Error(f"cannot create state dir {self.dir}: {why(OSError(err, os.strerror(err)))}")
         finally:
             os.close(rootfd)
         self._lockfd = fd
@@ -96,7 +96,7 @@ class Container:
             if e.errno in (_ELOOP, _ENOTDIR):
                 raise Error(f"state directory {self.dir} is not a directory (a symlink or another "
                             f"file): refusing to use it") from None
-            raise Error(f"cannot open state directory {self.dir}: {e.strerror}") from None
+            raise Error(f"cannot open state directory {self.dir}: {why(e)}") from None
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lockfd = fd
         return self
@@ -283,7 +283,7 @@ def _open_root(root):
     except FileNotFoundError:
         raise Error(f"state root {root} does not exist") from None
     except OSError as e:
-        raise Error(f"cannot open state root {root}: {e.strerror}{_no_root_hint(e)}") from None
+        raise Error(f"cannot open state root {root}: {why(e)}{_no_root_hint(e)}") from None
 
 
 def _renameat_noreplace(dfd, old, new):

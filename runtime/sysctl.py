@@ -7,7 +7,7 @@ conflicts with the "hostname" field).
 """
 import os
 
-from .errors import Error
+from .errors import Error, why
 
 _IPC_KEYS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
              "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
@@ -27,7 +27,7 @@ def _same_ns(path, mine):
     try:
         a, b = os.stat(path), os.stat(mine)
     except OSError as e:
-        raise Error(f"config.json: linux.namespaces: {path}: {e.strerror}") from None
+        raise Error(f"config.json: linux.namespaces: {path}: {why(e)}") from None
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
@@ -74,4 +74,4 @@ def apply(items):
             # symlink in it, can redirect the write (runtime/procfs.py)
             procfs.write(path[len("/proc/"):], value)
         except OSError as e:
-            raise Error(f"linux.sysctl.{key}: {e.strerror}") from None
+            raise Error(f"linux.sysctl.{key}: {why(e)}") from None

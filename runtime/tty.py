@@ -14,7 +14,7 @@ import socket
 import struct
 import termios
 
-from .errors import Error
+from .errors import Error, why
 
 PTY_NAME = b"/dev/ptmx"  # what runc sends: the name of the master's file
 TIOCSPTLCK = 0x40045431
@@ -37,8 +37,7 @@ def connect(path):
         s.connect(path)
     except OSError as e:
         s.close()
-        msg = (e.strerror or str(e)).lower()
-        raise Error(f"dial unix {path}: connect: {msg}") from None
+        raise Error(f"dial unix {path}: connect: {why(e).lower()}") from None
     return s
 
 
@@ -58,7 +57,7 @@ class Console:
                 os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
             except OSError as e:
                 self.close()
-                raise Error(f"open /dev/tty: {(e.strerror or str(e)).lower()}") from None
+                raise Error(f"open /dev/tty: {why(e).lower()}") from None
 
     def close_child(self):
         if self.child is not None:
@@ -71,7 +70,7 @@ class Console:
         try:
             self.master = recv_fd(self.parent)
         except (OSError, ValueError) as e:
-            raise Error(f"receiving the pty master: {e}") from None
+            raise Error(f"receiving the pty master: {why(e)}") from None
 
     def close(self):
         self.close_child()
@@ -116,7 +115,7 @@ def setup(sock, size=None, uid=None, mount_console=False):
         try:
             sock.sendmsg([PTY_NAME], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [master]).tobytes())])
         except OSError as e:
-            raise Error(f"sending the pty master over the console socket: {e.strerror}") from None
+            raise Error(f"sending the pty master over the console socket: {why(e)}") from None
     finally:
         os.close(master)
         sock.close()
@@ -155,7 +154,7 @@ def _mount_console(slave):
                 os.close(dfd)
             tfd = L.openat2(rootfd, "dev/console", os.O_PATH | os.O_CLOEXEC, 0, res)
     except OSError as e:
-        raise Error(f"creating /dev/console: {e.strerror}") from None
+        raise Error(f"creating /dev/console: {why(e)}") from None
     finally:
         os.umask(old)
         os.close(rootfd)
@@ -163,7 +162,10 @@ def _mount_console(slave):
         mode = os.fstat(tfd).st_mode
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
             raise Error("/dev/console: not a file or character device")
-        L.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{tfd}", None, L.MS_BIND, None)
+        try:
+            L.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{tfd}", None, L.MS_BIND, None)
+        except OSError as e:
+            raise Error(f"process.terminal: bind mount of the pty to /dev/console: {why(e)}") from None
     finally:
         os.close(tfd)
 

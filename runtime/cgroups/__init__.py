@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from runtime.errors import Error
+from runtime.errors import Error, describe, why
 
 # Controllers that can appear in the super options of a v1 "cgroup" mount.
 V1_CONTROLLERS = frozenset(
@@ -186,7 +186,7 @@ def _write(path, value, field=None):
             os.close(fd)
     except OSError as e:
         where = f"linux.resources.{field}: " if field else ""
-        raise CgroupError(f"{where}cannot write {value!r} to {path}: {os.strerror(e.errno)}",
+        raise CgroupError(f"{where}cannot write {value!r} to {path}: {why(e)}",
                           field=field, path=path, errno=e.errno) from None
 
 
@@ -264,7 +264,13 @@ class Placement:
                     self._joined.add(d)
                 if child >= 0:
                     return child
-        return fork() if fork is not None else L.clone(flags)
+        if fork is not None:
+            return fork()
+        try:
+            return L.clone(flags)
+        except OSError as e:  # the new namespaces are linux.namespaces' (EPERM, ENOSPC, EINVAL)
+            raise Error(f"linux.namespaces: cannot create the container's namespaces: "
+                        f"{describe(e)}") from None
 
     def join(self):
         """In the new process: join the v1 hierarchies by writing "0" to their `tasks` files."""
@@ -276,7 +282,7 @@ class Placement:
                 finally:
                     os.close(fd)
             except OSError as e:
-                raise CgroupError(f"cannot join cgroup: cannot write 0 to {path}: {e.strerror}",
+                raise CgroupError(f"cannot join cgroup: cannot write 0 to {path}: {why(e)}",
                                   path=path, errno=e.errno) from None
 
     def finish(self, pid):
@@ -352,7 +358,7 @@ class Manager:
                 except FileExistsError:
                     continue
                 except OSError as e:
-                    raise CgroupError(f"cannot create cgroup {p}: {os.strerror(e.errno)}",
+                    raise CgroupError(f"cannot create cgroup {p}: {why(e)}",
                                       path=p, errno=e.errno) from None
                 if p not in self.created:
                     self.created.append(p)
@@ -644,7 +650,7 @@ def _rmdir_retry(p):
             return
         except OSError as e:
             if e.errno != errno.EBUSY or attempt == 7:
-                raise CgroupError(f"cannot remove cgroup {p}: {os.strerror(e.errno)}", path=p, errno=e.errno) from None
+                raise CgroupError(f"cannot remove cgroup {p}: {why(e)}", path=p, errno=e.errno) from None
             time.sleep(delay)
             delay *= 2
 

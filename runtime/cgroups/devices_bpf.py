@@ -9,7 +9,7 @@ import ctypes
 import os
 import struct
 
-from runtime.errors import Error
+from runtime.errors import Error, why
 
 
 BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_DETACH = 5, 8, 9
@@ -110,7 +110,7 @@ def load(prog):
         fd, _ = _bpf(BPF_PROG_LOAD, attr)
     except OSError as e:
         detail = log.value.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise Error(f"linux.resources.devices: cannot load the device filter: {e.strerror} {detail[0]}") from None
+        raise Error(f"linux.resources.devices: cannot load the device filter: {why(e)}" + (f" ({detail[0]})" if detail[0] else "")) from None
     return fd
 
 
@@ -141,7 +141,7 @@ def apply(cgroup_dir, rules):
             _bpf(BPF_PROG_ATTACH, attr)
         except OSError as e:
             raise Error(f"linux.resources.devices: cannot attach the device filter to {cgroup_dir}: "
-                        f"{e.strerror}") from None
+                        f"{why(e)}") from None
         for pid in old:  # the old filter stays until the new one is in force
             attr = bytearray(8)
             struct.pack_into("<I", attr, 0, pid)

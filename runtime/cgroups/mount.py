@@ -6,7 +6,7 @@ import os
 
 from runtime import linux
 from runtime.cgroups import _mountinfo
-from runtime.errors import Error
+from runtime.errors import Error, why
 
 _FLAGS = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 
@@ -15,7 +15,8 @@ def _mount(source, target, fstype, flags, data=None):
     try:
         linux.mount(source, target, fstype, flags, data)
     except OSError as e:
-        raise Error(f"cannot mount {fstype or 'bind'} {source} on {target}: {os.strerror(e.errno)}") from None
+        what = f"bind mount {source}" if fstype is None else f"mount {fstype}"
+        raise Error(f"{what} to {target}: {why(e)}") from None
 
 
 def _bind(src, dst, readonly):

@@ -1,6 +1,10 @@
 """Thin ctypes layer over the Linux syscalls that the os module lacks (x86_64 and aarch64).
 
-Every wrapper raises OSError with errno and a short context, like the os module does.
+Every wrapper raises OSError the way the os module does: OSError(errno, os.strerror(errno),
+filename[, filename2]). strerror is only the kernel's message; the path goes in filename (source
+and target, old and new, in filename and filename2 for the two-path calls), or the syscall's name
+where there is no path (an fd-only call). The caller adds the config field or the object it was
+for, once: runtime.errors.why(e) is the message alone, runtime.errors.describe(e) with the paths.
 """
 import ctypes
 import os
@@ -98,28 +102,34 @@ _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
 
+def _error(err, filename, filename2=None):
+    """The OSError (the errno's own subclass, as the os module raises) for ERR at FILENAME."""
+    if filename2 is None:
+        return OSError(err, os.strerror(err), filename)
+    return OSError(err, os.strerror(err), filename, None, filename2)
+
+
+def _check(ret, filename, filename2=None):
+    """RET, or the OSError of the errno the call left when it is negative."""
+    if ret < 0:
+        raise _error(ctypes.get_errno(), filename, filename2)
+    return ret
+
+
 def syscall(name, *args):
     """The raw system call NAME (a key of SYS) with ctypes ARGS: its result, or OSError with the
-    errno and its message (the caller adds the field it was for)."""
-    ret = _syscall(ctypes.c_long(SYS[name]), *args)
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return ret
+    errno, its message and NAME as filename (the caller adds the field it was for)."""
+    return _check(_syscall(ctypes.c_long(SYS[name]), *args), name)
 
 
 def capset(header, data):
     """capset(2) with a struct __user_cap_header_struct and its data array (process.py builds them)."""
-    if _libc.capset(ctypes.byref(header), data) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"capset: {os.strerror(e)}")
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
 def personality(persona):
     _libc.personality.restype = ctypes.c_int
-    if _libc.personality(ctypes.c_ulong(persona)) < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
+    _check(_libc.personality(ctypes.c_ulong(persona)), "personality")
 
 
 PR_GET_CHILD_SUBREAPER = 37
@@ -131,13 +141,6 @@ def get_child_subreaper():
     _check(_libc.prctl(ctypes.c_int(PR_GET_CHILD_SUBREAPER), ctypes.byref(cur), ctypes.c_ulong(0),
                        ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl")
     return bool(cur.value)
-
-
-def _check(ret, what):
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"{what}: {os.strerror(e)}")
-    return ret
 
 
 def _b(s):
@@ -158,7 +161,7 @@ def _forked(name, call):
     err = ctypes.get_errno()
     api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSError(err, f"{name}: {os.strerror(err)}")
+        raise _error(err, name)
     return pid
 
 
@@ -190,11 +193,8 @@ def clone_into_cgroup(flags, cgroup_fd):
 
 def rename_noreplace(old, new):
     """rename(2) that fails with FileExistsError instead of replacing NEW (an empty dir would be)."""
-    ret = _libc.renameat2(ctypes.c_int(-100), _b(old), ctypes.c_int(-100), _b(new),  # AT_FDCWD
-                          ctypes.c_uint(1))  # RENAME_NOREPLACE
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"rename {old} to {new}: {os.strerror(e)}")
+    _check(_libc.renameat2(ctypes.c_int(-100), _b(old), ctypes.c_int(-100), _b(new),  # AT_FDCWD
+                           ctypes.c_uint(1)), old, new)  # RENAME_NOREPLACE
 
 
 def unshare(flags):
@@ -206,23 +206,26 @@ def setns(fd, nstype=0):
 
 
 def mount(source, target, fstype, flags=0, data=None):
+    """mount(2). OSError's filename and filename2 are SOURCE and TARGET; just TARGET when there
+    is no source (a remount, a propagation change)."""
     ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"mount {source} to {target}: {os.strerror(e)}")
+    if not source:
+        _check(ret, target)
+    else:
+        _check(ret, source, target)
 
 
 def umount2(target, flags=0):
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), target)
 
 
 def pivot_root(new_root, put_old):
-    _check(_syscall(SYS["pivot_root"], _b(new_root), _b(put_old)), "pivot_root")
+    _check(_syscall(SYS["pivot_root"], _b(new_root), _b(put_old)), new_root, put_old)
 
 
 def pidfd_open(pid, flags=0):
     return _check(_syscall(SYS["pidfd_open"], ctypes.c_int(pid), ctypes.c_uint(flags)),
-                  f"pidfd_open {pid}")
+                  "pidfd_open")
 
 
 def pidfd_getfd(pidfd, targetfd):
@@ -245,18 +248,18 @@ def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, use
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     _check(_syscall(SYS["mount_setattr"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags),
                     ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))),
-           f"mount_setattr {path}")
+           path or "mount_setattr")
 
 
 def open_tree(dirfd, path, flags):
     return _check(_syscall(SYS["open_tree"], ctypes.c_int(dirfd), _b(path), ctypes.c_uint(flags)),
-                  f"open_tree {path}")
+                  path or "open_tree")
 
 
 def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
     _check(_syscall(SYS["move_mount"], ctypes.c_int(from_dirfd), _b(from_path),
                     ctypes.c_int(to_dirfd), _b(to_path), ctypes.c_uint(flags)),
-           f"move_mount to {to_path}")
+           *([x for x in (from_path, to_path) if x] or ["move_mount"]))
 
 
 class _OpenHow(ctypes.Structure):
@@ -275,7 +278,7 @@ def openat2(dirfd, path, flags, mode=0, resolve=0):
         ret = _syscall(*args)
         if ret >= 0 or ctypes.get_errno() != 11:  # EAGAIN
             break
-    return _check(ret, f"openat2 {path}")
+    return _check(ret, path or "openat2")
 
 
 def close_range(first, last=0xFFFFFFFF, flags=0):
@@ -317,5 +320,4 @@ def execveat(fd, argv, envp, path=b"", flags=AT_EMPTY_PATH):
         return arr
     a, v = vec(argv), vec(envp)
     _syscall(SYS["execveat"], ctypes.c_int(fd), _b(path), a, v, ctypes.c_int(flags))
-    err = ctypes.get_errno()
-    raise OSError(err, os.strerror(err))
+    raise _error(ctypes.get_errno(), path or "execveat")
