@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__, SPEC_VERSION, hotpath
-from .errors import Error
+from .errors import Error, describe
 
 B, S, I, L = "bool", "str", "int", "list"  # flag kinds
 
@@ -251,7 +251,7 @@ def _main(argv):
         return 130
     except OSError as e:  # before Exception: it is one
         from . import log
-        log.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        log.error(describe(e))
         if debug:
             import traceback
             traceback.print_exc()

@@ -12,7 +12,7 @@ from . import state
 from .hotpath import SIGKILL, json_loads, sig
 from .lifecycle import kill_reap, oci_state, write_pid_file
 from .testpoint import point
-from .errors import Error, NotExist
+from .errors import Error, NotExist, describe
 
 
 def warn(msg):
@@ -359,7 +359,7 @@ def delete(root, cid, force=False):
         try:
             cgroups.load_manager(d["cgroup"]).destroy()
         except OSError as e:
-            warn(f"cgroup of {cid}: {e}")
+            warn(f"cgroup of {cid}: {describe(e)}")
     point("delete:cgroup")
     hooks = (d.get("hooks") or {}).get("poststop")
     if hooks and not d.get("broken"):

@@ -8,7 +8,7 @@ init takes too. Foreground, the verb then waits for it (or proxies its terminal)
 import os
 
 from . import state
-from .errors import Error
+from .errors import Error, why
 
 NS_FLAGS = {  # the CLONE_NEW* flags (runtime/linux), by namespace type
     "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
@@ -22,7 +22,7 @@ def _load_json(path):
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise Error(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        raise Error(f"open {path}: {why(e).lower()}") from None
     try:
         p = json.loads(data)
     except ValueError as e:

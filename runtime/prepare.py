@@ -5,7 +5,7 @@ made."""
 import os
 
 from . import config, process, rootfs
-from .errors import Error
+from .errors import Error, why
 from .lifecycle import passed_fds
 from .plan import InitPlan
 
@@ -127,7 +127,7 @@ def _check_ns_path(t, path):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise Error(f"config.json: linux.namespaces: {t} namespace path {path}: {e.strerror}") from None
+        raise Error(f"config.json: linux.namespaces: {t} namespace path {path}: {why(e)}") from None
     try:
         import fcntl
         NS_GET_NSTYPE = 0xB703

@@ -10,7 +10,7 @@ import stat
 
 from .. import linux as L
 from .. import process, procfs, program, rootfs, sync
-from ..errors import Error
+from ..errors import Error, describe, why
 from . import finalize
 
 _PASSWD_MAX = 4 << 20  # read of the container's /etc/passwd, at most
@@ -28,7 +28,7 @@ def main(ch, c, pidfd, rootfd, flags, tail, console, console_size, placement):
     except Error as e:
         ch.error(str(e))
     except OSError as e:
-        ch.error(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        ch.error(describe(e))
     except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
         ch.error(f"exec: {type(e).__name__}: {e}")
     os._exit(255)
@@ -49,7 +49,7 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
         try:
             L.setns(pidfd, flags)
         except OSError as e:
-            raise Error(f"joining the namespaces of the container: {e.strerror}") from None
+            raise Error(f"joining the namespaces of the container: {why(e)}") from None
     os.close(pidfd)
     if flags & L.CLONE_NEWUSER:
         os.setresgid(0, 0, 0)
@@ -64,7 +64,7 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
         rootfs.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
     except OSError as e:
         raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in config.json "
-                    f"failed: {(e.strerror or '').lower()}") from None
+                    f"failed: {why(e).lower()}") from None
     try:
         prog = program.resolve(plan.args, env)  # in the root, by fd: see runtime/program.py
     except Error as e:

@@ -15,7 +15,7 @@ import os
 
 from .. import linux as L
 from .. import process, procfs, program, rootfs, sync
-from ..errors import Error
+from ..errors import Error, describe, why
 from ..hotpath import csocket
 from ..state import INIT_COMM  # our comm until execve: state tells created from started
 from . import finalize
@@ -28,7 +28,7 @@ def main(plan, launch, ch):
     except Error as e:
         report(launch, ch, str(e))
     except OSError as e:
-        report(launch, ch, f"{e.strerror or e} ({e.filename})" if e.filename else str(e.strerror or e))
+        report(launch, ch, describe(e))
     except BaseException as e:  # noqa: BLE001 - the child must never unwind into the runtime
         report(launch, ch, f"container init: {type(e).__name__}: {e}")
     os._exit(1)
@@ -119,10 +119,14 @@ def _after_go(plan, timens_fd):
         fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
         L.setns(fd, L.CLONE_NEWTIME)
         os.close(fd)
-    if plan.hostname is not None:
-        L.sethostname(plan.hostname)
-    if plan.domainname is not None:
-        L.setdomainname(plan.domainname)
+    try:
+        if plan.hostname is not None:
+            L.sethostname(plan.hostname)
+        if plan.domainname is not None:
+            L.setdomainname(plan.domainname)
+    except OSError as e:
+        field = "hostname" if e.filename == "sethostname" else "domainname"
+        raise Error(f"{field}: {e.filename}: {why(e)}") from None
     if plan.new_flags & L.CLONE_NEWNET:
         _loopback_up()
 
@@ -154,7 +158,7 @@ def _process(plan, state_json):
     try:
         rootfs.chdir_in_root(p.cwd)
     except OSError as e:
-        raise Error(f"process.cwd: {p.cwd}: {e.strerror}") from None
+        raise Error(f"process.cwd: {p.cwd}: {why(e)}") from None
     prog = program.resolve(p.args, env)
     process.apply_early(p)
     if plan.attrs is not None:

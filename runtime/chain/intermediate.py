@@ -6,7 +6,7 @@ import os
 
 from .. import linux as L
 from .. import sync
-from ..errors import Error
+from ..errors import Error, describe, why
 from . import init
 
 
@@ -27,7 +27,7 @@ def main(plan, launch, ch):
                     L.setns(fd, flag)
                 except OSError as e:
                     raise Error(f"linux.namespaces: joining {t} namespace {plan.ns_paths[t]}: "
-                                f"{e.strerror}") from None
+                                f"{why(e)}") from None
             os.close(fd)
         L.unshare(plan.new_flags & ~(L.CLONE_NEWUSER | L.CLONE_NEWCGROUP | L.CLONE_NEWTIME))
         pid = os.fork()
@@ -38,7 +38,7 @@ def main(plan, launch, ch):
     except Error as e:
         init.report(launch, ch, str(e))
     except OSError as e:
-        init.report(launch, ch, str(e.strerror or e))
+        init.report(launch, ch, describe(e))
     except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
         init.report(launch, ch, f"container init: {type(e).__name__}: {e}")
     os._exit(1)

@@ -16,7 +16,7 @@ import os
 
 from .. import linux as L
 from .. import state, sync
-from ..errors import Error
+from ..errors import Error, why
 from ..hotpath import seqpacket_pair
 from ..lifecycle import kill_reap, oci_state
 from ..testpoint import point
@@ -172,7 +172,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach):
         except OSError as e:
             if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
                 raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
-            raise Error(f"fork: {e.strerror}") from None
+            raise Error(f"fork: {why(e)}") from None
         if child == 0:
             ch.close()
             execproc.main(child_ch, c, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console,
@@ -220,4 +220,4 @@ def _enter_for_children(pidfd, flags):
     try:
         L.setns(pidfd, jf)
     except OSError as e:
-        raise Error(f"joining the pid namespace of the container: {e.strerror}") from None
+        raise Error(f"joining the pid namespace of the container: {why(e)}") from None

@@ -140,9 +140,9 @@ def test_weakened_no_group_kill_flagged(tmp_path):
     """Only the hook process killed (no process group, no subreaper sweep)."""
     weak = weakened(tmp_path, {"hooks.py": [
         ("            os.setsid()  # its own session", "            pass  # its own session"),
-        ("        os.killpg(pid, signal.SIGKILL)\n    except OSError:\n        pass\n    try:\n"
+        ("        os.killpg(pid, SIGKILL)\n    except OSError:\n        pass\n    try:\n"
          "        os.waitpid(pid, 0)",
-         "        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n    try:\n"
+         "        os.kill(pid, SIGKILL)\n    except OSError:\n        pass\n    try:\n"
          "        os.waitpid(pid, 0)"),
         ("    if kids_before is None:\n        return", "    if True:\n        return")]})
     try:
