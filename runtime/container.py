@@ -30,7 +30,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
            foreground=False, keep=False, console_socket=None, rootless="auto"):
     """create (and for run, start): returns the exit status for a foreground run, else 0."""
     from . import config
-    from .chain import preload
+    from .chain import preload_init
     from .plan import Launch
     from .prepare import init_plan
     bundle = os.path.abspath(bundle or ".")
@@ -38,7 +38,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         raise Error(f"bundle {bundle}: no such directory")
     cfg = config.load(bundle)
     plan = init_plan(cfg, bundle, no_pivot, preserve_fds)
-    preload.for_init(plan)
+    preload_init(plan)
     launch = Launch()
     rootless_cg = rootless != "auto" or plan.rootless
     if rootless_cg:

@@ -136,7 +136,7 @@ def run(root, cid, o, args):
 
 def _exec(c, proc, o, preserved):
     from . import process
-    from .chain import parent, preload
+    from .chain import parent, preload_exec
     d = c.data
     linux = (d.get("config") or {}).get("linux") or {}
     plan = process.plan_process(proc)
@@ -152,7 +152,7 @@ def _exec(c, proc, o, preserved):
     try:
         try:
             tail = _tail(c, plan, proc, linux, seccomp, preserved, o["preserve-fds"])
-            preload.for_exec(tail.attrs, tail.mempolicy, seccomp, console is not None)
+            preload_exec(tail.attrs, tail.mempolicy, seccomp, console is not None)
             placement = None
             if d.get("cgroup"):
                 from . import cgroups

@@ -41,7 +41,7 @@ comment `# hot path: see runtime/hotpath.py` marks a lazy import or a shim kept 
 This module imports nothing of its own but _json (a shared object, for the JSON helpers; _signal is
 loaded at start-up). Lazy imports happen in the runtime process only: a process that will see the
 container's files (the init, exec's child) must have imported everything it needs before, or it
-would load the image's files as code (runtime/chain/preload.py,
+would load the image's files as code (runtime/chain/__init__.py,
 tests/security/test_sec_imports.py). csocket() and seqpacket_pair() import _socket (built in on
 Debian's python, an extension module elsewhere): call them in the runtime process.
 """

@@ -230,7 +230,7 @@ def _cap_name(i):
 def seal_imports():
     """From here on the filesystem is the container's: an import would read its files and run
     them with our privileges. Only built-in and frozen modules may still load; everything else the
-    child needs was imported before the fork (runtime/chain/preload.py), so a miss fails loudly."""
+    child needs was imported before the fork (runtime/chain/__init__.py), so a miss fails loudly."""
     import sys
     sys.meta_path[:] = [f for f in sys.meta_path
                         if getattr(f, "__name__", "") in ("BuiltinImporter", "FrozenImporter")]

@@ -187,7 +187,7 @@ def _wait_start(launch, ch):
 
 
 def _state_dict(state_json):
-    import json  # loaded before the fork when a listener needs it (chain/preload.py)
+    import json  # loaded before the fork when a listener needs it (runtime/chain/__init__.py)
     return json.loads(state_json)
 
 

@@ -19,7 +19,6 @@ from .. import state, sync
 from ..errors import Error, why
 from ..hotpath import seqpacket_pair
 from ..lifecycle import kill_reap, oci_state
-from ..testpoint import point
 
 _FOR_CHILDREN = L.CLONE_NEWPID | L.CLONE_NEWTIME  # setns applies these to children only
 
@@ -51,6 +50,7 @@ def _recv(ch, what):
 def start_init(plan, launch, c, resources):
     """Clone the init and drive it to READY; returns (init pid, our channel end)."""
     from . import init
+    from ..testpoint import point  # create only: not on exec's path
     ch, child_ch = _pair()
     slow = bool(plan.ns_joins)
     flags = 0 if slow else plan.new_flags & ~(L.CLONE_NEWCGROUP | L.CLONE_NEWTIME)
@@ -116,6 +116,7 @@ def _intermediate(plan, ch, child):
 
 def _serve(plan, ch, pid, st):
     """The init's requests after GO, until READY."""
+    from ..testpoint import point
     while True:
         kind, payload = _recv(ch, "container init")
         if kind == sync.HOOKS:
