@@ -58,7 +58,9 @@ def _edges():
             elif isinstance(node, ast.Import):
                 targets = [a.name[len("runtime."):] for a in node.names if a.name.startswith("runtime.")]
             for t in targets:
-                if t in mods and t != m:
+                # a submodule's import of its own package is no edge: Python loads the package
+                # before any of its submodules
+                if t in mods and t != m and not m.startswith(t + "."):
                     edges[m].add(t)
     return edges
 
