@@ -43,7 +43,9 @@ class Program:
         self.fd, self.argv, self.path = fd, argv, path
 
 
-def _openat2(path, flags):
+def open_in_root(path, flags):
+    """Open PATH in the current root without magic links: an absolute path resolves as if the
+    root were / (RESOLVE_IN_ROOT), a relative one from the cwd, as execve would."""
     if path.startswith("/"):
         root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
@@ -67,7 +69,7 @@ def _executable(st):
 def open_exec(path):
     """(fd, readable) of the regular, executable file PATH names in the current root; OSError
     (ELOOP for a magic link on the way) otherwise."""
-    pfd = _openat2(path, os.O_PATH | os.O_CLOEXEC)
+    pfd = open_in_root(path, os.O_PATH | os.O_CLOEXEC)
     try:
         st = os.fstat(pfd)
         if not stat.S_ISREG(st.st_mode) or not _executable(st):
@@ -75,7 +77,7 @@ def open_exec(path):
         try:
             # readable: for its #! line or ELF header. Opened again by path (an O_PATH fd cannot
             # be read, and reopening it would need /proc): it must be the same file.
-            fd = _openat2(path, _O_READ)
+            fd = open_in_root(path, _O_READ)
         except PermissionError:
             fd, pfd = pfd, -1  # execute-only for us: run as is, the kernel reads it
             return fd, False
@@ -173,7 +175,7 @@ def _follow(fd, readable, path, argv, what):
             interp = _elf_interp(fd, head)
             if interp is not None:
                 try:
-                    os.close(_openat2(interp, os.O_PATH | os.O_CLOEXEC))
+                    os.close(open_in_root(interp, os.O_PATH | os.O_CLOEXEC))
                 except OSError as e:
                     if e.errno == errno.ELOOP:
                         os.close(fd)
@@ -237,3 +239,13 @@ def execute(prog, env):
         except OSError as e3:
             err = e3
     raise Error(f"exec {prog.argv[0]}: {why(err)}")
+
+
+def chdir_in_root(cwd):
+    """chdir to a process cwd resolved inside the current root: neither '..' nor a magic link such
+    as /proc/self/fd/N of a descriptor leaked from the host can lead outside (CVE-2024-21626)."""
+    fd = open_in_root("/" + cwd.lstrip("/"), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)

@@ -675,18 +675,3 @@ def _prop_name(prop):
         if prop & flag:
             return ("r" if prop & L.MS_REC else "") + name
     return hex(prop)
-
-
-def chdir_in_root(cwd):
-    """chdir to a process cwd resolved inside the current root: neither '..' nor a magic link such
-    as /proc/self/fd/N of a descriptor leaked from the host can lead outside (CVE-2024-21626)."""
-    rfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fd = L.openat2(rfd, cwd.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0,
-                       L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS)
-    finally:
-        os.close(rfd)
-    try:
-        os.fchdir(fd)
-    finally:
-        os.close(fd)

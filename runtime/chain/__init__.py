@@ -38,7 +38,7 @@ def preload_init(plan):
 def preload_exec(attrs, mempolicy, seccomp, terminal):
     """What exec's process may use after its chroot: import it now, before the fork."""
     from . import execproc, finalize  # noqa: F401
-    from .. import program, procfs, rootfs  # noqa: F401 - the process's own steps
+    from .. import program, procfs  # noqa: F401 - the process's own steps
     if terminal:
         from .. import tty  # noqa: F401
     _process(attrs, mempolicy, seccomp)

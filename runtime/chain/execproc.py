@@ -9,7 +9,7 @@ import os
 import stat
 
 from .. import linux as L
-from .. import process, procfs, program, rootfs, sync
+from .. import process, procfs, program, sync
 from ..errors import Error, describe, why
 from . import finalize
 
@@ -61,7 +61,7 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
     if "HOME" not in env:
         env["HOME"] = _home(plan.uid)
     try:
-        rootfs.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
+        program.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
     except OSError as e:
         raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in config.json "
                     f"failed: {why(e).lower()}") from None
@@ -91,7 +91,7 @@ def _home(uid):
     container's: opened in the root without magic links, never blocking (a FIFO there), a
     regular file only, and read up to a bound (/dev/zero there)."""
     try:
-        fd = program._openat2("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = program.open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return "/"
     try:

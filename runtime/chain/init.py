@@ -156,7 +156,7 @@ def _process(plan, state_json):
     p = plan.proc
     env = process.env_dict(p.env)
     try:
-        rootfs.chdir_in_root(p.cwd)
+        program.chdir_in_root(p.cwd)
     except OSError as e:
         raise Error(f"process.cwd: {p.cwd}: {why(e)}") from None
     prog = program.resolve(p.args, env)

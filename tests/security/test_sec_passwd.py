@@ -57,7 +57,7 @@ def test_exec_reads_passwd_safely(anyrt, tmp_path, request, kind):
 
 
 WEAK_PASSWD = {"chain/execproc.py": [
-    ('fd = program._openat2("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)',
+    ('fd = program.open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)',
      'fd = os.open("/etc/passwd", os.O_RDONLY | os.O_CLOEXEC)'),
 ]}
 
