@@ -211,11 +211,26 @@ def _build(base, s):
     if isinstance(s.get("id"), str):
         raise Unsupported("id")  # would change the base URI of the refs below it
 
-    checks = []  # each: instance -> bool; applies its own type guard like jsonschema does
-
-    # -- the shapes of nearly every node of the OCI schemas get one fused closure
     t = s.get("type")
     tcheck = _type_check(t) if t is not None else None
+    fused = _fused(s, t, tcheck)
+    if fused is not None:
+        return fused
+    checks = []  # each: instance -> bool; applies its own type guard like jsonschema does
+    if tcheck is not None:
+        checks.append(tcheck)
+    # one builder per keyword family, in this order (the order the checks run in)
+    _enum(s, checks)
+    _objects(base, s, checks)
+    _arrays(base, s, checks)
+    _strings(s, checks)
+    _numbers(s, checks)
+    _combinators(base, s, checks)
+    return _conjunction(checks)
+
+
+def _fused(s, t, tcheck):
+    """The shapes of nearly every node of the OCI schemas get one fused closure (None: not one)."""
     if t == "integer" and set(s) - {"description"} <= {"type", "minimum", "maximum"} \
             and not s.get("exclusiveMinimum") and not s.get("exclusiveMaximum"):
         lo, hi = s.get("minimum"), s.get("maximum")
@@ -223,111 +238,129 @@ def _build(base, s):
             return lambda x: isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
     if t is not None and set(s) <= {"type", "description"}:
         return tcheck
-    if tcheck is not None:
-        checks.append(tcheck)
+    return None
 
-    if "enum" in s:
-        enum = s["enum"]
-        if not isinstance(enum, list):
-            raise Unsupported("enum")
-        if all(isinstance(e, str) for e in enum):
-            es = frozenset(enum)
-            checks.append(lambda x: isinstance(x, str) and x in es)
-        else:
-            checks.append(lambda x: any(_equal(e, x) for e in enum))
 
-    # -- objects
+def _conjunction(checks):
+    if not checks:
+        return lambda x: True
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        a, b = checks
+        return lambda x: a(x) and b(x)
+    return lambda x: all(c(x) for c in checks)
+
+
+def _enum(s, checks):
+    if "enum" not in s:
+        return
+    enum = s["enum"]
+    if not isinstance(enum, list):
+        raise Unsupported("enum")
+    if all(isinstance(e, str) for e in enum):
+        es = frozenset(enum)
+        checks.append(lambda x: isinstance(x, str) and x in es)
+    else:
+        checks.append(lambda x: any(_equal(e, x) for e in enum))
+
+
+# -- objects
+
+def _objects(base, s, checks):
     props = s.get("properties")
     pprops = s.get("patternProperties")
     addl = s.get("additionalProperties")
     if props is not None or pprops is not None or addl is not None:
-        pd = {k: _lazy(base, v) for k, v in (props or {}).items()}
-        pp = [(_search(p), _lazy(base, v)) for p, v in (pprops or {}).items()]
-        # jsonschema joins the patterns with "|" to find the additional properties
-        joined = _search("|".join(pprops)) if pprops else None
-        if addl is None or addl is True:
-            addl_fn = None
-        elif addl is False:
-            addl_fn = False
-        elif isinstance(addl, dict):
-            addl_fn = _lazy(base, addl)
-        else:
-            raise Unsupported("additionalProperties")
-
-        def objects(x):
-            if not isinstance(x, dict):
-                return True
-            for k, v in x.items():
-                f = pd.get(k)
-                if f is not None and not f(v):
-                    return False
-                for m, g in pp:
-                    if m(k) and not g(v):
-                        return False
-                if addl_fn is not None and f is None and not (joined is not None and joined(k)):
-                    if addl_fn is False or not addl_fn(v):
-                        return False
-            return True
-        checks.append(objects)
-
+        checks.append(_properties(base, props, pprops, addl))
     req = s.get("required")
     if req is not None:
         if not isinstance(req, list):
             raise Unsupported("required")
         checks.append(lambda x: not isinstance(x, dict) or all(k in x for k in req))
     if "minProperties" in s:
-        n = s["minProperties"]
-        checks.append(lambda x: not isinstance(x, dict) or len(x) >= n)
+        least = s["minProperties"]
+        checks.append(lambda x: not isinstance(x, dict) or len(x) >= least)
     if "maxProperties" in s:
-        n = s["maxProperties"]
-        checks.append(lambda x: not isinstance(x, dict) or len(x) <= n)
+        most = s["maxProperties"]
+        checks.append(lambda x: not isinstance(x, dict) or len(x) <= most)
     deps = s.get("dependencies")
     if deps is not None:
-        dl = []
-        for k, d in deps.items():
-            if isinstance(d, dict):
-                dl.append((k, _lazy(base, d), None))
-            elif isinstance(d, list):
-                dl.append((k, None, d))
-            else:
-                raise Unsupported("dependencies")
+        checks.append(_dependencies(base, deps))
 
-        def dependencies(x):
-            if not isinstance(x, dict):
-                return True
-            for k, f, names in dl:
-                if k in x:
-                    if f is not None and not f(x):
-                        return False
-                    if names is not None and not all(n in x for n in names):
-                        return False
+
+def _properties(base, props, pprops, addl):
+    """properties, patternProperties and additionalProperties: one pass over the keys."""
+    pd = {k: _lazy(base, v) for k, v in (props or {}).items()}
+    pp = [(_search(p), _lazy(base, v)) for p, v in (pprops or {}).items()]
+    # jsonschema joins the patterns with "|" to find the additional properties
+    joined = _search("|".join(pprops)) if pprops else None
+    if addl is None or addl is True:
+        addl_fn = None
+    elif addl is False:
+        addl_fn = False
+    elif isinstance(addl, dict):
+        addl_fn = _lazy(base, addl)
+    else:
+        raise Unsupported("additionalProperties")
+
+    def objects(x):
+        if not isinstance(x, dict):
             return True
-        checks.append(dependencies)
+        for k, v in x.items():
+            f = pd.get(k)
+            if f is not None and not f(v):
+                return False
+            for m, g in pp:
+                if m(k) and not g(v):
+                    return False
+            if addl_fn is not None and f is None and not (joined is not None and joined(k)):
+                if addl_fn is False or not addl_fn(v):
+                    return False
+        return True
+    return objects
 
-    # -- arrays
+
+def _dependencies(base, deps):
+    dl = []
+    for k, d in deps.items():
+        if isinstance(d, dict):
+            dl.append((k, _lazy(base, d), None))
+        elif isinstance(d, list):
+            dl.append((k, None, d))
+        else:
+            raise Unsupported("dependencies")
+
+    def dependencies(x):
+        if not isinstance(x, dict):
+            return True
+        for k, f, names in dl:
+            if k in x:
+                if f is not None and not f(x):
+                    return False
+                if names is not None and not all(n in x for n in names):
+                    return False
+        return True
+    return dependencies
+
+
+# -- arrays
+
+def _arrays(base, s, checks):
     items = s.get("items")
     if isinstance(items, dict):
         f_item = _lazy(base, items)
         checks.append(lambda x: not isinstance(x, list) or all(f_item(i) for i in x))
     elif isinstance(items, list):
-        tup = [_lazy(base, i) for i in items]
-        checks.append(lambda x: not isinstance(x, list) or all(f(i) for f, i in zip(tup, x)))
-        ai = s.get("additionalItems")
-        if isinstance(ai, dict):
-            f_more = _lazy(base, ai)
-            checks.append(lambda x: not isinstance(x, list) or all(f_more(i) for i in x[len(tup):]))
-        elif ai is False:
-            checks.append(lambda x: not isinstance(x, list) or len(x) <= len(tup))
-        elif ai is not None and ai is not True:
-            raise Unsupported("additionalItems")
+        _tuple_items(base, s, items, checks)
     elif items is not None:
         raise Unsupported("items")
     if "minItems" in s:
-        n = s["minItems"]
-        checks.append(lambda x: not isinstance(x, list) or len(x) >= n)
+        least = s["minItems"]
+        checks.append(lambda x: not isinstance(x, list) or len(x) >= least)
     if "maxItems" in s:
-        n = s["maxItems"]
-        checks.append(lambda x: not isinstance(x, list) or len(x) <= n)
+        most = s["maxItems"]
+        checks.append(lambda x: not isinstance(x, list) or len(x) <= most)
     if s.get("uniqueItems"):
         def unique(x):
             if not isinstance(x, list):
@@ -335,18 +368,38 @@ def _build(base, s):
             return not any(_equal(a, b) for i, a in enumerate(x) for b in x[i + 1:])
         checks.append(unique)
 
-    # -- strings
+
+def _tuple_items(base, s, items, checks):
+    """items as an array of schemas, and additionalItems for the elements past them."""
+    tup = [_lazy(base, i) for i in items]
+    checks.append(lambda x: not isinstance(x, list) or all(f(i) for f, i in zip(tup, x)))
+    ai = s.get("additionalItems")
+    if isinstance(ai, dict):
+        f_more = _lazy(base, ai)
+        checks.append(lambda x: not isinstance(x, list) or all(f_more(i) for i in x[len(tup):]))
+    elif ai is False:
+        checks.append(lambda x: not isinstance(x, list) or len(x) <= len(tup))
+    elif ai is not None and ai is not True:
+        raise Unsupported("additionalItems")
+
+
+# -- strings
+
+def _strings(s, checks):
     if "pattern" in s:
         m = _search(s["pattern"])
         checks.append(lambda x: not isinstance(x, str) or m(x))
     if "minLength" in s:
-        n = s["minLength"]
-        checks.append(lambda x: not isinstance(x, str) or len(x) >= n)
+        least = s["minLength"]
+        checks.append(lambda x: not isinstance(x, str) or len(x) >= least)
     if "maxLength" in s:
-        n = s["maxLength"]
-        checks.append(lambda x: not isinstance(x, str) or len(x) <= n)
+        most = s["maxLength"]
+        checks.append(lambda x: not isinstance(x, str) or len(x) <= most)
 
-    # -- numbers (draft-04: exclusiveMinimum/Maximum are booleans beside minimum/maximum)
+
+# -- numbers (draft-04: exclusiveMinimum/Maximum are booleans beside minimum/maximum)
+
+def _numbers(s, checks):
     if "minimum" in s:
         lo = s["minimum"]
         if s.get("exclusiveMinimum", False):
@@ -362,7 +415,10 @@ def _build(base, s):
     if "multipleOf" in s:
         checks.append(_multiple_of(s["multipleOf"]))
 
-    # -- combinators
+
+# -- combinators
+
+def _combinators(base, s, checks):
     for key in ("allOf", "anyOf", "oneOf"):
         subs = s.get(key)
         if subs is None:
@@ -379,15 +435,6 @@ def _build(base, s):
     if "not" in s:
         f_not = _lazy(base, s["not"])
         checks.append(lambda x: not f_not(x))
-
-    if not checks:
-        return lambda x: True
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        a, b = checks
-        return lambda x: a(x) and b(x)
-    return lambda x: all(c(x) for c in checks)
 
 
 def _multiple_of(db):
