@@ -174,25 +174,43 @@ def _mount_console(slave):
 def proxy(master, pid, on_signal=None):
     """Copy stdin -> master and master -> stdout until PID exits; raw mode on our terminal while
     it runs, window size changes passed on. Returns PID's wait status."""
-    import select
     import signal
-    import tty as ttymod
 
-    stdin, stdout = 0, 1
-    saved = None
-    if os.isatty(stdin):
-        saved = termios.tcgetattr(stdin)
-        ttymod.setraw(stdin, termios.TCSANOW)
+    stdin = 0
+    saved = _raw_mode(stdin)
     rpipe, wpipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wpipe)
     pending = []
+    old = _catch_signals(pending)
+    status = None
+    try:
+        status = _pump(master, pid, rpipe, pending)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        _restore_signals(old_wakeup, old)
+        os.close(rpipe)
+        os.close(wpipe)
+    if status is None:
+        status = os.waitpid(pid, 0)[1]
+    return status
 
-    def resize():
-        try:
-            ws = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
-        except OSError:
-            pass
+
+def _raw_mode(fd):
+    """Put our terminal FD in raw mode; returns its attributes to restore (None: not a tty)."""
+    import tty as ttymod
+
+    if not os.isatty(fd):
+        return None
+    saved = termios.tcgetattr(fd)
+    ttymod.setraw(fd, termios.TCSANOW)
+    return saved
+
+
+def _catch_signals(pending):
+    """Catch every signal we may (not the real-time ones) into PENDING, for the loop to pass on.
+    Returns the handlers replaced."""
+    import signal
 
     def handler(signum, _frame):
         pending.append(signum)
@@ -206,81 +224,109 @@ def proxy(master, pid, on_signal=None):
             old[s] = signal.signal(s, handler)
         except (OSError, ValueError):
             pass
-    status = None
-    try:
-        resize()
-        poll = select.poll()
-        poll.register(master, select.POLLIN)
-        poll.register(rpipe, select.POLLIN)
-        stdin_open = True
+    return old
+
+
+def _restore_signals(old_wakeup, old):
+    import signal
+
+    signal.set_wakeup_fd(old_wakeup)
+    for s, h in old.items():
         try:
-            poll.register(stdin, select.POLLIN)
-        except (OSError, ValueError):
-            stdin_open = False
-        # a pending SIGCHLD from before the handler was set would be lost: check once
-        status = _reap(pid)
-        master_open = True
-        while True:
-            events = poll.poll(-1 if status is None else 0)
-            if not events and status is not None:
-                break  # exited and everything it wrote is out
-            # signals first: a resize must reach the pty before the input typed after it
-            while pending:
-                s = pending.pop(0)
-                if s == signal.SIGWINCH:
-                    resize()
-                elif s != signal.SIGCHLD and status is None:
-                    try:
-                        os.kill(pid, s)
-                    except ProcessLookupError:
-                        pass
-            for fd, ev in events:
-                if fd == rpipe:
-                    try:
-                        os.read(rpipe, 512)
-                    except BlockingIOError:
-                        pass
-                elif fd == master:
-                    try:
-                        data = os.read(master, 65536)
-                    except OSError:  # EIO: no slave end left open
-                        data = b""
-                    if not data:
-                        poll.unregister(master)
-                        master_open = False
-                        continue
-                    _write_all(stdout, data)
-                elif fd == stdin and stdin_open:
-                    try:
-                        data = os.read(stdin, 65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        poll.unregister(stdin)
-                        stdin_open = False
-                        continue
-                    try:
-                        _write_all(master, data)
-                    except OSError:
-                        pass
-            if status is None:
-                status = _reap(pid)
-            if status is not None and not master_open:
-                break
-    finally:
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-        signal.set_wakeup_fd(old_wakeup)
-        for s, h in old.items():
-            try:
-                signal.signal(s, h)
-            except (OSError, ValueError, TypeError):
-                pass
-        os.close(rpipe)
-        os.close(wpipe)
-    if status is None:
-        status = os.waitpid(pid, 0)[1]
+            signal.signal(s, h)
+        except (OSError, ValueError, TypeError):
+            pass
+
+
+def _resize(stdin, master):
+    try:
+        ws = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
+def _pump(master, pid, rpipe, pending):
+    """The loop: until PID exited and the master is drained. Returns PID's wait status."""
+    stdin, stdout = 0, 1
+    _resize(stdin, master)
+    poll, stdin_open = _poller(master, rpipe, stdin)
+    # a pending SIGCHLD from before the handler was set would be lost: check once
+    status = _reap(pid)
+    master_open = True
+    while True:
+        events = poll.poll(-1 if status is None else 0)
+        if not events and status is not None:
+            break  # exited and everything it wrote is out
+        # signals first: a resize must reach the pty before the input typed after it
+        _pass_signals(pending, master, pid, status)
+        for fd, ev in events:
+            if fd == rpipe:
+                try:
+                    os.read(rpipe, 512)
+                except BlockingIOError:
+                    pass
+            elif fd == master:
+                data = _read(master)  # b"" on EIO too: no slave end left open
+                if not data:
+                    poll.unregister(master)
+                    master_open = False
+                    continue
+                _write_all(stdout, data)
+            elif fd == stdin and stdin_open:
+                data = _read(stdin)
+                if not data:
+                    poll.unregister(stdin)
+                    stdin_open = False
+                    continue
+                try:
+                    _write_all(master, data)
+                except OSError:
+                    pass
+        if status is None:
+            status = _reap(pid)
+        if status is not None and not master_open:
+            break
     return status
+
+
+def _poller(master, rpipe, stdin):
+    """A poll on the master, the signal wake-up pipe and, if it can be polled, our stdin.
+    Returns it and whether stdin is in it."""
+    import select
+
+    poll = select.poll()
+    poll.register(master, select.POLLIN)
+    poll.register(rpipe, select.POLLIN)
+    stdin_open = True
+    try:
+        poll.register(stdin, select.POLLIN)
+    except (OSError, ValueError):
+        stdin_open = False
+    return poll, stdin_open
+
+
+def _pass_signals(pending, master, pid, status):
+    """The signals caught since the last round: a window size change goes to the pty, the others
+    to PID while it runs (SIGCHLD is the proxy's own)."""
+    import signal
+
+    while pending:
+        s = pending.pop(0)
+        if s == signal.SIGWINCH:
+            _resize(0, master)
+        elif s != signal.SIGCHLD and status is None:
+            try:
+                os.kill(pid, s)
+            except ProcessLookupError:
+                pass
+
+
+def _read(fd):
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
 
 
 def _reap(pid):
