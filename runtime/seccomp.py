@@ -133,40 +133,10 @@ def _parse(seccomp):
     p = "linux.seccomp"
     if not isinstance(seccomp, dict):
         raise Error(f"{p}: must be an object")
-    default = seccomp.get("defaultAction")
-    if default is None:
-        raise Error(f"{p}.defaultAction: required")
-    default_value = _action(
-        default, seccomp.get("defaultErrnoRet"), f"{p}.defaultAction", f"{p}.defaultErrnoRet"
-    )
-    if default == "SCMP_ACT_NOTIFY":
-        # Every syscall after load(), including handing over the fd, would wait on a listener
-        # that does not have the fd yet.
-        raise Error(f"{p}.defaultAction: SCMP_ACT_NOTIFY cannot be used as the default action")
-
-    arches = seccomp.get("architectures") or []
-    if not isinstance(arches, list):
-        raise Error(f"{p}.architectures: must be an array")
-    for i, a in enumerate(arches):
-        if a not in _ARCHES:
-            raise Error(f"{p}.architectures[{i}]: unknown architecture {a}")
-
-    flags = seccomp.get("flags") or []
-    if not isinstance(flags, list):
-        raise Error(f"{p}.flags: must be an array")
-    for i, f in enumerate(flags):
-        if f not in _FLAGS:
-            raise Error(f"{p}.flags[{i}]: unknown flag {f}")
-
-    listener = seccomp.get("listenerPath")
-    if listener is not None and (not isinstance(listener, str) or not listener):
-        raise Error(f"{p}.listenerPath: must be a non-empty string")
-    metadata = seccomp.get("listenerMetadata")
-    if metadata is not None:
-        if not isinstance(metadata, str):
-            raise Error(f"{p}.listenerMetadata: must be a string")
-        if listener is None:
-            raise Error(f"{p}.listenerMetadata: must not be set without listenerPath")
+    default_value = _parse_default(seccomp, p)
+    arches = _parse_names(seccomp, p, "architectures", _ARCHES, "architecture")
+    flags = _parse_names(seccomp, p, "flags", _FLAGS, "flag")
+    listener = _parse_listener(seccomp, p)
 
     syscalls = seccomp.get("syscalls") or []
     if not isinstance(syscalls, list):
@@ -174,54 +144,9 @@ def _parse(seccomp):
     rules = []  # (field, names, action value, [conditions per rule])
     notify = False
     for i, sc in enumerate(syscalls):
-        f = f"{p}.syscalls[{i}]"
-        if not isinstance(sc, dict):
-            raise Error(f"{f}: must be an object")
-        names = sc.get("names")
-        if not isinstance(names, list) or not names:
-            raise Error(f"{f}.names: must contain at least one syscall name")
-        for j, n in enumerate(names):
-            if not isinstance(n, str) or not n:
-                raise Error(f"{f}.names[{j}]: must be a non-empty string")
-        act = sc.get("action")
-        if act is None:
-            raise Error(f"{f}.action: required")
-        value = _action(act, sc.get("errnoRet"), f"{f}.action", f"{f}.errnoRet")
-        if act == "SCMP_ACT_NOTIFY":
-            notify = True
-            bad = NOTIFY_FORBIDDEN.intersection(names)
-            if bad:
-                raise Error(f"{f}.action: SCMP_ACT_NOTIFY cannot be used for {sorted(bad)[0]}")
-        args = sc.get("args") or []
-        if not isinstance(args, list):
-            raise Error(f"{f}.args: must be an array")
-        conds = []
-        for k, a in enumerate(args):
-            af = f"{f}.args[{k}]"
-            if not isinstance(a, dict):
-                raise Error(f"{af}: must be an object")
-            if a.get("op") not in _OPS:
-                raise Error(f"{af}.op: unknown operator {a.get('op')}")
-            for key in ("index", "value"):
-                if key not in a:
-                    raise Error(f"{af}.{key}: required")
-            conds.append(
-                (
-                    _uint(a["index"], f"{af}.index", _MAX_ARGS - 1),
-                    _OPS[a["op"]],
-                    _uint(a["value"], f"{af}.value", _U64),
-                    _uint(a.get("valueTwo", 0), f"{af}.valueTwo", _U64),
-                )
-            )
-        indexes = [c[0] for c in conds]
-        if len(set(indexes)) != len(indexes):
-            # libseccomp ANDs the comparisons of one rule. Profiles in the wild (Docker's) list the
-            # same argument several times meaning "any of these values", and runc honours that by
-            # turning every comparison into its own rule (rules are ORed). Do the same.
-            groups = [[c] for c in conds]
-        else:
-            groups = [conds]
-        rules.append((f, names, value, groups))
+        rule, uses_notify = _parse_syscall(sc, f"{p}.syscalls[{i}]")
+        notify = notify or uses_notify
+        rules.append(rule)
 
     if notify and listener is None:
         raise Error(f"{p}.listenerPath: required when SCMP_ACT_NOTIFY is used")
@@ -232,6 +157,100 @@ def _parse(seccomp):
         "rules": rules,
         "notify": notify,
     }
+
+
+def _parse_default(seccomp, p):
+    """defaultAction (+ defaultErrnoRet) -> the default action's libseccomp value."""
+    default = seccomp.get("defaultAction")
+    if default is None:
+        raise Error(f"{p}.defaultAction: required")
+    default_value = _action(
+        default, seccomp.get("defaultErrnoRet"), f"{p}.defaultAction", f"{p}.defaultErrnoRet"
+    )
+    if default == "SCMP_ACT_NOTIFY":
+        # Every syscall after load(), including handing over the fd, would wait on a listener
+        # that does not have the fd yet.
+        raise Error(f"{p}.defaultAction: SCMP_ACT_NOTIFY cannot be used as the default action")
+    return default_value
+
+
+def _parse_names(seccomp, p, key, known, what):
+    """architectures or flags: an array of names out of KNOWN."""
+    names = seccomp.get(key) or []
+    if not isinstance(names, list):
+        raise Error(f"{p}.{key}: must be an array")
+    for i, name in enumerate(names):
+        if name not in known:
+            raise Error(f"{p}.{key}[{i}]: unknown {what} {name}")
+    return names
+
+
+def _parse_listener(seccomp, p):
+    """listenerPath and listenerMetadata; returns listenerPath (or None)."""
+    listener = seccomp.get("listenerPath")
+    if listener is not None and (not isinstance(listener, str) or not listener):
+        raise Error(f"{p}.listenerPath: must be a non-empty string")
+    metadata = seccomp.get("listenerMetadata")
+    if metadata is not None:
+        if not isinstance(metadata, str):
+            raise Error(f"{p}.listenerMetadata: must be a string")
+        if listener is None:
+            raise Error(f"{p}.listenerMetadata: must not be set without listenerPath")
+    return listener
+
+
+def _parse_syscall(sc, f):
+    """One entry of syscalls (field F) -> ((F, names, action value, condition groups), notify?)."""
+    if not isinstance(sc, dict):
+        raise Error(f"{f}: must be an object")
+    names = sc.get("names")
+    if not isinstance(names, list) or not names:
+        raise Error(f"{f}.names: must contain at least one syscall name")
+    for j, n in enumerate(names):
+        if not isinstance(n, str) or not n:
+            raise Error(f"{f}.names[{j}]: must be a non-empty string")
+    act = sc.get("action")
+    if act is None:
+        raise Error(f"{f}.action: required")
+    value = _action(act, sc.get("errnoRet"), f"{f}.action", f"{f}.errnoRet")
+    notify = act == "SCMP_ACT_NOTIFY"
+    if notify:
+        bad = NOTIFY_FORBIDDEN.intersection(names)
+        if bad:
+            raise Error(f"{f}.action: SCMP_ACT_NOTIFY cannot be used for {sorted(bad)[0]}")
+    args = sc.get("args") or []
+    if not isinstance(args, list):
+        raise Error(f"{f}.args: must be an array")
+    conds = [_parse_arg(a, f"{f}.args[{k}]") for k, a in enumerate(args)]
+    return (f, names, value, _rule_groups(conds)), notify
+
+
+def _parse_arg(a, af):
+    """One entry of a syscall's args (field AF) -> (index, operator, value, valueTwo)."""
+    if not isinstance(a, dict):
+        raise Error(f"{af}: must be an object")
+    if a.get("op") not in _OPS:
+        raise Error(f"{af}.op: unknown operator {a.get('op')}")
+    for key in ("index", "value"):
+        if key not in a:
+            raise Error(f"{af}.{key}: required")
+    return (
+        _uint(a["index"], f"{af}.index", _MAX_ARGS - 1),
+        _OPS[a["op"]],
+        _uint(a["value"], f"{af}.value", _U64),
+        _uint(a.get("valueTwo", 0), f"{af}.valueTwo", _U64),
+    )
+
+
+def _rule_groups(conds):
+    """The conditions of one syscalls entry, grouped into the libseccomp rules it becomes."""
+    indexes = [c[0] for c in conds]
+    if len(set(indexes)) != len(indexes):
+        # libseccomp ANDs the comparisons of one rule. Profiles in the wild (Docker's) list the
+        # same argument several times meaning "any of these values", and runc honours that by
+        # turning every comparison into its own rule (rules are ORed). Do the same.
+        return [[c] for c in conds]
+    return [conds]
 
 
 def _arch_token(lib, name, field):
