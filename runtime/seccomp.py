@@ -221,8 +221,10 @@ def _parse_syscall(sc, f):
     args = sc.get("args") or []
     if not isinstance(args, list):
         raise Error(f"{f}.args: must be an array")
-    conds = [_parse_arg(a, f"{f}.args[{k}]") for k, a in enumerate(args)]
-    return (f, names, value, _rule_groups(conds)), notify
+    conds = []
+    for k, a in enumerate(args):
+        conds.append(_parse_arg(a, f"{f}.args[{k}]"))
+    return (f, names, value, _rule_groups(conds) if len(conds) > 1 else [conds]), notify
 
 
 def _parse_arg(a, af):
