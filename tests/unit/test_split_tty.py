@@ -1,6 +1,7 @@
 """runtime.tty.proxy without a container: a process on a pty of its own, proxied to the stdio of a
 separate python (the proxy installs signal handlers and changes fds 0 and 1, so never in pytest's
 own process)."""
+import contextlib
 import fcntl
 import os
 import select
@@ -56,6 +57,17 @@ def _read_until(fd, want, deadline, done=None):
     return out
 
 
+@contextlib.contextmanager
+def _reaped(p):
+    """P is killed and reaped on the way out, whatever the test did."""
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def test_copies_both_ways_and_returns_the_status():
     p = _start(["sh", "-c", "read x; echo got:$x; exit 3"],
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -68,15 +80,11 @@ def test_copies_both_ways_and_returns_the_status():
 def test_signals_are_passed_on():
     p = _start(["sh", "-c", "echo ready; exec sleep 60"],
                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with _reaped(p):
         # "ready" has come through the proxy loop: its handlers are in place
         _read_until(p.stdout.fileno(), b"ready", time.monotonic() + TIMEOUT)
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
     assert p.returncode == 0, err
     assert f"status={int(signal.SIGTERM)} restored=True".encode() in err
 
@@ -89,15 +97,11 @@ def test_terminal_raw_while_proxying_then_restored_and_size_passed_on():
                    stdin=outer_slave, stdout=outer_slave, stderr=subprocess.PIPE)
         os.close(outer_slave)
         outer_slave = -1
-        try:
+        with _reaped(p):
             # up to the end of the line of `stty size`
             out = _read_until(outer, b"33 77", time.monotonic() + TIMEOUT,
                               lambda o: b"33 77" in o and b"\n" in o.split(b"33 77", 1)[1])
             _, err = p.communicate(timeout=TIMEOUT)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
         assert p.returncode == 0, err
         assert b"status=0 restored=True" in err, (out, err)
         # raw mode on our side: the inner pty's "\r\n" went out as is, not as "\r\r\n"
