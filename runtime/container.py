@@ -10,7 +10,7 @@ import time
 
 from . import state
 from .hotpath import SIGKILL, json_loads, sig
-from .lifecycle import kill_reap, oci_state, write_pid_file
+from .lifecycle import exit_code, kill_reap, oci_state, write_pid_file
 from .testpoint import point
 from .errors import Error, NotExist, describe
 
@@ -168,7 +168,7 @@ def _run(root, cid, c, pid, ch, foreground, keep, console):
             st = tty.proxy(console.master, pid)
         finally:
             console.close()
-        status = 128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st)
+        status = exit_code(st)
     else:
         status = _wait_exit(pid, ch, fwd)
     if not keep:
@@ -282,9 +282,7 @@ def _wait_exit(pid, ch, fwd):
     if why is not None:
         from . import log
         log.error(why)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    return exit_code(status)
 
 
 # ------------------------------------------------------------------ state / kill / delete / list

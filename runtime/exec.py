@@ -9,11 +9,8 @@ import os
 
 from . import state
 from .errors import Error, why
+from .lifecycle import exit_code
 
-NS_FLAGS = {  # the CLONE_NEW* flags (runtime/linux), by namespace type
-    "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
-    "uts": 0x04000000, "user": 0x10000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
 
 
 def _load_json(path):
@@ -137,6 +134,7 @@ def run(root, cid, o, args):
 def _exec(c, proc, o, preserved):
     from . import process
     from .chain import parent, preload_exec
+    from .linux import NS_FLAGS
     d = c.data
     linux = (d.get("config") or {}).get("linux") or {}
     plan = process.plan_process(proc)
@@ -179,10 +177,10 @@ def _exec(c, proc, o, preserved):
         from . import tty
         try:
             console.receive()
-            return _code(tty.proxy(console.master, child))
+            return exit_code(tty.proxy(console.master, child))
         finally:
             console.close()
-    return _code(_wait(child))
+    return exit_code(_wait(child))
 
 
 def _tail(c, plan, proc, linux, seccomp, preserved, preserve_fds):
@@ -217,8 +215,3 @@ def _wait(pid):
         if p == pid:
             return status
 
-
-def _code(status):
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)

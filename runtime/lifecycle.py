@@ -45,6 +45,13 @@ def kill_reap(pid):
         pass
 
 
+def exit_code(status):
+    """A wait status as a shell's exit code: the program's own, or 128+N when signal N killed it."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
 def passed_fds(n):
     """The fds of 3..3+N-1 that the caller really passed: checked before the runtime opens any of
     its own (the state lock, a pidfd) that could take a free number in the range and reach the

@@ -6,14 +6,10 @@ import os
 
 from . import config, process, rootfs
 from .errors import Error, why
+from .linux import NS_FLAGS
 from .lifecycle import passed_fds
 from .plan import InitPlan
 
-# the CLONE_NEW* flags (runtime/linux), by namespace type
-NS_FLAGS = {
-    "pid": 0x20000000, "network": 0x40000000, "mount": 0x00020000, "ipc": 0x08000000,
-    "uts": 0x04000000, "user": 0x10000000, "cgroup": 0x02000000, "time": 0x00000080,
-}
 # setns order for joined namespaces: user first (it owns the others), mount last but before pid
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 

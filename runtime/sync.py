@@ -117,5 +117,10 @@ class Channel:
         self.sock.close()
 
 
+def unexpected(kind):
+    """The Error for a message of the wrong kind at this point of the protocol."""
+    return Error(f"sync: unexpected message {kind[:40]!r}")
+
+
 def exit_now():
     os._exit(1)  # the runtime died: never run a half-made container

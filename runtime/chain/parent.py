@@ -111,7 +111,7 @@ def _intermediate(plan, ch, child):
             os.waitpid(child, 0)
             return int(payload)
         else:
-            raise Error(f"sync: unexpected message {kind[:40]!r}")
+            raise sync.unexpected(kind)
 
 
 def _serve(plan, ch, pid, st):
@@ -132,7 +132,7 @@ def _serve(plan, ch, pid, st):
             point("create:ready")
             return
         else:
-            raise Error(f"sync: unexpected message {kind[:40]!r}")
+            raise sync.unexpected(kind)
 
 
 def write_id_maps(pid, plan):
@@ -187,7 +187,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach):
         try:
             kind, _ = _recv(ch, "exec: the process")
             if kind != sync.READY:
-                raise Error(f"sync: unexpected message {kind[:40]!r}")
+                raise sync.unexpected(kind)
             if placement is not None:
                 placement.finish(child)  # what the child did not join itself
             if not detach and console is None:
