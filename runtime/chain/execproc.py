@@ -6,15 +6,11 @@ the joins: right for pivot_root and --no-pivot alike), applies the process setti
 and after GO (it is in the cgroups) runs the finalize steps the init runs (chain/finalize.py).
 """
 import os
-import stat
 
 from .. import linux as L
-from .. import process, procfs, program, sync
+from .. import process, procfs, sync
 from ..errors import Error, describe, why
 from . import finalize
-
-_PASSWD_MAX = 4 << 20  # read of the container's /etc/passwd, at most
-
 
 def main(ch, c, pidfd, rootfd, flags, tail, console, console_size, placement):
     """Never returns."""
@@ -57,22 +53,7 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
     os.fchdir(rootfd)
     os.chroot(".")
     os.close(rootfd)
-    env = process.env_dict(plan.env)
-    if "HOME" not in env:
-        env["HOME"] = _home(plan.uid)
-    try:
-        program.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
-    except OSError as e:
-        raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in config.json "
-                    f"failed: {why(e).lower()}") from None
-    try:
-        prog = program.resolve(plan.args, env)  # in the root, by fd: see runtime/program.py
-    except Error as e:
-        raise Error(f"unable to start container process: {e}") from None
-    process.apply_early(plan)
-    if tail.attrs is not None:
-        from .. import procattr
-        procattr.apply(tail.attrs)
+    prog, env = finalize.open_process(plan, tail.attrs)
     if console is not None:
         from .. import tty
         tty.setup(console.child, console_size, plan.uid, mount_console=False)
@@ -84,27 +65,3 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
         finalize.run(tail)  # the steps init takes too, in its order; execve does not return
     except Error as e:
         raise Error(f"unable to start container process: {e}") from None
-
-
-def _home(uid):
-    """HOME of UID from the container's /etc/passwd, else "/" (what runc does). The file is the
-    container's: opened in the root without magic links, never blocking (a FIFO there), a
-    regular file only, and read up to a bound (/dev/zero there)."""
-    try:
-        fd = program.open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except OSError:
-        return "/"
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "/"
-        data = os.pread(fd, _PASSWD_MAX, 0)
-    except OSError:
-        return "/"
-    finally:
-        os.close(fd)
-    want = str(uid)
-    for line in data.split(b"\n"):
-        parts = line.decode(errors="replace").split(":")
-        if len(parts) >= 6 and parts[2] == want:
-            return parts[5] or "/"
-    return "/"

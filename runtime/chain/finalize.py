@@ -19,6 +19,7 @@ import os
 
 from .. import linux as L
 from .. import procfs, process, program
+from ..errors import Error, why
 from ..hotpath import sig
 
 ORDER = ("close_fds", "default_signals", "personality", "mempolicy", "seccomp_before_user",
@@ -109,6 +110,30 @@ def execve(t):
 
 
 _STEPS = {name: globals()[name] for name in ORDER}
+
+
+def open_process(plan, attrs):
+    """The steps before the wait, the same for the init and exec (runc's): the environment (HOME
+    from the container's /etc/passwd when it has none), the cwd and the program resolved in the
+    root (runtime/program.py), then what needs our privileges: rlimits, oomScoreAdj, scheduler
+    and ioPriority. Returns (Program, environment dict) for the execve step."""
+    env = process.env_dict(plan.env)
+    if "HOME" not in env:
+        env["HOME"] = program.home_dir(plan.uid)
+    try:
+        program.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
+    except OSError as e:
+        raise Error(f"unable to start container process: chdir to cwd ({plan.cwd!r}) set in "
+                    f"config.json failed: {why(e).lower()}") from None
+    try:
+        prog = program.resolve(plan.args, env)  # in the root, by fd
+    except Error as e:
+        raise Error(f"unable to start container process: {e}") from None
+    process.apply_early(plan)
+    if attrs is not None:
+        from .. import procattr
+        procattr.apply(attrs)
+    return prog, env
 
 
 def run(t, first=0, stop=len(ORDER)):

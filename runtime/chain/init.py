@@ -14,7 +14,7 @@ and the shared finalize (chain/finalize.py).
 import os
 
 from .. import linux as L
-from .. import process, procfs, program, rootfs, sync
+from .. import process, procfs, rootfs, sync
 from ..errors import Error, describe, why
 from ..hotpath import csocket
 from ..state import INIT_COMM  # our comm until execve: state tells created from started
@@ -154,16 +154,7 @@ def _process(plan, state_json):
     """The process's cwd, program (opened now, in the root: see runtime/program.py), the settings
     that need our privileges, and its finalize plan."""
     p = plan.proc
-    env = process.env_dict(p.env)
-    try:
-        program.chdir_in_root(p.cwd)
-    except OSError as e:
-        raise Error(f"process.cwd: {p.cwd}: {why(e)}") from None
-    prog = program.resolve(p.args, env)
-    process.apply_early(p)
-    if plan.attrs is not None:
-        from .. import procattr
-        procattr.apply(plan.attrs)
+    prog, env = finalize.open_process(p, plan.attrs)
     prepared = None
     if plan.seccomp is not None:
         from .. import seccomp

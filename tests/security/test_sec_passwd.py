@@ -56,8 +56,8 @@ def test_exec_reads_passwd_safely(anyrt, tmp_path, request, kind):
         assert want in p.stdout, p.stdout
 
 
-WEAK_PASSWD = {"chain/execproc.py": [
-    ('fd = program.open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)',
+WEAK_PASSWD = {"program.py": [
+    ('fd = open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)',
      'fd = os.open("/etc/passwd", os.O_RDONLY | os.O_CLOEXEC)'),
 ]}
 

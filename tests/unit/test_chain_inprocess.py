@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from runtime import plan as planmod
-from runtime import process, sync
+from runtime import process, program, sync
 from runtime.chain import execproc, finalize, init
 from runtime.errors import Error
 
@@ -82,9 +82,10 @@ def rec(monkeypatch):
     monkeypatch.setattr(init.rootfs, "setup_rootfs", r.step("mounts"))
     monkeypatch.setattr(init.rootfs, "pivot", r.step("pivot_root"))
     monkeypatch.setattr(init.rootfs, "finish_rootfs", r.step("masks+readonly"))
-    monkeypatch.setattr(init.program, "chdir_in_root", r.step("chdir"))
-    monkeypatch.setattr(init.program, "resolve", r.step("open program", ret=object()))
-    monkeypatch.setattr(init.process, "apply_early", r.step("rlimits+oom"))
+    monkeypatch.setattr(program, "chdir_in_root", r.step("chdir"))
+    monkeypatch.setattr(program, "resolve", r.step("open program", ret=object()))
+    monkeypatch.setattr(program, "home_dir", lambda uid: "/root")
+    monkeypatch.setattr(process, "apply_early", r.step("rlimits+oom"))
     monkeypatch.setattr(init.process, "seal_imports", r.step("seal imports"))
     monkeypatch.setattr(init, "_loopback_up", r.step("lo up"))
     monkeypatch.setattr(init.os, "read", lambda fd, n: r.append("read exec fifo") or b"0")
@@ -182,16 +183,20 @@ def test_a_failure_goes_to_the_runtime_and_after_start_to_the_fifo(rec, monkeypa
 
 
 # ---------------------------------------------------------------- exec's process
+def test_init_sets_home_from_passwd_as_exec_does(rec, monkeypatch):
+    """One open_process for both (runc's init and exec set HOME alike; pyrunc's init once did not)."""
+    tails = []
+    monkeypatch.setattr(finalize, "run", lambda t, first=0, stop=None: tails.append(t))
+    init._init(_plan(), _launch(rec), FakeChannel(rec))
+    assert tails[0].env == {"HOME": "/root"}
+
+
 def test_exec_process_joins_takes_the_root_then_waits_for_go(rec, monkeypatch):
     monkeypatch.setattr(execproc.procfs, "root", rec.step("procfs.root"))
     monkeypatch.setattr(execproc.process, "seal_imports", rec.step("seal imports"))
     monkeypatch.setattr(execproc.os, "close", lambda fd: None)
     monkeypatch.setattr(execproc.os, "fchdir", rec.step("fchdir root"))
     monkeypatch.setattr(execproc.os, "chroot", rec.step("chroot"))
-    monkeypatch.setattr(execproc.program, "chdir_in_root", rec.step("chdir"))
-    monkeypatch.setattr(execproc.program, "resolve", rec.step("open program", ret=object()))
-    monkeypatch.setattr(execproc.process, "apply_early", rec.step("rlimits+oom"))
-    monkeypatch.setattr(execproc, "_home", lambda uid: "/root")
     t = finalize.Tail(process.plan_process({"args": ["sh"]}), (), 3)
     execproc._setup(FakeChannel(rec), 1, 5, 6, FakeL.CLONE_NEWNS, t, None, None)
     assert rec == ["setsid", "procfs.root", "seal imports", f"setns({FakeL.CLONE_NEWNS:#x})",
