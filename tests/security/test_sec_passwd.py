@@ -1,5 +1,5 @@
-"""Files a pyrunc process reads from the container's filesystem are hostile: `exec` without HOME
-reads the container's /etc/passwd, which may be a FIFO (an open that never returns), /dev/zero (a
+"""Files a pyrunc process reads from the container's filesystem are hostile: the init and `exec`
+without HOME read the container's /etc/passwd, which may be a FIFO (an open that never returns), /dev/zero (a
 read without end) or a link through /proc. It must be opened in the root without magic links,
 without blocking, be a regular file and be read up to a bound; HOME is then "/" as runc's default.
 runc 1.1.5 reads /etc/passwd already at create: a FIFO there hangs it, /dev/zero fails it.
@@ -54,6 +54,23 @@ def test_exec_reads_passwd_safely(anyrt, tmp_path, request, kind):
     if anyrt.name == "pyrunc":
         want = "HOME=/" if kind != "big" else "HOME="
         assert want in p.stdout, p.stdout
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "magic", "big"])
+def test_init_reads_passwd_safely(anyrt, tmp_path, request, kind):
+    """The init looks HOME up the same way (chain/finalize.open_process)."""
+    if anyrt.name == "runc" and kind in ("fifo", "zero"):
+        request.node.add_marker(pytest.mark.xfail(
+            reason=f"runc 1.1.5 reads /etc/passwd at create: a {kind} there "
+                   + ("hangs it" if kind == "fifo" else "fails it"),
+            raises=(subprocess.TimeoutExpired, AssertionError), strict=True))
+    cfg = base_config(["sh", "-c", "echo HOME=$HOME"])
+    cfg["root"]["path"] = _image(tmp_path, kind)
+    cfg["process"]["env"] = ["PATH=/bin:/usr/bin"]
+    p = anyrt.run(cfg, timeout=10 if anyrt.name == "runc" else 20)
+    assert p.returncode == 0, p.stderr
+    if anyrt.name == "pyrunc":
+        assert ("HOME=/" if kind != "big" else "HOME=") in p.stdout, p.stdout
 
 
 WEAK_PASSWD = {"program.py": [
