@@ -7,21 +7,22 @@ import os
 import sys
 
 from . import __version__, SPEC_VERSION, hotpath
-from .errors import Error, describe
+from .errors import Error, describe, why
 
 B, S, I, L = "bool", "str", "int", "list"  # flag kinds
 
 GLOBAL = [
+    ("debug", None, B, "enable debug logging (to --log FILE, else stderr), with tracebacks", False),
+    ("log", None, S, "log file for errors, warnings and debug lines (default: stderr)", None),
+    ("log-format", None, S, "log format: text or json", "text"),
     ("root", None, S, "root directory for storage of container state "
      "(default: /run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc without root)", None),
-    ("log", None, S, "log file for errors and warnings (default: stderr only)", None),
-    ("log-format", None, S, "log format: text or json", "text"),
-    ("debug", None, B, "enable debug output, with tracebacks", False),
-    ("systemd-cgroup", None, B, "use systemd for cgroups (not available: no systemd)", False),
-    ("rootless", None, S, "rootless mode: true, false or auto", "auto"),
     ("criu", None, S, "path to criu (checkpoint is not supported)", "criu"),
-    ("version", "v", B, "print the version", False),
+    ("systemd-cgroup", None, B, "use systemd for cgroups (cgroupsPath \"slice:prefix:name\"); "
+     "not available: create and run refuse it", False),
+    ("rootless", None, S, "rootless mode: true, false or auto", "auto"),
     ("help", "h", B, "show help", False),
+    ("version", "v", B, "print the version", False),
 ]
 
 PID_FILE = ("pid-file", None, S, "file to write the container's init pid to", None)
@@ -30,15 +31,21 @@ NO_PIVOT = ("no-pivot", None, B, "do not use pivot_root (MS_MOVE + chroot instea
 PRESERVE = ("preserve-fds", None, I, "pass N extra fds (3..3+N-1) to the container", 0)
 CONSOLE = ("console-socket", None, S, "unix socket to send the pty master to", None)
 NO_NEW_KEYRING = ("no-new-keyring", None, B, "do not create a new session keyring", False)
+NO_SUBREAPER = ("no-subreaper", None, B, "do not make pyrunc a child subreaper (orphans of the container "
+                "then go to the host's reaper)", False)
 COMMON_CREATE = [BUNDLE, CONSOLE, PID_FILE, NO_PIVOT, NO_NEW_KEYRING, PRESERVE]
+ID = "<container-id>"
 
+# verb: (summary, usage after the verb name, flags, least and most positional arguments (-1: any))
 VERBS = {
-    "create": ("create a container (it waits for start)", "[flags] ID", COMMON_CREATE, 1, 1),
-    "start": ("start a created container", "ID", [], 1, 1),
-    "run": ("create and start a container", "[flags] ID",
-            COMMON_CREATE + [("detach", "d", B, "detach from the container", False),
-                             ("keep", None, B, "keep the container's state after it exits", False)], 1, 1),
-    "exec": ("execute a new process inside the container", "[flags] ID [COMMAND [ARGS...]]",
+    "create": ("create a container (it waits for start)", f"[command options] {ID}", COMMON_CREATE, 1, 1),
+    "start": ("start a created container", ID, [], 1, 1),
+    "run": ("create and start a container", f"[command options] {ID}",
+            COMMON_CREATE[:3] + [("detach", "d", B, "detach from the container", False),
+                                 ("keep", None, B, "keep the container's state after it exits", False),
+                                 NO_SUBREAPER] + COMMON_CREATE[3:], 1, 1),
+    "exec": ("execute a new process inside the container",
+             f"[command options] {ID} <command> [args...]  ||  -p process.json {ID}",
              [CONSOLE, ("cwd", None, S, "current working directory in the container", None),
               ("env", "e", L, "set an environment variable (K=V)", None),
               ("tty", "t", B, "allocate a pseudo-TTY", False),
@@ -46,26 +53,27 @@ VERBS = {
               ("additional-gids", "g", L, "additional gids", None),
               ("process", "p", S, "path to the process.json", None),
               ("detach", "d", B, "detach from the process", False),
-              PID_FILE,
+              ("pid-file", None, S, "file to write the new process's pid to", None),
               ("process-label", None, S, "set the SELinux label of the process", None),
               ("apparmor", None, S, "set the apparmor profile of the process", None),
               ("no-new-privs", None, B, "set no_new_privs for the process", False),
               ("cap", "c", L, "add a capability to the process", None),
               PRESERVE,
               ("ignore-paused", None, B, "allow exec in a paused container", False)], 1, -1),
-    "state": ("print the state of a container as JSON", "ID", [], 1, 1),
-    "kill": ("send a signal to the container's init (default SIGTERM)", "[flags] ID [SIGNAL]",
+    "state": ("print the state of a container as JSON", ID, [], 1, 1),
+    "kill": ("send a signal to the container's init (default SIGTERM)", f"[command options] {ID} [signal]",
              [("all", "a", B, "send the signal to every process of the container", False)], 1, 2),
-    "delete": ("delete a container and everything it made", "[flags] ID",
+    "delete": ("delete a container and everything it made", f"[command options] {ID}",
                [("force", "f", B, "kill the container first if it is not stopped", False)], 1, 1),
-    "list": ("list containers", "[flags]",
+    "list": ("list containers", "[command options]",
              [("format", "f", S, "table or json", "table"),
               ("quiet", "q", B, "print only the ids", False)], 0, 0),
 }
 
 # Engine-facing verbs beyond the lifecycle. checkpoint/restore parse runc's flags (podman passes
-# them) but fail: pyrunc has no CRIU support, and podman reads a failing `checkpoint --help` as
-# "this runtime cannot checkpoint".
+# them) but fail: pyrunc has no CRIU support. podman probes exactly `checkpoint --help` and reads
+# exit status 0 as "this runtime can checkpoint": that one form prints the help and exits 1
+# (dispatch); `checkpoint -h` and `help checkpoint` exit 0 like every other verb's help.
 _CRIU_FLAGS = [("image-path", None, S, "path for saving criu image files", None),
                ("work-path", None, S, "path for saving work files and logs", None),
                ("parent-path", None, S, "path for previous criu image files in pre-dump", None),
@@ -84,14 +92,14 @@ _CRIU_FLAGS = [("image-path", None, S, "path for saving criu image files", None)
 UNSUPPORTED = {"checkpoint": "checkpoint is not supported by pyrunc (no CRIU support)",
                "restore": "restore is not supported by pyrunc (no CRIU support)"}
 VERBS.update({
-    "spec": ("create a new specification file (config.json)", "[flags]",
+    "spec": ("create a new specification file (config.json)", "[command options]",
              [BUNDLE, ("rootless", None, B, "generate a configuration for a rootless container", False)], 0, 0),
     "features": ("show the enabled features (runtime-spec features.json)", "", [], 0, 0),
-    "checkpoint": ("checkpoint a running container (not supported)", "[flags] ID", _CRIU_FLAGS, 1, 1),
-    "restore": ("restore a container from a checkpoint (not supported)", "[flags] ID",
+    "checkpoint": ("checkpoint a running container (not supported)", f"[command options] {ID}", _CRIU_FLAGS, 1, 1),
+    "restore": ("restore a container from a checkpoint (not supported)", f"[command options] {ID}",
                 _CRIU_FLAGS + [CONSOLE, BUNDLE, PID_FILE, NO_PIVOT,
                                ("detach", "d", B, "detach from the container's process", False),
-                               ("no-subreaper", None, B, "disable the use of the subreaper", False),
+                               NO_SUBREAPER,
                                ("lsm-profile", None, S, "LSM profile to restore with", None),
                                ("lsm-mount-context", None, S, "LSM mount context to restore with", None)], 1, 1),
 })
@@ -118,14 +126,14 @@ _UPDATE_FLAGS = [
     ("mem-bw-schema", None, S, "Intel RDT/MBA memory bandwidth schema (not available)", None),
 ]
 VERBS.update({
-    "pause": ("pause all processes of the container", "ID", [], 1, 1),
-    "resume": ("resume the processes of a paused container", "ID", [], 1, 1),
-    "ps": ("list the processes of the container", "[flags] ID [ps options]",
+    "pause": ("pause all processes of the container", ID, [], 1, 1),
+    "resume": ("resume the processes of a paused container", ID, [], 1, 1),
+    "ps": ("list the processes of the container", f"[command options] {ID} [ps options]",
            [("format", "f", S, "table or json", "table")], 1, -1),
-    "events": ("show the container's stats and OOM events", "[flags] ID",
+    "events": ("show the container's stats and OOM events", f"[command options] {ID}",
                [("interval", None, S, "stats collection interval", "5s"),
                 ("stats", None, B, "print the stats once and exit", False)], 1, 1),
-    "update": ("update the container's resource limits", "[flags] ID", _UPDATE_FLAGS, 1, 1),
+    "update": ("update the container's resource limits", f"[command options] {ID}", _UPDATE_FLAGS, 1, 1),
 })
 
 
@@ -189,33 +197,84 @@ def parse_flags(argv, flags, stop_at_positional=True):
     return vals, pos
 
 
+# the longer text of a verb's help (DESCRIPTION), where its summary is not enough
+DESCRIPTIONS = {
+    "create": "Creates the container of the bundle (a directory holding config.json and the root\n"
+              "filesystem it names): its namespaces, cgroups and mounts, with the init waiting\n"
+              "for `pyrunc start` to run process.args.",
+    "run": "Creates the container of the bundle and starts it at once. In the foreground\n"
+           "(without --detach) pyrunc waits for the container's process and exits with its\n"
+           "status, then deletes the container (unless --keep).",
+    "start": "Runs process.args in a container made by `pyrunc create`.",
+    "exec": "Runs a new process in a running container: the command and its arguments after\n"
+            "the id, or a whole process.json with -p.",
+    "state": "Prints the state of the container (runtime-spec state.json) on stdout.",
+    "kill": "Sends SIGNAL (a name, with or without SIG, or a number; 0 only checks that the\n"
+            "container is alive) to the container's init, or with --all to all its processes.",
+    "delete": "Removes a stopped container: its cgroups, its state, and runs its poststop hooks.\n"
+              "With --force a container still running is killed first.",
+    "list": "Lists the containers under --root.",
+    "spec": "Writes a starter config.json (process.terminal true, \"sh\", a read-only rootfs\n"
+            "directory) into the bundle; an existing config.json is never overwritten.",
+    "features": "Prints what this runtime supports, as the runtime-spec features document (JSON).",
+    "checkpoint": "Not supported: pyrunc has no CRIU support.",
+    "restore": "Not supported: pyrunc has no CRIU support.",
+    "pause": "Freezes every process of the container (cgroup freezer).",
+    "resume": "Thaws the processes of a paused container.",
+    "events": "Prints the container's resource usage (--stats: once) and OOM events as JSON lines.",
+    "update": "Changes the cgroup limits of a running container.",
+}
+_HELP_VERB = ("help, h", "show the list of commands, or the help of one command")
+
+
 def _flag_help(flags):
+    def lhs(name, short, kind):
+        v = "" if kind == B else " value"
+        return f"--{name}{v}" + (f", -{short}{v}" if short else "")
+    w = max(len(lhs(*f[:3])) for f in flags) + 2
     lines = []
     for name, short, kind, text, default in flags:
-        lhs = f"--{name}" + (f", -{short}" if short else "") + ("" if kind == B else " value")
         dflt = f" (default: {default})" if default not in (None, False, 0, []) else ""
-        lines.append(f"   {lhs:<28} {text}{dflt}")
-    return "\n".join(lines)
+        lines.append(f"   {lhs(name, short, kind):<{w}}{text}{dflt}")
+    return "\n".join(lines) + "\n"
 
 
 def help_text():
-    verbs = "\n".join(f"   {n:<10} {v[0]}" for n, v in VERBS.items())
-    return (f"pyrunc {__version__} - an OCI container runtime (runc-compatible)\n\n"
-            f"USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n\n"
-            f"COMMANDS:\n{verbs}\n\nGLOBAL OPTIONS:\n{_flag_help(GLOBAL)}\n")
+    """The global help, in urfave/cli's layout as runc prints it (NAME, USAGE, COMMANDS, GLOBAL
+    OPTIONS); no VERSION section (its libseccomp line would cost ctypes: `pyrunc --version`)."""
+    rows = [(n, VERBS[n][0]) for n in sorted(VERBS)] + [_HELP_VERB]
+    w = max(len(n) for n, _ in rows) + 2
+    verbs = "\n".join(f"   {n:<{w}}{t}" for n, t in rows)
+    return ("NAME:\n   pyrunc - Open Container Initiative runtime, in Python (a drop-in for runc)\n\n"
+            "pyrunc makes and runs containers from OCI bundles: a directory with a config.json\n"
+            "(runtime-spec " + SPEC_VERSION + ") and the root filesystem it names. Engines (podman,\n"
+            "containerd, docker) call it as they call runc; by hand:\n\n"
+            "    # pyrunc run [ -b bundle ] <container-id>\n\n"
+            "USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n\n"
+            f"COMMANDS:\n{verbs}\n\nGLOBAL OPTIONS:\n{_flag_help(GLOBAL)}")
 
 
 def verb_help(name):
     v = VERBS[name]
-    return f"pyrunc {name} - {v[0]}\n\nUSAGE:\n   pyrunc {name} {v[1]}\n\nOPTIONS:\n{_flag_help(v[2])}\n"
+    out = f"NAME:\n   pyrunc {name} - {v[0]}\n\nUSAGE:\n   pyrunc {name}" + (f" {v[1]}" if v[1] else "") + "\n"
+    if name in DESCRIPTIONS:
+        out += "\nDESCRIPTION:\n   " + DESCRIPTIONS[name].replace("\n", "\n   ") + "\n"
+    if v[2]:
+        out += f"\nOPTIONS:\n{_flag_help(v[2])}"
+    return out
 
 
 def version_text():
-    """Like runc's: `pyrunc version X`, `spec: V`, then the toolchain and libseccomp lines."""
+    """runc's lines: `pyrunc version X`, `commit: C`, `spec: V` (what engines and runc's
+    version.bats read: docker takes the word after "version" and the commit line), then the
+    toolchain and libseccomp lines, as runc 1.1.5 adds its go and libseccomp ones."""
     from .features import _libseccomp_version
     lsc = _libseccomp_version()
-    return (f"pyrunc version {__version__}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
-            + (f"libseccomp: {lsc}\n" if lsc else ""))
+    return (f"pyrunc version {__version__}\ncommit: {COMMIT}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n" + (f"libseccomp: {lsc}\n" if lsc else ""))
+
+
+COMMIT = "unknown"  # no build step stamps a git commit into the package
 
 
 _FROM_COMMAND_LINE = False  # main() called by the pyrunc command, not from Python code
@@ -236,33 +295,38 @@ def _main(argv):
     debug = "--debug" in argv
     try:
         return dispatch(argv)
+    except UnknownCommand as e:
+        _fatal(str(e))
+        return 3  # urfave/cli's status for an unknown command, as runc's
     except Usage as e:
-        from . import log
-        log.error(str(e))
+        _fatal(str(e))
         return 1
     except Error as e:
-        from . import log
-        log.error(str(e))
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _fatal(str(e), debug)
         return 1
     except KeyboardInterrupt:
         return 130
     except OSError as e:  # before Exception: it is one
-        from . import log
-        log.error(describe(e))
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _fatal(describe(e), debug)
         return 1
     except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, traceback with --debug
-        from . import log
-        log.error(f"internal error: {type(e).__name__}: {e}")
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _fatal(f"internal error: {type(e).__name__}: {e}", debug)
         return 1
+
+
+def _fatal(msg, traceback=False):
+    from . import log
+    log.fatal(msg)
+    if traceback:
+        import traceback as tb
+        tb.print_exc()
+
+
+class UnknownCommand(Usage):
+    pass
+
+
+_HELP = ("help", "h")  # urfave/cli's help command and its alias
 
 
 def dispatch(argv):
@@ -271,15 +335,23 @@ def dispatch(argv):
         raise Usage(f"invalid log format {g['log-format']!r}: use text or json")
     if g["log"] or g["log-format"] != "text" or g["debug"] or __package__ + ".log" in sys.modules:
         from . import log  # else the first message imports it, configured so (hot path)
-        log.configure(g["log"], g["log-format"], g["debug"])
+        try:
+            log.configure(g["log"], g["log-format"], g["debug"])
+        except OSError as e:  # an unusable --log target fails the command, as runc's
+            raise Error(f"open {g['log']}: {why(e)}") from None
     if g["version"]:
         sys.stdout.write(version_text())
         return 0
-    if not rest or g["help"] or rest[0] == "help":
-        if len(rest) > 1 and rest[1] in VERBS:
-            sys.stdout.write(verb_help(rest[1]))
-        else:
+    if not rest or g["help"] or rest[0] in _HELP:
+        topic = rest[1] if rest and rest[0] in _HELP and len(rest) > 1 else None
+        if topic is None:
             sys.stdout.write(help_text())
+        elif topic in VERBS:
+            sys.stdout.write(verb_help(topic))
+        elif topic in _HELP:
+            sys.stdout.write(f"NAME:\n   pyrunc help - {_HELP_VERB[1]}\n\nUSAGE:\n   pyrunc help [command]\n")
+        else:
+            raise UnknownCommand(f"No help topic for '{topic}'")
         return 0
     if g["root"] is None:
         if os.geteuid() == 0 and g["rootless"] == "auto":
@@ -287,25 +359,46 @@ def dispatch(argv):
         else:
             from . import rootless
             g["root"] = rootless.default_root()
-    if g["systemd-cgroup"]:
-        raise Error("--systemd-cgroup: systemd is not available on this host; use the cgroupfs driver")
     name, args = rest[0], rest[1:]
     verb = VERBS.get(name)
     if verb is None:
-        raise Usage(f"No help topic for '{name}'")
+        raise UnknownCommand(f"No help topic for '{name}'")
+    helpflags = [("help", "h", B, "show help", False)]
     if name in UNSUPPORTED:
+        # before the flags: podman's `restore --lsm-mount-context` probe must not read "flag
+        # needs an argument" (its sign of a runtime that restores into pods)
+        if "-h" in args or "--help" in args:
+            sys.stdout.write(verb_help(name))
+            if "--help" in args and name == "checkpoint":
+                raise Error(UNSUPPORTED[name])  # podman's probe (see _CRIU_FLAGS)
+            return 0
         raise Error(UNSUPPORTED[name])
-    if "-h" in args[:1] or "--help" in args:
+    opts, pos = parse_flags(args, verb[2] + helpflags,
+                            stop_at_positional=name in ("exec", "ps"))  # their args follow the id
+    if opts["help"]:
         sys.stdout.write(verb_help(name))
         return 0
-    opts, pos = parse_flags(args, verb[2] + [("help", "h", B, "show help", False)],
-                            stop_at_positional=name in ("exec", "ps"))  # their args follow the id
+    if g["debug"]:
+        from . import log
+        log.debug(f"pyrunc {__version__}: {name} {' '.join(args)}")
     lo, hi = verb[3], verb[4]
     if not (lo <= len(pos) <= hi) and hi >= 0:
         what = "container id" if lo == 1 else "arguments"
         raise Usage(f"{name}: {'missing ' + what if len(pos) < lo else 'too many arguments'}; "
                     f"usage: pyrunc {name} {verb[1]}")
+    if g["systemd-cgroup"] and name in ("create", "run"):
+        # the verbs that would make cgroups: every other verb uses the saved ones, as runc's do
+        raise Error(_no_systemd())
+    if opts.get("preserve-fds") and __package__ + ".log" in sys.modules:
+        from . import log
+        log.keep_above(3 + opts["preserve-fds"])
     return globals()["cmd_" + name.replace("-", "_")](g, opts, pos)
+
+
+def _no_systemd():
+    if not os.path.isdir("/run/systemd/system"):
+        return "systemd is not running on this host: --systemd-cgroup cannot be used (use the cgroupfs driver)"
+    return "--systemd-cgroup: pyrunc has no systemd cgroup driver (use the cgroupfs driver)"
 
 
 # ------------------------------------------------------------------ verbs
@@ -319,13 +412,14 @@ def cmd_run(g, o, pos):
     from . import container
     return container.create(g["root"], pos[0], o["bundle"], o["pid-file"], o["no-pivot"], o["preserve-fds"],
                             start_now=True, foreground=not o["detach"], keep=o["keep"],
-                            console_socket=o["console-socket"], rootless=g["rootless"])
+                            console_socket=o["console-socket"], rootless=g["rootless"],
+                            subreaper=not o["no-subreaper"])
 
 
 def cmd_exec(g, o, pos):
     from . import exec as ex
     if not pos:
-        raise Usage("exec: missing container id; usage: pyrunc exec [flags] ID [COMMAND [ARGS...]]")
+        raise Usage(f"exec: missing container id; usage: pyrunc exec {VERBS['exec'][1]}")
     code = ex.run(g["root"], pos[0], o, pos[1:])
     if _FROM_COMMAND_LINE:
         return hotpath.exit_now(code)  # hot path: see runtime/hotpath.py (exit_now)
@@ -399,7 +493,7 @@ def cmd_resume(g, o, pos):
 def cmd_ps(g, o, pos):
     from . import cgroupverbs
     if not pos:
-        raise Usage("ps: missing container id; usage: pyrunc ps [flags] ID [ps options]")
+        raise Usage(f"ps: missing container id; usage: pyrunc ps {VERBS['ps'][1]}")
     return cgroupverbs.ps(g["root"], pos[0], o["format"], pos[1:])
 
 

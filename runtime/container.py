@@ -27,9 +27,11 @@ def _now_rfc3339():
 
 # ------------------------------------------------------------------ create / run
 def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, start_now=False,
-           foreground=False, keep=False, console_socket=None, rootless="auto"):
-    """create (and for run, start): returns the exit status for a foreground run, else 0."""
-    from . import config
+           foreground=False, keep=False, console_socket=None, rootless="auto", subreaper=True):
+    """create (and for run, start): returns the exit status for a foreground run, else 0.
+    SUBREAPER false (run --no-subreaper): the foreground run is not a child subreaper, unless it
+    needs to be one to wait for its init (forked by the intermediate process)."""
+    from . import config, log
     from .chain import preload_init
     from .plan import Launch
     from .prepare import init_plan
@@ -37,6 +39,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
     cfg = config.load(bundle)
+    log.debug(f"create {cid}: config loaded from {bundle}/config.json")
     plan = init_plan(cfg, bundle, no_pivot, preserve_fds)
     preload_init(plan)
     launch = Launch()
@@ -52,9 +55,11 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         launch.console, launch.console_size = console.child, cfg["process"].get("consoleSize")
     c = state.Container(root, cid)
     c.make()
+    log.debug(f"create {cid}: state directory {c.dir} claimed")
     point("create:claimed")
     try:
-        pid, ch = _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console)
+        pid, ch = _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console,
+                          subreaper or bool(plan.ns_joins))
     except BaseException:
         if console is not None:
             console.close()
@@ -70,7 +75,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     return _run(root, cid, c, pid, ch, foreground, keep, console)
 
 
-def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console):
+def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console, subreaper=True):
     """The state, the cgroups, the init; returns (init pid, channel) with the init waiting."""
     linux = cfg.get("linux") or {}
     data = {
@@ -97,6 +102,9 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     data["cgroup"] = mgr.to_dict()
     c.write(data)
     mgr.create()
+    from . import log
+    if log.DEBUG:
+        log.debug(f"create {c.id}: state written (creating); cgroups made: {' '.join(sorted(set(mgr.paths().values())))}")
     point("create:cgroup")
     launch.cgroup_manager = mgr
     # the init is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
@@ -108,7 +116,7 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     if not start_now:
         c.make_fifo()
         launch.fifo_fd = c.open_fifo(os.O_RDWR)  # O_RDWR: never blocks
-    if foreground:
+    if foreground and subreaper:
         from . import linux as L
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the intermediate
     listener = plan.seccomp is not None and plan.seccomp.get("listenerPath")
@@ -142,6 +150,8 @@ def _run(root, cid, c, pid, ch, foreground, keep, console):
         fwd = forward_to(pid)
     try:
         ch.send(sync.START)
+        from . import log
+        log.debug(f"run {cid}: sync: START sent")
         # our socket end reads EOF when the init's end closes at execve; an error comes first
         kind, payload = ch.recv()
         if kind == sync.ERR:
@@ -171,6 +181,8 @@ def _run(root, cid, c, pid, ch, foreground, keep, console):
         status = exit_code(st)
     else:
         status = _wait_exit(pid, ch, fwd)
+    from . import log
+    log.debug(f"run {cid}: process {pid} exited: status {status}")
     if not keep:
         delete(root, cid, force=True)
     return status
@@ -294,12 +306,20 @@ def state_json(root, cid):
 
 
 def kill(root, cid, signum, all_procs=False):
+    """Signal 0 checks without signalling, as kill(2): 0 for a container that is not stopped, and
+    with --all for a stopped one too (runc's kill.bats: `kill -a ID 0` right after KILL). It never
+    freezes or thaws the container (runc's `kill -a ID 0` thaws a paused one: a check that
+    changes the state)."""
     c = state.Container(root, cid).open(shared=True)
     try:
         st = c.status()
         if st == "stopped" and not all_procs:
             raise Error("container not running")
         d = c.data
+        if signum == 0:
+            if not all_procs:
+                signal_pid(d["pid"], d.get("pid_start"), 0)
+            return 0
         if all_procs and d.get("cgroup"):
             from . import cgroups
             mgr = cgroups.load_manager(d["cgroup"])

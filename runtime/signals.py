@@ -1,4 +1,4 @@
-"""Signal names as runc accepts them: KILL, SIGKILL, 9 (and RTMIN+N, RTMAX-N).
+"""Signal names as runc accepts them: KILL, SIGKILL, 9, 0 (and RTMIN+N, RTMAX-N).
 
 Built on _signal, not signal (hot path: see runtime/hotpath.py).
 """
@@ -15,7 +15,7 @@ def parse(text):
     s = text.strip()
     if s.isdigit():
         n = int(s)
-        if 0 < n <= RTMAX:
+        if 0 <= n <= RTMAX:  # 0: no signal, a check that the process is there (kill(2))
             return n
         raise Error(f"unknown signal {text!r}")
     name = s.upper()

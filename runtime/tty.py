@@ -23,11 +23,16 @@ TIOCGPTPEER = 0x5441  # the slave as an fd, from the master: no path to swap (CV
 
 
 def check_flags(terminal, console_socket, detach):
-    """runc's sanity rules for --console-socket / process.terminal / detaching."""
+    """runc's rules for --console-socket / process.terminal / detaching, said with their cause."""
     if detach and terminal and not console_socket:
-        raise Error("cannot allocate tty if runc will detach without setting console socket")
-    if (not detach or not terminal) and console_socket:
-        raise Error("cannot use console socket if runc will not detach or allocate tty")
+        raise Error("process.terminal is true (exec: --tty) but no --console-socket was given: a "
+                    "container pyrunc detaches from needs one to receive its pty")
+    if not terminal and console_socket:
+        raise Error("--console-socket was given but process.terminal is false (exec: no --tty): "
+                    "pyrunc sends a pty only for a terminal")
+    if not detach and console_socket:
+        raise Error("--console-socket was given but pyrunc does not detach (run or exec without -d): "
+                    "the pty stays with pyrunc")
 
 
 def connect(path):
@@ -108,6 +113,7 @@ def setup(sock, size=None, uid=None, mount_console=False):
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        _clear_onlcr(slave)
         if size and size.get("height") and size.get("width"):
             set_winsize(master, size["height"], size["width"])
         if mount_console:
@@ -131,6 +137,14 @@ def setup(sock, size=None, uid=None, mount_console=False):
     if uid:
         # the user must own its terminal (what runc's fixStdioPermissions does)
         os.fchown(0, uid, -1)
+
+
+def _clear_onlcr(fd):
+    """No "\n" -> "\r\n" on the pty's output, as runc sets its ptys: what the container writes
+    reaches the console socket's reader (a log, a pipe) byte for byte."""
+    attrs = termios.tcgetattr(fd)
+    attrs[1] &= ~termios.ONLCR  # oflag
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _mount_console(slave):

@@ -251,8 +251,10 @@ def test_exec_bad_input(anyrt, tmp_path, case):
         "rel-cwd": "Cwd must be an absolute path", "no-args": "process args cannot be empty",
         "bad-user": "parsing x as int for uid failed", "bad-gid": "parsing y as int for gid failed",
         "no-such-binary": "/nonexistent", "bad-cwd": "chdir to cwd",
-        "console-no-tty": "cannot use console socket if runc will not detach or allocate tty",
-        "tty-detach-no-socket": "cannot allocate tty if runc will detach without setting console socket",
+        "console-no-tty": "cannot use console socket if runc will not detach or allocate tty"
+        if anyrt.name == "runc" else "--console-socket was given but process.terminal is false",
+        "tty-detach-no-socket": "cannot allocate tty if runc will detach without setting console socket"
+        if anyrt.name == "runc" else "process.terminal is true (exec: --tty) but no --console-socket",
         "socket-missing": "connect: no such file or directory",
     }.get(case)
     if want:

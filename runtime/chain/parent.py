@@ -15,7 +15,7 @@ cgroups, then say GO; it execs (our end reads EOF) or reports ERR.
 import os
 
 from .. import linux as L
-from .. import state, sync
+from .. import log, state, sync
 from ..errors import Error, why
 from ..hotpath import seqpacket_pair
 from ..lifecycle import kill_reap, oci_state
@@ -68,6 +68,7 @@ def start_init(plan, launch, c, resources):
             intermediate.main(plan, launch, child_ch)
         init.main(plan, launch, child_ch)
     child_ch.close()
+    log.debug(f"create {c.id}: {'intermediate process' if slow else 'init'} started: pid {child}")
     point("create:cloned")
     pid = child
     moved = None
@@ -80,12 +81,14 @@ def start_init(plan, launch, c, resources):
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
         launch.placement.finish(pid)
+        log.debug(f"create {c.id}: state written (init pid {pid}), init placed in its cgroups")
         if plan.net_devices:  # its network namespace exists; the init waits for GO
             from .. import netdev
             moved = netdev.Moved()
             netdev.move(plan.net_devices, pid, moved)
         st = oci_state(c, "creating", pid)
         ch.send(sync.GO, st)  # framed when large: megabytes of annotations are a valid state
+        log.debug(f"create {c.id}: sync: GO sent")
         _serve(plan, ch, pid, st)
     except BaseException:
         why = ch.pending_error()
@@ -123,12 +126,14 @@ def _serve(plan, ch, pid, st):
             from .. import hooks
             hooks.run_hooks(plan.hooks, "prestart", st)
             hooks.run_hooks(plan.hooks, "createRuntime", st)
+            log.debug("create: sync: HOOKS: prestart and createRuntime hooks run")
             ch.send(sync.OK)
         elif kind == sync.IDMAP:
             from .. import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
             idmap.serve(plan, pid, payload)
             ch.send(sync.OK)
         elif kind == sync.READY:
+            log.debug("create: sync: READY: the init waits for start")
             point("create:ready")
             return
         else:

@@ -93,7 +93,9 @@ def test_terminal_raw_while_proxying_then_restored_and_size_passed_on():
     outer, outer_slave = os.openpty()
     try:
         fcntl.ioctl(outer_slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 77, 0, 0))
-        p = _start(["sh", "-c", "stty size; exit 0"],
+        # the child may run before the proxy has copied the size: it waits for a size (the
+        # proxy's first step), bounded by the test's deadline
+        p = _start(["sh", "-c", 'while [ "$(stty size)" = "0 0" ]; do :; done; stty size; exit 0'],
                    stdin=outer_slave, stdout=outer_slave, stderr=subprocess.PIPE)
         os.close(outer_slave)
         outer_slave = -1
