@@ -113,7 +113,11 @@ def setup(sock, size=None, uid=None, mount_console=False):
     try:
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))  # unlockpt
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        _clear_onlcr(slave)
+        if not sock.getpeername():
+            # the runtime's own socketpair (unnamed), not a --console-socket (a path): a foreground
+            # run or exec, whose pty pyrunc proxies to its stdout. Cleared here, before the
+            # program can write, not once the runtime has the master (exec gets it after execve)
+            clear_onlcr(slave)
         if size and size.get("height") and size.get("width"):
             set_winsize(master, size["height"], size["width"])
         if mount_console:
@@ -139,9 +143,11 @@ def setup(sock, size=None, uid=None, mount_console=False):
         os.fchown(0, uid, -1)
 
 
-def _clear_onlcr(fd):
-    """No "\n" -> "\r\n" on the pty's output, as runc sets its ptys: what the container writes
-    reaches the console socket's reader (a log, a pipe) byte for byte."""
+def clear_onlcr(fd):
+    """No "\n" -> "\r\n" on the pty's output: what the container writes reaches pyrunc's stdout
+    (a pipe, a file) byte for byte. runc does this to the pty it proxies in the foreground; a pty
+    sent over --console-socket keeps the kernel's default (ONLCR): its receiver decides, as with
+    runc."""
     attrs = termios.tcgetattr(fd)
     attrs[1] &= ~termios.ONLCR  # oflag
     termios.tcsetattr(fd, termios.TCSANOW, attrs)

@@ -185,6 +185,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach):
                           console_size, placement)
         child_ch.close()
         child_ch = None
+        log.debug(f"exec {c.id}: process started: pid {child}")
         os.close(rootfd)
         rootfd = -1
         if console is not None:
@@ -200,6 +201,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach):
                 from ..signals import forward_to
                 forward_to(child)
             ch.send(sync.GO)
+            log.debug(f"exec {c.id}: sync: READY, placed in the cgroups, GO sent")
             kind, payload = ch.recv()  # EOF: execve done
             if kind == sync.ERR:
                 raise Error(payload.decode(errors="replace"))
