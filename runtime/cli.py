@@ -378,10 +378,10 @@ def dispatch(argv):
     if opts["help"]:
         sys.stdout.write(verb_help(name))
         return 0
-    if g["debug"]:
-        from . import log
-        log.debug(f"pyrunc {__version__}: {name} {' '.join(args)}")
     lo, hi = verb[3], verb[4]
+    if g["debug"]:
+        from . import log  # the verb and the id only: an exec's arguments or -e values may be secrets
+        log.debug(f"pyrunc {__version__}: {name}" + (f" {pos[0]}" if pos and lo else ""))
     if not (lo <= len(pos) <= hi) and hi >= 0:
         what = "container id" if lo == 1 else "arguments"
         raise Usage(f"{name}: {'missing ' + what if len(pos) < lo else 'too many arguments'}; "
