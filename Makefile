@@ -62,7 +62,7 @@ conformance: setup bundle
 	$(PY) -m conformance --runtime $(PYRUNC) --runtime runc --runtime crun
 
 bench: setup bundle
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --engines all
 
 # the long forms of the hardening tests: many more fuzz examples (not derandomized), 100
 # concurrent containers, long symlink/lock races

@@ -16,6 +16,8 @@ import tempfile
 
 from . import isolation, proc, report
 from .figures import Ctx, all_figures
+from .engines import ENGINES
+from .engines import run as run_engines
 from .harness import measure, progress
 from .runtimes import Runtime, id_prefix, resolve
 from .seccomp import load_profile
@@ -55,6 +57,17 @@ def parse_args(argv):
     p.add_argument("--no-unshare", action="store_true",
                    help="measure in the host mount namespace (crun 1.8.1 then refuses hybrid cgroup hosts)")
     p.add_argument("--list-figures", action="store_true", help="print the figure names and exit")
+    p.add_argument("--engines", default="none", metavar="LIST",
+                   help="engine figures through private daemons, on the host mount namespace: "
+                        "comma-separated docker,podman,cri, or all, or none (default none; `make bench`: all). "
+                        "-k filters them too (docker_run docker_exec podman_run podman_exec cri_pod)")
+    p.add_argument("--engine-reps", type=int, metavar="N",
+                   help="measured repetitions per engine figure (default 15, --quick 2)")
+    p.add_argument("--trace-reps", type=int, metavar="N",
+                   help="repetitions per engine figure through the tracing wrapper, for the per-verb "
+                        "breakdown (default 5, --quick 1; 0 = off)")
+    p.add_argument("--engine-configs", metavar="DIR",
+                   help="keep the configs the engines sent (captured by the wrapper) in DIR")
     return p.parse_args(argv)
 
 
@@ -123,10 +136,23 @@ def main(argv=None) -> int:
     if args.list_figures:
         for f in all_figures():
             print(f"{f.name:12s} {f.title}")
+        for f in ENGINE_FIGURES:
+            print(f"{f:12s} (engine, --engines)")
         return 0
-    if not figs:
+    engines = parse_engines(args.engines)
+    if engines is None:
+        print(f"--engines wants a list of {','.join(ENGINES)}, or all, or none; got {args.engines!r}",
+              file=sys.stderr)
+        return 2
+    if isolation.in_namespace():
+        engines = []  # the re-executed runtime part; the engines run in the parent (host namespace)
+    eng_filter = engine_filter(args.filters)
+    engines = [e for e in engines if any(eng_filter(f) for f in ENGINE_FIGURES if f.startswith(e))]
+    if not figs and not engines:
         print(f"no figure matches {args.filters}", file=sys.stderr)
         return 2
+    if engines:
+        return main_with_engines(args, argv, figs, engines, eng_filter)
 
     specs = args.runtime or DEFAULT_RUNTIMES
     pairs = []
@@ -224,6 +250,90 @@ def main(argv=None) -> int:
     print(report.render(results))
     print(f"\nJSON: {os.path.relpath(args.json) if args.json.startswith(os.getcwd()) else args.json}")
     return 130 if interrupted else 0
+
+
+ENGINE_FIGURES = ("docker_run", "docker_exec", "podman_run", "podman_exec", "cri_pod")
+
+
+def parse_engines(text: str):
+    names = [e.strip() for e in (text or "").split(",") if e.strip()]
+    if names in (["none"], []):
+        return []
+    if names == ["all"]:
+        return list(ENGINES)
+    return names if all(e in ENGINES for e in names) else None
+
+
+def engine_filter(filters):
+    if not filters:
+        return lambda name: True
+    pats = [p.strip() for f in filters for p in f.split(",") if p.strip()]
+    # an engine figure is also selected by its engine's name (-k docker)
+    return lambda name: any(fnmatch.fnmatchcase(name, p) or name.split("_")[0] == p for p in pats)
+
+
+def main_with_engines(args, argv, figs, engines, eng_filter) -> int:
+    """The runtime figures first (in the private namespace, as without engines: a child process),
+    then the engine figures here, on the host's mount namespace; one JSON with both."""
+    results = None
+    rc = 0
+    child_json = None
+    if figs:
+        fd, child_json = tempfile.mkstemp(prefix="pyrunc-bench-rt-", suffix=".json")
+        os.close(fd)
+        child_argv = [*argv, "--engines", "none", "--json", child_json]
+        if args.no_unshare:
+            rc = main(child_argv)
+        else:
+            rc = isolation.run_in_namespace(child_argv)
+        try:
+            with open(child_json) as f:
+                results = json.load(f)
+        except (OSError, ValueError):
+            results = None
+        finally:
+            os.unlink(child_json)
+    quick = args.quick
+    reps = args.engine_reps if args.engine_reps is not None else (2 if quick else 15)
+    warmup = 1 if args.warmup is None or args.warmup > 0 else 0
+    trace_reps = args.trace_reps if args.trace_reps is not None else (1 if quick else 5)
+    pyrunc = runc = None
+    for s in args.runtime or DEFAULT_RUNTIMES:
+        name, _, path = s.partition("=")
+        if name == "pyrunc":
+            pyrunc = resolve(path, REPO)
+        elif name == "runc":
+            runc = resolve(path, REPO)
+    pyrunc = pyrunc or resolve(".venv/bin/pyrunc", REPO)
+    runc = runc or resolve("runc", REPO)
+    if results is None:
+        results = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                            "kernel": platform.release(), "cpus": os.cpu_count()}, "figures": {}}
+    tmp = tempfile.mkdtemp(prefix="pyrunc-bench-eng-")
+    os.chmod(tmp, 0o755)
+    signal.signal(signal.SIGTERM, _sigterm)
+    interrupted = False
+    eng = {}
+    t_load = _loadavg()
+    try:
+        eng = run_engines(engines, eng_filter, reps, warmup, trace_reps, tmp, pyrunc, runc,
+                          configs_dir=args.engine_configs)
+    except KeyboardInterrupt:
+        interrupted = True
+        progress("interrupted: engines cleaned up by their sessions")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    eng["meta"] = {"reps": reps, "warmup": warmup, "trace_reps": trace_reps, "pyrunc": pyrunc, "runc": runc,
+                   "loadavg_start": t_load, "loadavg_end": _loadavg()}
+    report.annotate_engines(eng)
+    results["engines"] = eng
+    report.write_json(results, args.json)
+    print()
+    print(report.render_engines(eng, eng["meta"]))
+    print(f"\nJSON: {os.path.relpath(args.json) if args.json.startswith(os.getcwd()) else args.json}")
+    if interrupted:
+        return 130
+    return rc
 
 
 def cleanup(runtimes: list[Runtime], tmp: str) -> str:

@@ -47,6 +47,14 @@ def summarize(samples: list[Sample], planned: int, first_error: str | None) -> d
     if wait:
         out["wait_rss_kb_median"] = int(statistics.median(wait))
         out["wait_rss_kb_max"] = max(wait)
+    phases: dict = {}
+    for s in ok:
+        for k, v in s.extra.get("phases", {}).items():
+            phases.setdefault(k, []).append(v)
+    if phases:
+        out["phases"] = {k: {"median_ms": round(statistics.median(v), 3), "n_ok": len(v),
+                             "samples_ms": [round(x, 3) for x in v], "reps_planned": planned,
+                             "errors": planned - len(v)} for k, v in phases.items()}
     if any("errors" in s.extra for s in samples):
         out["container_errors"] = sum(s.extra.get("errors", 0) for s in samples)
         out["container_errors_per_rep"] = [s.extra.get("errors", 0) for s in samples]

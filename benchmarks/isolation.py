@@ -46,6 +46,21 @@ def mount_fstype(path: str) -> str | None:
     return found
 
 
+def in_namespace() -> bool:
+    """True in the driver re-executed inside the private mount namespace."""
+    return os.environ.get(ENV_MARK) is not None
+
+
+def _ns_command(argv: list[str]) -> tuple[list, dict]:
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env[ENV_MARK] = _mntns()
+    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = ["unshare", "-m", "--propagation", "private", "--",
+           sys.executable, "-m", "benchmarks", *argv]
+    return cmd, env
+
+
 def reexec_in_namespace(argv: list[str]) -> None:
     """Replace this process by itself inside a private mount namespace.
     Returns (without exec) when that is not possible or already done."""
@@ -53,15 +68,23 @@ def reexec_in_namespace(argv: list[str]) -> None:
         return
     if os.geteuid() != 0 or not shutil.which("unshare"):
         return
-    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env[ENV_MARK] = _mntns()
-    env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = ["unshare", "-m", "--propagation", "private", "--",
-           sys.executable, "-m", "benchmarks", *argv]
+    cmd, env = _ns_command(argv)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe("unshare", cmd, env)
+
+
+def run_in_namespace(argv: list[str]) -> int:
+    """Run the driver with ARGV inside a private mount namespace (a child; this process stays on
+    the host's namespace, where the engine figures run). Without root or unshare: in this
+    namespace, as reexec_in_namespace would leave it."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        cmd, env = [sys.executable, "-m", "benchmarks", *argv, "--no-unshare"], None
+    else:
+        cmd, env = _ns_command(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return subprocess.call(cmd, env=env)
 
 
 def prepare_namespace() -> str:

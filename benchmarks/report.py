@@ -209,3 +209,79 @@ def write_json(results: dict, path: str) -> None:
         json.dump(results, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
+
+
+# -- engines ------------------------------------------------------------------
+
+ENGINE_NAMES = ("pyrunc", "runc", "runc2")
+
+
+def _ratio(a, b):
+    return None if a is None or not b else round(a / b, 3)
+
+
+def annotate_engines(eng: dict) -> None:
+    for fig in eng.get("figures", {}).values():
+        rt = fig["runtimes"]
+        m = {n: rt.get(n, {}).get("median_ms") for n in ENGINE_NAMES}
+        fig["ratios"] = {"pyrunc/runc": _ratio(m["pyrunc"], m["runc"]),
+                         "runc2/runc": _ratio(m["runc2"], m["runc"])}
+
+
+def render_engines(eng: dict, meta: dict | None = None) -> str:
+    out = []
+    head = "engine figures (private daemons, host mount namespace; runc2 = runc under a second name: the noise)"
+    if meta:
+        head += f"  reps={meta.get('reps')} warmup={meta.get('warmup')} trace reps={meta.get('trace_reps')}"
+    out.append(head)
+    for e, why in eng.get("unavailable", {}).items():
+        out.append(f"  {e}: not measured: {why}")
+    for e, info in eng.get("engines", {}).items():
+        if "startup_s" in info:
+            out.append(f"  {e}: daemon up in {info['startup_s']} s, engine total {info.get('total_s')} s")
+    figs = eng.get("figures", {})
+    if figs:
+        rows = []
+        for name, v in figs.items():
+            rows.append([v["meta"]["title"], *[_cell_ms(v["runtimes"].get(n, {})) for n in ENGINE_NAMES],
+                         _fmt_ratio(v["ratios"].get("pyrunc/runc")), _fmt_ratio(v["ratios"].get("runc2/runc"))])
+        out.append("")
+        out.append(_table(["engine figure (median ms)", *ENGINE_NAMES, "pyrunc/runc", "runc2/runc (noise)"], rows))
+    res = eng.get("resident", {})
+    if res:
+        rows = []
+        for name, by in res.items():
+            rows.append([name, *[("-" if n not in by else
+                                  f"{by[n]['processes']} procs, {by[n]['rss_kb'] / MIB:.1f} MiB RSS, "
+                                  f"{by[n]['pss_kb'] / MIB:.1f} MiB PSS") for n in ENGINE_NAMES]])
+        out.append("")
+        out.append(_table(["runtime processes left per running container", *ENGINE_NAMES], rows))
+    for name, b in eng.get("breakdown", {}).items():
+        rts = list(b["totals"]) or ["pyrunc-trace", "runc-trace"]
+        a, r = (rts + ["", ""])[:2]
+        rows = []
+        for form, by in sorted(b["forms"].items(), key=lambda kv: -max(x["sum_ms_per_op"] for x in kv[1].values())):
+            pa, pr = by.get(a, {}), by.get(r, {})
+            rows.append([form[:90], f"{pa.get('per_op', 0):g} / {pr.get('per_op', 0):g}",
+                         f"{pa.get('median_ms', '-')}", f"{pr.get('median_ms', '-')}",
+                         _fmt_ratio(_ratio(pa.get("median_ms"), pr.get("median_ms"))),
+                         f"{pa.get('sum_ms_per_op', 0):.1f} / {pr.get('sum_ms_per_op', 0):.1f}"])
+        ta, tr = b["totals"].get(a, {}), b["totals"].get(r, {})
+        rows.append(["TOTAL inside the runtime per op", f"{ta.get('calls_per_op', 0):g} / {tr.get('calls_per_op', 0):g}",
+                     "", "", _fmt_ratio(_ratio(ta.get("ms_per_op"), tr.get("ms_per_op"))),
+                     f"{ta.get('ms_per_op', 0):.1f} / {tr.get('ms_per_op', 0):.1f}"])
+        out.append("")
+        out.append(f"{name}: runtime calls per op (wrapper, {b['ops']} ops)"
+                   + (f"  errors: {b['errors']}" if b.get("errors") else ""))
+        out.append(_table(["call form", "calls/op pyrunc / runc", "median ms pyrunc", "runc", "ratio",
+                           "ms/op pyrunc / runc"], rows))
+    errs = []
+    for name, v in figs.items():
+        for n, r in v["runtimes"].items():
+            if r.get("errors"):
+                errs.append(f"  {name} {n}: {r.get('errors')}/{r.get('reps_planned')} failed; first: {r.get('first_error')}")
+    if errs:
+        out.append("")
+        out.append("engine errors:")
+        out.extend(errs)
+    return "\n".join(out)

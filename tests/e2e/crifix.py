@@ -69,9 +69,10 @@ def doc_config():
     return m.group(1)
 
 
-def containerd_config(base):
+def containerd_config(base, handlers=None):
     """The doc's config with its paths made private (each must appear exactly once, so the doc and
-    this substitution cannot drift apart silently), plus the daemon's own addresses and dirs."""
+    this substitution cannot drift apart silently), plus the daemon's own addresses and dirs.
+    HANDLERS: extra runtime handlers {name: (binary, root or None)} (the benchmarks use it)."""
     cfg = doc_config()
     subs = {
         '"/usr/local/bin/pyrunc"': json.dumps(PYRUNC),
@@ -107,6 +108,11 @@ def containerd_config(base):
 [metrics]
   address = ""
 """
+    rts = '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
+    for name, (binary, root) in (handlers or {}).items():
+        tail += (f'{rts}.{name}]\n  runtime_type = "io.containerd.runc.v2"\n{rts}.{name}.options]\n'
+                 f'  BinaryName = {json.dumps(binary)}\n  SystemdCgroup = false\n'
+                 + (f'  Root = {json.dumps(root)}\n' if root else ""))
     return top + cfg + tail
 
 
@@ -279,10 +285,10 @@ class CRI:
     def ctr(self, *args, timeout=120):
         return sh(["ctr", "--address", self.sock, "--namespace", K8S_NS, *args], timeout=timeout, env=ENV)
 
-    def start_daemon(self):
+    def start_daemon(self, handlers=None):
         cfg = os.path.join(self.base, "config.toml")
         with open(cfg, "w") as f:
-            f.write(containerd_config(self.base))
+            f.write(containerd_config(self.base, handlers))
         self.log = open(os.path.join(self.base, "containerd.log"), "w")
         # close_fds (the default) leaves it only stdio: /dev/null and the log
         self.proc = subprocess.Popen(["containerd", "--config", cfg], stdout=self.log, stderr=self.log,
@@ -462,8 +468,9 @@ def write_cni_conf(c):
 
 
 @contextlib.contextmanager
-def cri_session():
-    """A running private containerd with the CRI plugin, the images imported; all removed after."""
+def cri_session(handlers=None):
+    """A running private containerd with the CRI plugin, the images imported; all removed after.
+    HANDLERS: extra runtime handlers, as containerd_config takes them."""
     import grpc
     existed = {d: os.path.exists(d) for d in SHARED_DIRS}
     base = tempfile.mkdtemp(prefix="pyrunc-e2e-cri-")
@@ -475,7 +482,7 @@ def cri_session():
         c.bridge = f"pcri{SESSION[:6]}"
         c.netname = f"pyrunc-cri-{SESSION}"
         write_cni_conf(c)
-        c.start_daemon()
+        c.start_daemon(handlers)
         import ociarchive
         for name, cmd in ((BUSYBOX, ("sh",)), (PAUSE, ("sleep", "inf"))):
             repo, tag = name.rsplit(":", 1)

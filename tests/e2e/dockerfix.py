@@ -9,6 +9,7 @@ on a uniquely named Linux bridge and private subnet. No iptables or sysctl chang
 Containers go under a cgroup parent named after the session, removed at the end with everything
 else (containers, volumes, networks, overlay and netns mounts, the daemon, stray shims).
 """
+import contextlib
 import ipaddress
 import json
 import os
@@ -58,7 +59,7 @@ def _free_subnet():
 
 
 class Docker:
-    def __init__(self, base):
+    def __init__(self, base, runtimes=None):
         self.base = base
         self.sock = os.path.join(base, "docker.sock")
         self.pidfile = os.path.join(base, "docker.pid")
@@ -72,6 +73,8 @@ class Docker:
         cfg = documented_daemon_json()
         for rt in cfg.get("runtimes", {}).values():
             rt["path"] = rt["path"].replace(DOC_PYRUNC, PYRUNC)
+        for name, path in (runtimes or {}).items():  # extra runtimes (the benchmarks' runc pair, wrappers)
+            cfg.setdefault("runtimes", {})[name] = {"path": path}
         # not the doc's: the daemon's identity key goes to our dir, not /etc/docker/key.json
         cfg["deprecated-key-path"] = os.path.join(base, "key.json")
         with open(self.config, "w") as f:
@@ -171,22 +174,25 @@ def _our_pids(base):
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and base in _cmdline(int(p))]
 
 
-@pytest.fixture(scope="session")
-def docker():
-    if not have("dockerd") or not DOCKER or not have("containerd") or not have("containerd-shim-runc-v2"):
-        pytest.skip("docker.io (dockerd, docker) or containerd not installed: apt-get install docker.io")
-    if not os.path.exists(os.path.join(ROOTFS, "bin", "busybox")):
-        pytest.skip("busybox rootfs not built (make bundle)")
+class DockerUnavailable(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def docker_session(runtimes=None):
+    """A private dockerd with the busybox image imported; everything removed afterwards. RUNTIMES:
+    extra {name: path} runtimes for daemon.json (the benchmarks use it). DockerUnavailable if the
+    daemon does not start."""
     base = tempfile.mkdtemp(prefix="pyrunc-e2e-docker-")
     # dockerd always makes /run/docker/plugins; its shims put their sockets in /run/containerd/s
     made = [d for d in ("/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd")
             if not os.path.exists(d)]
-    dk = Docker(base)
+    dk = Docker(base, runtimes)
     try:
         try:
             dk.start()
         except (RuntimeError, AssertionError) as e:
-            pytest.skip(f"dockerd does not start on this machine: {e}")
+            raise DockerUnavailable(f"dockerd does not start on this machine: {e}") from e
         tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         p = subprocess.run([DOCKER, "-H", f"unix://{dk.sock}", "import", "-c", 'CMD ["sh"]', "-", IMG],
                            stdin=tar.stdout, env=dk.env, timeout=120, capture_output=True, text=True)
@@ -216,3 +222,16 @@ def docker():
                     os.rmdir(d)
                 except OSError:
                     pass
+
+
+@pytest.fixture(scope="session")
+def docker():
+    if not have("dockerd") or not DOCKER or not have("containerd") or not have("containerd-shim-runc-v2"):
+        pytest.skip("docker.io (dockerd, docker) or containerd not installed: apt-get install docker.io")
+    if not os.path.exists(os.path.join(ROOTFS, "bin", "busybox")):
+        pytest.skip("busybox rootfs not built (make bundle)")
+    try:
+        with docker_session() as dk:
+            yield dk
+    except DockerUnavailable as e:
+        pytest.skip(str(e))

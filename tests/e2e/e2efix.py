@@ -8,6 +8,8 @@ failure that also happens with runc shows up as the machine's, not pyrunc's. Eve
 lives under one temp dir and is removed at the end of the session: containers, images, storage
 mounts, the containerd daemon (stopped by pid), and the cgroups made under the session's parent.
 """
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -120,9 +122,10 @@ def runtime(request):
 
 # ------------------------------------------------------------------ podman
 class Podman:
-    def __init__(self, base):
+    def __init__(self, base, runtimes=None):
         self.base = base
         self.cgroup_parent = f"/pyrunc-e2e-podman-{SESSION}"
+        extra = "".join(f"{n} = [{json.dumps(p)}]\n" for n, p in (runtimes or {}).items())
         conf = os.path.join(base, "containers.conf")
         with open("/proc/sys/kernel/pid_max") as f:
             pid_max = int(f.read())
@@ -151,7 +154,7 @@ runtime_supports_json = ["crun", "runc", "pyrunc"]
 [engine.runtimes]
 pyrunc = ["{PYRUNC}"]
 runc = ["{RUNC}"]
-""")
+{extra}""")
         storage = os.path.join(base, "storage.conf")
         with open(storage, "w") as f:
             f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n')
@@ -169,12 +172,12 @@ runc = ["{RUNC}"]
         return sh(cmd + list(args), timeout=timeout, check=check, env=self.env, input=input)
 
 
-@pytest.fixture(scope="session")
-def podman():
-    if not have("podman") or not have("conmon"):
-        pytest.skip("podman/conmon not installed (make deps)")
+@contextlib.contextmanager
+def podman_session(runtimes=None):
+    """A private podman store with the busybox image imported; everything removed afterwards.
+    RUNTIMES: extra {name: path} for containers.conf's [engine.runtimes] (the benchmarks use it)."""
     base = tempfile.mkdtemp(prefix="pyrunc-e2e-podman-")
-    pm = Podman(base)
+    pm = Podman(base, runtimes)
     # `podman import` keeps a blob-info cache in /var/lib/containers/cache whatever the storage
     # root (podman 4.3): remove it afterwards unless it was there before
     var_lib_existed = os.path.exists("/var/lib/containers")
@@ -199,6 +202,14 @@ def podman():
             except OSError:
                 pass
             remove_empty_dirs("/var/lib/containers")
+
+
+@pytest.fixture(scope="session")
+def podman():
+    if not have("podman") or not have("conmon"):
+        pytest.skip("podman/conmon not installed (make deps)")
+    with podman_session() as pm:
+        yield pm
 
 
 # ------------------------------------------------------------------ containerd
