@@ -40,7 +40,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test")
     p.add_argument("-k", dest="filters", action="append", metavar="FIGURE",
                    help="only figures matching this name or glob (repeatable, comma-separated); "
-                        "figures: run create start state kill delete exec list run_seccomp run_nonet par20 par50")
+                        "figures: run create start state kill delete exec list run_seccomp run_nonet par20 par50 "
+                        "start_seccomp run_fg")
     p.add_argument("--list-containers", type=int, metavar="N",
                    help="containers present for the list figure (default 100, --quick 20)")
     p.add_argument("--parallel", default="20,50", metavar="N,N",
@@ -66,6 +67,10 @@ def parse_args(argv):
     p.add_argument("--trace-reps", type=int, metavar="N",
                    help="repetitions per engine figure through the tracing wrapper, for the per-verb "
                         "breakdown (default 5, --quick 1; 0 = off)")
+    p.add_argument("--no-json-line", action="store_true", help=argparse.SUPPRESS)  # the engine run's child
+    p.add_argument("--engine-profile", metavar="DIR",
+                   help="also profile pyrunc's calls from each engine figure (cProfile, -X importtime, "
+                        "strace -c -f) through the wrapper; the outputs go to DIR (see benchmarks/engprof.py)")
     p.add_argument("--engine-configs", metavar="DIR",
                    help="keep the configs the engines sent (captured by the wrapper) in DIR")
     return p.parse_args(argv)
@@ -98,6 +103,10 @@ def make_bundles(base_bundle: str, tmp: str) -> dict:
     def with_seccomp(c):
         c.setdefault("linux", {})["seccomp"] = load_profile()
 
+    def seccomp_no_nnp(c):  # what Docker and podman send: their profile, noNewPrivileges unset
+        with_seccomp(c)
+        c["process"].pop("noNewPrivileges", None)
+
     def without_netns(c):
         c["linux"]["namespaces"] = [n for n in c["linux"].get("namespaces", []) if n.get("type") != "network"]
 
@@ -105,6 +114,7 @@ def make_bundles(base_bundle: str, tmp: str) -> dict:
         "true": variant(["true"]),
         "sleep": variant(["sleep", "1000"]),
         "seccomp": variant(["true"], with_seccomp),
+        "seccomp_sleep": variant(["sleep", "1000"], seccomp_no_nnp),
         "nonet": variant(["true"], without_netns),
     }
     out = {}
@@ -248,7 +258,8 @@ def main(argv=None) -> int:
         results["meta"]["interrupted"] = True
     report.write_json(results, args.json)
     print(report.render(results))
-    print(f"\nJSON: {os.path.relpath(args.json) if args.json.startswith(os.getcwd()) else args.json}")
+    if not args.no_json_line:
+        print(f"\nJSON: {os.path.relpath(args.json) if args.json.startswith(os.getcwd()) else args.json}")
     return 130 if interrupted else 0
 
 
@@ -281,7 +292,7 @@ def main_with_engines(args, argv, figs, engines, eng_filter) -> int:
     if figs:
         fd, child_json = tempfile.mkstemp(prefix="pyrunc-bench-rt-", suffix=".json")
         os.close(fd)
-        child_argv = [*argv, "--engines", "none", "--json", child_json]
+        child_argv = [*argv, "--engines", "none", "--json", child_json, "--no-json-line"]
         if args.no_unshare:
             rc = main(child_argv)
         else:
@@ -317,7 +328,7 @@ def main_with_engines(args, argv, figs, engines, eng_filter) -> int:
     t_load = _loadavg()
     try:
         eng = run_engines(engines, eng_filter, reps, warmup, trace_reps, tmp, pyrunc, runc,
-                          configs_dir=args.engine_configs)
+                          configs_dir=args.engine_configs, profile_dir=args.engine_profile)
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: engines cleaned up by their sessions")

@@ -410,6 +410,45 @@ def trace_pass(bench, fig: EFig, reps: int) -> dict:
     return out
 
 
+PROFILE_MODES = ("cprofile", "importtime", "strace")
+
+
+def profile_pass(bench, fig: EFig, reps: int, dest: str) -> dict:
+    """REPS of FIG through the pyrunc wrapper in each profiling mode (benchmarks/wrapper.py): the
+    profiles of every pyrunc call the engine made, under DEST/<engine>/<figure>/<mode>/."""
+    rt = next(r for r in bench.traced if r.name.startswith("pyrunc"))
+    w = rt.wrapper
+    done = {}
+    for mode in PROFILE_MODES:
+        if mode == "strace" and not shutil.which("strace"):
+            continue
+        prof = os.path.join(w.dir, "prof")
+        shutil.rmtree(prof, ignore_errors=True)
+        os.makedirs(prof)
+        st = None
+        try:
+            w.set_mode("time")
+            if fig.setup:
+                st = fig.setup(None, rt)
+            shutil.rmtree(prof, ignore_errors=True)
+            os.makedirs(prof)
+            w.set_mode(mode)
+            for _ in range(reps):
+                fig.rep(None, rt, st)
+            time.sleep(0.2)
+            w.set_mode("time")
+        finally:
+            w.set_mode("time")
+            if st is not None and fig.teardown:
+                fig.teardown(None, rt, st)
+        w.take()
+        out = os.path.join(dest, bench.name, fig.name, mode)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(prof, out)
+        done[mode] = out
+    return done
+
+
 def keep_configs(bench, dest: str) -> list[str]:
     """Copy one captured config per (traced runtime, verb) to DEST: the exact configs an engine
     sends, for profiling pyrunc with them."""
@@ -431,7 +470,8 @@ def keep_configs(bench, dest: str) -> list[str]:
 
 # ------------------------------------------------------------------ the driver
 def run(engines: list[str], figure_filter, reps: int, warmup: int, trace_reps: int, tmp: str,
-        pyrunc: str, runc: str, configs_dir: str | None = None) -> dict:
+        pyrunc: str, runc: str, configs_dir: str | None = None, profile_dir: str | None = None,
+        profile_reps: int = 3) -> dict:
     out: dict = {"engines": {}, "figures": {}, "breakdown": {}, "resident": {}, "unavailable": {}}
     for eng in engines:
         why = available(eng)
@@ -463,6 +503,9 @@ def run(engines: list[str], figure_filter, reps: int, warmup: int, trace_reps: i
                         progress(f"    tracing {trace_reps} reps through the wrapper")
                         out["breakdown"][fig.name] = trace_pass(bench, fig, trace_reps)
                     _collect_resident(out, fig, res)
+                    if profile_dir:
+                        progress(f"    profiling pyrunc's calls ({profile_reps} reps per mode)")
+                        out.setdefault("profiles", {})[fig.name] = profile_pass(bench, fig, profile_reps, profile_dir)
                 if configs_dir:
                     out["engines"][eng]["configs"] = keep_configs(bench, configs_dir)
         except Unavailable as e:

@@ -8,6 +8,7 @@ made in a per-figure setup and deleted in teardown.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -137,6 +138,66 @@ def rep_start(ctx: Ctx, rt: Runtime, _state) -> Sample:
             return setup_failed(r, "create")
         return from_result(rt.start(cid), "start")
     finally:
+        rt.force_delete(cid)
+
+
+def rep_start_variant(variant: str):
+    def rep(ctx: Ctx, rt: Runtime, _state) -> Sample:
+        cid = new_id()
+        try:
+            r = rt.create(cid, ctx.bundles[variant])
+            if not r.ok:
+                return setup_failed(r, "create")
+            return from_result(rt.start(cid), "start")
+        finally:
+            rt.force_delete(cid)
+    return rep
+
+
+def rep_run_foreground(ctx: Ctx, rt: Runtime, _state) -> Sample:
+    """`run` in the foreground of a long-running container: what the runtime keeps resident while
+    the container runs (the `run` parent; runc's, crun's and pyrunc's stay to relay signals and
+    the exit status). Timed: from spawn until `state` says running (polled, so coarse)."""
+    cid = new_id("F")
+    rt._track(cid)
+    t0 = time.perf_counter_ns()
+    p = None
+    try:
+        p = subprocess.Popen(rt._argv("run", "--bundle", ctx.bundles["sleep"], cid), stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+        deadline = time.monotonic() + ctx.settle_timeout
+        while True:
+            r = rt.state(cid)  # fails until the container exists
+            if r.ok and r.extra["state"].get("status") == "running":
+                break
+            if p.poll() is not None:
+                return Sample(False, error=f"run exited {p.returncode} before the container ran")
+            if time.monotonic() > deadline:
+                return Sample(False, error="run: container not running in time", timed_out=True)
+            time.sleep(0.005)
+        ms = (time.perf_counter_ns() - t0) / 1e6
+        s = Sample(True, ms)
+        rss = proc.vm_rss_kb(p.pid)
+        if rss is not None:
+            s.extra["fg_rss_kb"] = rss
+            try:
+                with open(f"/proc/{p.pid}/smaps_rollup") as f:
+                    for line in f:
+                        if line.startswith("Pss:"):
+                            s.extra["fg_pss_kb"] = int(line.split()[1])
+            except OSError:
+                pass
+        return s
+    except SetupError as e:
+        return Sample(False, error=str(e))
+    finally:
+        rt.kill(cid, "KILL")
+        if p is not None:
+            try:
+                p.wait(timeout=ctx.settle_timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         rt.force_delete(cid)
 
 
@@ -291,6 +352,10 @@ def all_figures(parallel_sizes=(20, 50)) -> list[Figure]:
         Figure("create", "create (sleep 1000)", rep_create, verb="create"),
         Figure("start", "start a created container", rep_start, verb="start"),
         Figure("state", "state of a running container", rep_state, setup_running, teardown_one, verb="state"),
+        Figure("start_seccomp", "start, with a seccomp profile and no noNewPrivileges (as Docker and podman send)",
+               rep_start_variant("seccomp_sleep"), verb="start+seccomp"),
+        Figure("run_fg", "run (foreground) of `sleep`: until running; the run parent's memory while it runs",
+               rep_run_foreground, verb="run (fg)"),
         Figure("kill", "kill KILL a running container", rep_kill, verb="kill"),
         Figure("delete", "delete a stopped container", rep_delete, verb="delete"),
         Figure("exec", "exec `true` into a running container", rep_exec, setup_running, teardown_one,

@@ -47,6 +47,10 @@ def summarize(samples: list[Sample], planned: int, first_error: str | None) -> d
     if wait:
         out["wait_rss_kb_median"] = int(statistics.median(wait))
         out["wait_rss_kb_max"] = max(wait)
+    for key in ("fg_rss_kb", "fg_pss_kb"):
+        vals = [s.extra[key] for s in ok if key in s.extra]
+        if vals:
+            out[key + "_median"] = int(statistics.median(vals))
     phases: dict = {}
     for s in ok:
         for k, v in s.extra.get("phases", {}).items():

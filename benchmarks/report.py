@@ -164,6 +164,18 @@ def render(results: dict) -> str:
                           [["VmRSS (MiB, median)", *cells, _fmt_target(tgt[0]) if tgt else ""]]))
         out.append("")
 
+    if "run_fg" in figs:
+        v = figs["run_fg"]
+        cells = []
+        for n in names:
+            r = v["runtimes"][n]
+            rss, pss = r.get("fg_rss_kb_median"), r.get("fg_pss_kb_median")
+            cells.append("-" if rss is None else f"{rss / MIB:.1f} / {(pss or 0) / MIB:.1f}")
+        out.append(_table(["foreground `run` parent while its container runs", *names],
+                          [["VmRSS / PSS (MiB, median)", *cells]]))
+        out.append("  (detached containers: no runtime process stays; see the engine table)")
+        out.append("")
+
     par = [(k, v) for k, v in figs.items() if v["meta"]["kind"] == "parallel"]
     if par:
         rows = []
