@@ -8,7 +8,8 @@ runtime's (`pyrunc`, `runc`): podman decides by a runtime's basename whether it 
 `--log-format=json`, so a wrapper gets the same flags as what it wraps.
 
 DIR/mode (read at each call) switches a pyrunc wrapper to a profiling run of the same call:
-`cprofile`, `importtime` or `strace` (output in DIR/prof/<pid>.<verb>.*); anything else, or no
+`cprofile`, `importtime` or `strace` (output in DIR/prof/<pid>.<verb>.*; strace runs detached, -D, so
+that a create returns while strace follows the init up to its execve after start); anything else, or no
 file, just times. The profiling modes run pyrunc's Python directly (`python -I -S`), as bin/pyrunc
 would after its shell prologue.
 """
@@ -53,7 +54,7 @@ out=$dir/prof/$$.$verb
 case "$mode" in
   cprofile) t0=$EPOCHREALTIME; @PY@ -I -S @PROFRUN@ "$out.prof" @REAL@ "$@"; rc=$?; t1=$EPOCHREALTIME ;;
   importtime) t0=$EPOCHREALTIME; @PY@ -I -S -X importtime @REAL@ "$@" 2>>"$out.imports"; rc=$?; t1=$EPOCHREALTIME ;;
-  strace) t0=$EPOCHREALTIME; strace -f -b execve -qq -c -o "$out.strace" @PY@ -I -S @REAL@ "$@"; rc=$?; t1=$EPOCHREALTIME ;;
+  strace) t0=$EPOCHREALTIME; strace -D -f -b execve -qq -c -o "$out.strace" @PY@ -I -S @REAL@ "$@"; rc=$?; t1=$EPOCHREALTIME ;;
   *) t0=$EPOCHREALTIME; @REAL@ "$@"; rc=$?; t1=$EPOCHREALTIME ;;
 esac
 printf -v line '%q ' "$@"
