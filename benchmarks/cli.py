@@ -41,7 +41,7 @@ def parse_args(argv):
     p.add_argument("-k", dest="filters", action="append", metavar="FIGURE",
                    help="only figures matching this name or glob (repeatable, comma-separated); "
                         "figures: run create start state kill delete exec list run_seccomp run_nonet par20 par50 "
-                        "start_seccomp run_fg")
+                        "start_seccomp run_fg exec_detached")
     p.add_argument("--list-containers", type=int, metavar="N",
                    help="containers present for the list figure (default 100, --quick 20)")
     p.add_argument("--parallel", default="20,50", metavar="N,N",
@@ -124,6 +124,10 @@ def make_bundles(base_bundle: str, tmp: str) -> dict:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
         out[name] = d
+    proc_file = os.path.join(tmp, "bundles", "process-true.json")
+    with open(proc_file, "w") as f:  # exec --process: the container's process, running `true`
+        json.dump(dict(configs["sleep"]["process"], args=["true"], terminal=False), f)
+    out["process_true"] = proc_file
     return out
 
 

@@ -8,6 +8,7 @@ made in a per-figure setup and deleted in teardown.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -265,6 +266,20 @@ def rep_exec(ctx: Ctx, rt: Runtime, cid: str) -> Sample:
     return from_result(rt.exec(cid, "true"), "exec")
 
 
+def rep_exec_detached(ctx: Ctx, rt: Runtime, cid: str) -> Sample:
+    """The form every engine uses: `exec --process FILE --detach --pid-file P` (the shim's and
+    conmon's), with the container's process as the file (args `true`)."""
+    pidfile = os.path.join(os.path.dirname(ctx.bundles["process_true"]), f"{cid}.{rt.name}.pid")
+    try:
+        return from_result(rt.call("exec", "--process", ctx.bundles["process_true"], "--detach",
+                                   "--pid-file", pidfile, cid), "exec --detach")
+    finally:
+        try:
+            os.unlink(pidfile)
+        except OSError:
+            pass
+
+
 def setup_many(ctx: Ctx, rt: Runtime) -> list[str]:
     ids = [new_id("M") for _ in range(ctx.list_n)]
     errors: list[SetupError] = []
@@ -360,6 +375,8 @@ def all_figures(parallel_sizes=(20, 50)) -> list[Figure]:
         Figure("delete", "delete a stopped container", rep_delete, verb="delete"),
         Figure("exec", "exec `true` into a running container", rep_exec, setup_running, teardown_one,
                verb="exec"),
+        Figure("exec_detached", "exec --process FILE --detach --pid-file P (the engines' form), `true`",
+               rep_exec_detached, setup_running, teardown_one, verb="exec -d"),
         Figure("list", "list with N running containers", rep_list, setup_many, teardown_many, verb="list"),
         Figure("run_seccomp", "run `true`, default config + default seccomp profile",
                rep_run("seccomp"), verb="run+seccomp"),
