@@ -148,7 +148,8 @@ def render(results: dict) -> str:
                 cells.append(f"<={kb / MIB:.1f}")
             else:
                 cells.append(f"{kb / MIB:.1f}")
-        rss_rows.append([v["meta"]["verb"] or k, *cells])
+        if any(c != "-" for c in cells):  # run_fg has its own table
+            rss_rows.append([v["meta"]["verb"] or k, *cells])
     if rss_rows:
         out.append(_table(["peak RSS of runtime process (MiB)", *names], rss_rows))
         out.append(f"  method: {m.get('rss_method', '')}")
