@@ -346,14 +346,16 @@ def _cmdline(pid):
 
 
 def test_fork_bomb_stopped_by_pids_limit(anyrt):
-    """A shell forking (up to 500) background children against pids.max 20: the kernel refuses
-    the 19th fork (init + shell + 18 children), the shell dies of it, the init goes on."""
+    """A shell forking (up to 500) background children against pids.max 20: with init + shell +
+    18 children the cgroup is full, the kernel refuses the 19th child's fork, the shell dies of
+    it, the init goes on."""
     script = r'sh -c "i=0; while [ \$i -lt 500 ]; do sleep 1000 & i=\$((i+1)); done"; exec sleep 1006'
     cid, pid = start_detached(anyrt, ["sh", "-c", script], resources={"pids": {"limit": 20}})
     d = cg_dir(pid, "pids")
     assert cg_read(d, "pids.max") == "20"
-    wait_for(lambda: "sleep 1006" in open(f"/proc/{pid}/cmdline").read().replace("\0", " "),
-             what="the loop to finish")
+    # the init's own command line holds "sleep 1006" from the start: await the exec itself, which
+    # comes only once the inner shell is gone
+    wait_for(lambda: _cmdline(pid) == "sleep 1006", what="the loop to finish")
     # A task's pid charge can outlive its reaping by a moment (kernel 6.18 uncharges after the
     # dead task's last switch-out; 20 was once read here under load): await the charge matching
     # the tasks still there, after which nothing in the container forks and the count is stable.
