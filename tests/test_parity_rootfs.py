@@ -129,6 +129,24 @@ def test_read_only_tmpfs_gets_sub_mount_and_cwd(anyrt, rootcopy):
     assert not (rootcopy / "data" / "sub").exists()  # made in the tmpfs, not in the rootfs
 
 
+def test_read_only_tmpfs_through_symlink_and_setgid_parents(anyrt, rootcopy):
+    """mounts.bats "tmpfs mount with absolute symlink" (/conf -> /real/conf, resolved in the root,
+    the read-only remount too) and "setgid / + mkdirall" (made parents inherit set-gid)."""
+    os.makedirs(rootcopy / "real" / "conf")
+    os.symlink("/real/conf", rootcopy / "conf")
+    (rootcopy / "setgid").mkdir()
+    os.chmod(rootcopy / "setgid", 0o7755)
+    cfg = cfg_for(rootcopy, "cat /proc/self/mountinfo")
+    cfg["mounts"] += [{"type": "tmpfs", "source": "tmpfs", "destination": d, "options": ["ro", "nodev", "nosuid"]}
+                      for d in ("/conf/stack", "/setgid/a/b/c")]
+    p = anyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    m = mounts_of(p.stdout)
+    assert "ro" in m["/real/conf/stack"][0] and "ro" in m["/setgid/a/b/c"][0]
+    assert [oct(os.stat(rootcopy / d).st_mode & 0o7777) for d in ("setgid/a", "setgid/a/b", "setgid/a/b/c")] \
+        == ["0o2755"] * 3
+
+
 def test_read_only_bind_is_read_only_at_once(anyrt, rootcopy, tmp_path):
     """A read-only bind is not written to make what goes below it: its source stays untouched."""
     src = tmp_path / "src"
