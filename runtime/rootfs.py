@@ -674,12 +674,29 @@ def _dev_null(rootfd):
 
 
 def _make_cwd(rootfd, cwd):
-    """process.cwd is made when the rootfs lacks it, as runc's init does: as the container's root,
-    mode 0755 (less the umask), before anything is made read-only; resolved in the root like
-    every path here (a symlink on the way leads to a place inside the root, a magic link
-    nowhere). `exec` makes none: a missing --cwd fails there, as with runc."""
+    """process.cwd is made when the rootfs lacks it, as runc's init makes it: as the container's
+    root, mode 0755 (less the umask), before anything is made read-only. Each component is looked
+    up in the root (openat2 RESOLVE_IN_ROOT, no magic links: a cwd through /proc/self/fd/N or
+    /proc/PID/root is refused) and made in the directory found for the components before it. A
+    dangling symlink on the way fails, as with runc. No /proc is needed. `exec` makes no cwd: a
+    missing --cwd fails there, as with runc."""
+    res = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+    parts = [c for c in cwd.split("/") if c]
     try:
-        os.close(open_in_root(rootfd, cwd))
+        for i in range(len(parts)):
+            try:
+                os.close(L.openat2(rootfd, "/".join(parts[:i + 1]), os.O_PATH | os.O_CLOEXEC, 0, res))
+                continue
+            except FileNotFoundError:
+                pass
+            parent = L.openat2(rootfd, "/".join(parts[:i]) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res)
+            try:
+                os.mkdir(parts[i], 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass  # made meanwhile, or a dangling symlink: the next lookup tells
+            finally:
+                os.close(parent)
+        os.close(L.openat2(rootfd, "/".join(parts) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res))
     except OSError as e:
         raise Error(f"process.cwd: {cwd}: making it in the container: {why(e)}") from None
 

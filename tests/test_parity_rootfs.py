@@ -198,21 +198,32 @@ def test_missing_cwd_is_made(anyrt, rootcopy, cwd, made):
     assert (rootcopy / made).is_dir()
 
 
-def test_missing_cwd_through_symlink_stays_in_root(anyrt, rootcopy, tmp_path):
-    """A symlink on the way to the cwd never leads to the host: runc refuses a dangling one,
-    pyrunc follows it inside the root; neither touches the host directory it names."""
+@pytest.mark.parametrize("target", ["host", "inside"])
+def test_missing_cwd_through_dangling_symlink(anyrt, rootcopy, tmp_path, target):
+    """A dangling symlink on the way to the cwd fails (runc's MkdirAll), and never leads to the
+    host directory it names."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    os.symlink(str(outside), rootcopy / "lnk")
+    os.symlink(str(outside) if target == "host" else "/nowhere", rootcopy / "lnk")
     cfg = cfg_for(rootcopy, "pwd")
     cfg["process"]["cwd"] = "/lnk/sub"
     p = anyrt.run(cfg)
     assert os.listdir(outside) == []
-    if anyrt.name == "pyrunc":
-        assert p.returncode == 0, p.stderr
-        assert (rootcopy / str(outside).lstrip("/") / "sub").is_dir()
-    else:
-        assert p.returncode != 0
+    assert p.returncode != 0 and "pwd" not in p.stdout
+    assert not (rootcopy / "nowhere").exists() and not (rootcopy / str(outside).lstrip("/")).exists()
+
+
+def test_cwd_through_symlink_to_directory(anyrt, rootcopy):
+    """A symlink to a directory of the rootfs is followed inside the root; ".." is resolved
+    after it, as the kernel resolves it (not lexically)."""
+    os.makedirs(rootcopy / "a" / "b")
+    os.symlink("/a/b", rootcopy / "lnk")
+    cfg = cfg_for(rootcopy, "pwd -P")
+    cfg["process"]["cwd"] = "/lnk/../new"
+    p = anyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "/a/new"
+    assert (rootcopy / "a" / "new").is_dir()
 
 
 def test_cwd_through_magic_link_refused(anyrt, request, rootcopy):
