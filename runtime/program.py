@@ -257,7 +257,11 @@ PASSWD_MAX = 4 << 20  # read of the container's /etc/passwd, at most
 def home_dir(uid):
     """HOME of UID from the container's /etc/passwd, else "/" (what runc does). The file is the
     container's: opened in the root without magic links, never blocking (a FIFO there), a
-    regular file only, and read up to a bound (/dev/zero there)."""
+    regular file only, and read up to a bound (/dev/zero there). Parsed as runc parses it: the
+    first entry with that uid wins (a uid written "+7" or "007" is 7), blank lines and the
+    spaces around a line are skipped, and the entry's home field is taken even when empty or
+    missing (HOME is then empty). Unlike runc, a comment line ("#...") or an entry whose uid is
+    not a number is no entry: runc reads those as uid 0 (root's HOME would then be empty)."""
     try:
         fd = open_in_root("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
@@ -270,9 +274,20 @@ def home_dir(uid):
         return "/"
     finally:
         os.close(fd)
-    want = str(uid)
     for line in data.split(b"\n"):
-        parts = line.decode(errors="replace").split(":")
-        if len(parts) >= 6 and parts[2] == want:
-            return parts[5] or "/"
+        line = line.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        parts = line.decode(errors="surrogateescape").split(":")
+        if len(parts) >= 3 and _passwd_uid(parts[2]) == uid:
+            return parts[5] if len(parts) > 5 else ""
     return "/"
+
+
+def _passwd_uid(field):
+    """The uid a passwd field holds (a decimal number, with an optional sign), or None."""
+    digits = field[1:] if field[:1] in ("+", "-") else field
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    n = int(digits)
+    return -n if field[:1] == "-" else n

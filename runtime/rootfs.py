@@ -251,7 +251,13 @@ def fdpath(fd):
 def _mount_at(rootfd, p, target_is_file, launch=None):
     if p.copyup:
         return _mount_copyup(rootfd, p)
-    fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
+    data = p.data
+    if p.type in ORDINARY_DIR_TYPES and not p.bind:
+        fd = _open_ordinary_dir(rootfd, p)
+    elif p.type == "tmpfs" and not p.bind:
+        fd, data = _open_tmpfs_dest(rootfd, p)
+    else:
+        fd = open_in_root(rootfd, p.dest, isfile=target_is_file)
     try:
         tgt = fdpath(fd)
         # again on the resolved destination: a symlink in the rootfs (/x -> /proc/sys) must not
@@ -269,7 +275,7 @@ def _mount_at(rootfd, p, target_is_file, launch=None):
             L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         else:
             L.mount(p.source, tgt, p.type if not p.bind else None,
-                    p.flags & ~L.MS_REMOUNT if p.bind else p.flags, p.data or None)
+                    p.flags & ~L.MS_REMOUNT if p.bind else _first_flags(p), data or None)
         if p.bind and p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
             # re-open: the fd still points at the mountpoint beneath the new bind mount
             nfd = open_in_root(rootfd, p.dest, mkdir=False)
@@ -285,6 +291,69 @@ def _mount_at(rootfd, p, target_is_file, launch=None):
                 os.close(nfd)
     finally:
         os.close(fd)
+
+
+# Filesystems that must be mounted on a real directory of the rootfs, never through a symlink:
+# a rootfs whose /proc is a symlink would get procfs wherever it points, and every later write the
+# runtime makes below /proc (LSM labels, sysctls, oom_score_adj) would follow it too (the
+# CVE-2023-28642 hardening; runc refuses with "must be mounted on ordinary directory"). Symlinks in
+# the parent directories still resolve inside the root, as for every other mount.
+ORDINARY_DIR_TYPES = ("proc", "sysfs")
+
+
+def _open_ordinary_dir(rootfd, p):
+    """O_PATH fd of P's destination, a directory that is no symlink (made when missing)."""
+    parent = open_in_root(rootfd, os.path.dirname(p.dest))
+    name = os.path.basename(p.dest) or "."
+    try:
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:
+            pass
+        try:
+            # no symlink at all from the parent on: what was checked is what gets the mount
+            return L.openat2(parent, name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, 0,
+                             L.RESOLVE_BENEATH | L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            try:
+                link = stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+            except OSError:
+                link = False
+            what = "a symlink" if link or e.errno == errno.ELOOP else "not a directory"
+            raise Error(f"mounts[{p.index}]: mount {p.type} to {p.dest}: filesystem {p.type!r} must be "
+                        f"mounted on ordinary directory ({p.dest} in the rootfs is {what})") from None
+    finally:
+        os.close(parent)
+
+
+def _open_tmpfs_dest(rootfd, p):
+    """(fd, data) for a tmpfs: over an existing directory the tmpfs takes that directory's mode,
+    unless the options give a mode= (runc since 1.1.8; crun does the same): the directory's
+    mode goes first in the data, so a later mode= wins."""
+    try:
+        fd = open_in_root(rootfd, p.dest, mkdir=False)
+    except FileNotFoundError:
+        return open_in_root(rootfd, p.dest), p.data  # made now: the tmpfs default (1777)
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode):
+        return fd, p.data  # the mount says what is wrong
+    mode = f"mode={stat.S_IMODE(st.st_mode):04o}"
+    return fd, f"{mode},{p.data}" if p.data else mode
+
+
+def _deferred_ro(p):
+    """A tmpfs, or whatever is mounted on /dev, is mounted read-write first and made read-only by
+    finish_rootfs (runc's order): what goes below it (its sub-mounts' directories, /dev's device
+    nodes and links, the console, the process's cwd, the hooks' changes) is made meanwhile. A
+    bind mount is made read-only at once: what goes below it would otherwise be written into
+    its source."""
+    return not p.bind and p.flags & L.MS_RDONLY and (p.type == "tmpfs" or p.dest == "/dev")
+
+
+def _first_flags(p):
+    return p.flags & ~L.MS_RDONLY if _deferred_ro(p) else p.flags
 
 
 def _propagation_and_attrs(fd, p):
@@ -311,9 +380,7 @@ def _mount_copyup(rootfd, p):
             if not any(d.startswith("mode=") for d in p.data.split(",")):
                 os.fchmod(new, stat.S_IMODE(st.st_mode))
             os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
-            if p.flags & L.MS_RDONLY:
-                L.mount(None, fdpath(new), None, p.flags | L.MS_REMOUNT, p.data or None)
-            _propagation_and_attrs(new, p)
+            _propagation_and_attrs(new, p)  # ro comes later: see _deferred_ro
         finally:
             os.close(new)
     finally:
@@ -606,9 +673,61 @@ def _dev_null(rootfd):
     return fd
 
 
+def _make_cwd(rootfd, cwd):
+    """process.cwd is made when the rootfs lacks it, as runc's init makes it: as the container's
+    root, mode 0755 (less the umask), before anything is made read-only. Each component is looked
+    up in the root (openat2 RESOLVE_IN_ROOT, no magic links: a cwd through /proc/self/fd/N or
+    /proc/PID/root is refused) and made in the directory found for the components before it. A
+    dangling symlink on the way fails, as with runc. No /proc is needed. `exec` makes no cwd: a
+    missing --cwd fails there, as with runc."""
+    res = L.RESOLVE_IN_ROOT | L.RESOLVE_NO_MAGICLINKS
+    parts = [c for c in cwd.split("/") if c]
+    try:
+        for i in range(len(parts)):
+            try:
+                os.close(L.openat2(rootfd, "/".join(parts[:i + 1]), os.O_PATH | os.O_CLOEXEC, 0, res))
+                continue
+            except FileNotFoundError:
+                pass
+            parent = L.openat2(rootfd, "/".join(parts[:i]) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res)
+            try:
+                os.mkdir(parts[i], 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass  # made meanwhile, or a dangling symlink: the next lookup tells
+            finally:
+                os.close(parent)
+        os.close(L.openat2(rootfd, "/".join(parts) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, 0, res))
+    except OSError as e:
+        raise Error(f"process.cwd: {cwd}: making it in the container: {why(e)}") from None
+
+
+def _readonly_now(rootfd, plan):
+    """The read-only tmpfs mounts (and /dev), mounted read-write until now (see _deferred_ro):
+    the mount at each destination is made read-only, as runc's finalizeRootfs does."""
+    for p in plan.mounts:
+        if not _deferred_ro(p):
+            continue
+        fd = _open_existing(rootfd, p.dest, f"mounts[{p.index}].destination")
+        if fd is None:
+            continue  # hidden by a later mount over a parent: nothing reaches it
+        try:
+            try:
+                L.mount_setattr(fd, "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY, 0)
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                t = fdpath(fd)  # kernels before 5.12
+                L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(t), None)
+        except OSError as e:
+            raise Error(f"mounts[{p.index}]: remount {p.dest} read-only: {why(e)}") from None
+        finally:
+            os.close(fd)
+
+
 def finish_rootfs(plan):
-    """After pivot_root: readonly and masked paths, then a read-only root. Every path is opened
-    in the root (no symlink leads out) and mounted on through its fd."""
+    """After pivot_root: the process's cwd when missing, the read-only tmpfs mounts, readonly and
+    masked paths, then a read-only root. Every path is opened in the root (no symlink leads out)
+    and mounted on through its fd."""
     rp = plan.root_propagation
     if rp and not rp & L.MS_PRIVATE:
         # linux.rootfsPropagation is about the container's root: only now is it "/" (private
@@ -619,6 +738,8 @@ def finish_rootfs(plan):
             raise Error(f"linux.rootfsPropagation: making / {_prop_name(rp)}: {why(e)}") from None
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        _make_cwd(rootfd, plan.proc.cwd)
+        _readonly_now(rootfd, plan)
         for path in plan.readonly_paths:
             fd = _open_existing(rootfd, path, "linux.readonlyPaths")
             if fd is None:

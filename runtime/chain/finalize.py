@@ -118,7 +118,7 @@ def open_process(plan, attrs):
     root (runtime/program.py), then what needs our privileges: rlimits, oomScoreAdj, scheduler
     and ioPriority. Returns (Program, environment dict) for the execve step."""
     env = process.env_dict(plan.env)
-    if "HOME" not in env:
+    if not env.get("HOME"):  # an empty HOME= counts as none (runc's)
         env["HOME"] = program.home_dir(plan.uid)
     try:
         program.chdir_in_root(plan.cwd)  # never a leaked host fd's /proc/self/fd link (CVE-2024-21626)
