@@ -168,7 +168,10 @@ def _anchored_class(prefix, chars):
 
 # patterns of the OCI schemas that common configs reach
 _KNOWN = {"^RLIMIT_[A-Z]+$": _anchored_class("RLIMIT_", _UPPER),
-          "^[cbup]$": ("c", "b", "u", "p").__contains__}  # linux.devices[].type
+          "^[cbup]$": ("c", "b", "u", "p").__contains__,  # linux.devices[].type
+          # annotations and linux.sysctl keys (defs.json mapStringString), which every engine
+          # sends: re imported for this one cost create 5-9 ms (benchmarks/PROFILE.md)
+          ".{1,}": lambda s: bool(s.replace("\n", ""))}
 
 
 def _search(pattern):

@@ -113,3 +113,31 @@ def test_unsupported_keyword_defers(schema, what):
     with pytest.raises(fastcheck.Unsupported) as e:
         fastcheck._compile("unit-test.json", schema)
     assert str(e.value) == what
+
+
+@pytest.mark.parametrize("pattern", sorted(fastcheck._KNOWN))
+def test_known_patterns_agree_with_re(pattern):
+    """The re-free matchers of the patterns common configs reach (fastcheck._KNOWN) say True only
+    where re.search does (a False falls back to re, so only that matters: re's `$` also matches
+    before a final newline, which the RLIMIT matcher leaves to re)."""
+    import re
+    words = ["", "\n", "\n\n", "a", "a\n", "\na", " ", "é", "c", "b", "u", "p", "cb", "C", "RLIMIT_",
+             "RLIMIT_NOFILE", "RLIMIT_nofile", "XRLIMIT_A", "RLIMIT_A\n", "RLIMIT_A1", "io.k8s/x"]
+    fast, rx = fastcheck._KNOWN[pattern], re.compile(pattern)
+    for w in words:
+        assert not fast(w) or rx.search(w) is not None, (pattern, w)
+
+
+def test_annotations_and_sysctl_need_no_re():
+    """Every engine sends annotations and often linux.sysctl (patternProperties ".{1,}"): the check
+    of such a config imports no re (5-9 ms of create)."""
+    import subprocess
+    import sys
+    code = ("import sys; from runtime import fastcheck, hotpath;"
+            "c = hotpath.json_loads(open('bundles/busybox/config.json').read());"
+            "c['annotations'] = {'io.kubernetes.cri.container-type': 'sandbox', 'x': ''};"
+            "c['linux']['sysctl'] = {'net.ipv4.ip_forward': '1'};"
+            "assert fastcheck.ok(c) is True; print('re' in sys.modules)")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = ['.'] + {sys.path!r}; " + code],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
