@@ -99,6 +99,7 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
         mgr = rl.cgroup_manager(c.id, linux)
     else:
         mgr = cgroups.new_manager(c.id, linux)
+    _check_existing(mgr)
     data["cgroup"] = mgr.to_dict()
     c.write(data)
     mgr.create()
@@ -140,6 +141,20 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     if console is not None and foreground:
         console.receive()  # sent before READY: already here
     return pid, ch
+
+
+def _check_existing(mgr):
+    """A cgroup that exists already (the caller made it, a leftover): a frozen one is refused
+    before anything is made, as runc does (our init would stop in it for good); one with
+    processes in it gets runc's warning."""
+    if mgr.frozen_now():
+        raise Error("container's cgroup unexpectedly frozen")
+    try:
+        n = len(mgr.pids())
+    except OSError:
+        n = 0
+    if n:
+        warn(f"container's cgroup is not empty: {n} process(es) found")
 
 
 def _run(root, cid, c, pid, ch, foreground, keep, console):
@@ -401,7 +416,9 @@ def _kill_all(d):
         try:
             mgr = cgroups.load_manager(d["cgroup"])
             mgr.kill_all(SIGKILL)
-            if mgr.frozen():
+            if mgr.frozen_by_parent():  # a parent cgroup froze it: not ours to thaw
+                mgr.thaw_for_kill()
+            elif mgr.frozen():
                 mgr.thaw()  # a paused container: frozen (v1) tasks only die once thawed
         except (OSError, Error):
             mgr = None

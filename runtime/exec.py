@@ -102,10 +102,23 @@ def process_from_flags(base, o, args):
     return p
 
 
+FAILED = 255  # runc's exit status for an exec that failed before the process ran
+
+
 def run(root, cid, o, args):
-    """The exec verb; returns the exit status (foreground) or 0 (detached)."""
+    """The exec verb; returns the exit status (foreground) or 0 (detached), or FAILED (255, as
+    runc) with the error on stderr when the process could not be started."""
     if not o["process"] and not args:
         raise Error("process args cannot be empty")
+    try:
+        return _run(root, cid, o, args)
+    except Error as e:
+        from . import log
+        log.error(str(e))
+        return FAILED
+
+
+def _run(root, cid, o, args):
     from .lifecycle import passed_fds
     preserved = passed_fds(o["preserve-fds"])  # before we open any fd of our own
     c = state.Container(root, cid).open(shared=True)
@@ -126,12 +139,12 @@ def run(root, cid, o, args):
         if terminal or o["console-socket"]:
             from . import tty
             tty.check_flags(terminal, o["console-socket"], bool(o["detach"]))
-        return _exec(c, proc, o, preserved)
+        return _exec(c, proc, o, preserved, st == "paused")
     finally:
         c.unlock()
 
 
-def _exec(c, proc, o, preserved):
+def _exec(c, proc, o, preserved, paused=False):
     from . import process
     from .chain import parent, preload_exec
     from .linux import NS_FLAGS
@@ -154,9 +167,18 @@ def _exec(c, proc, o, preserved):
             placement = None
             if d.get("cgroup"):
                 from . import cgroups
-                # as root, the process is born in its cgroup2 dir and joins its v1 cgroups itself
-                placement = cgroups.load_manager(d["cgroup"]).place(self_join=os.geteuid() == 0)
-            child = parent.start_exec(c, tail, flags, console, proc.get("consoleSize"), placement, detach)
+                mgr = cgroups.load_manager(d["cgroup"])
+                if o.get("cgroup"):
+                    mgr = mgr.sub(o["cgroup"])  # exec --cgroup: sub-cgroups of the container's
+                # as root, the process is born in its cgroup2 dir and joins its v1 cgroups
+                # itself; never into a frozen cgroup (it would stop there, before it could say
+                # it is ready): then we move it once it is (parent.start_exec)
+                paused = paused or mgr.frozen_now()
+                placement = mgr.place(self_join=os.geteuid() == 0 and not paused)
+            elif o.get("cgroup"):
+                raise Error("--cgroup: the container has no cgroup")
+            child = parent.start_exec(c, tail, flags, console, proc.get("consoleSize"), placement, detach,
+                                      paused)
         finally:
             if seccomp is not None:
                 from . import seccomp as sc

@@ -260,6 +260,14 @@ class Placement:
                     child = -1  # an older kernel, a refusing cgroup: finish() will say why
                 finally:
                     os.close(fd)
+                if child > 0 and _killed_at_birth(child):
+                    # Kernel quirk (seen on 6.18): a child born by CLONE_INTO_CGROUP in a cgroup
+                    # that was once killed through cgroup.kill (or from a parent living in one) is
+                    # SIGKILLed by the kernel right away: the fork compares the kill counter of
+                    # the parent's cgroup with the target's. It never ran: reap it, and make the
+                    # process the ordinary way (finish() then moves it by cgroup.procs).
+                    _reap(child)
+                    child = -1
                 if child > 0:
                     self._joined.add(d)
                 if child >= 0:
@@ -290,6 +298,38 @@ class Placement:
         self._mgr._enter(pid, self._joined)
 
 
+def _killed_at_birth(pid):
+    """Whether our just-cloned child PID is already dead or has a SIGKILL pending: the kernel
+    queues the cgroup.kill SIGKILL inside clone3, before the call returns to us."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            text = f.read(4096)
+    except OSError:
+        return True
+    for line in text.split(b"\n"):
+        key, _, value = line.partition(b":")
+        if key == b"State" and value.strip()[:1] in (b"Z", b"X"):
+            return True
+        if key in (b"SigPnd", b"ShdPnd"):
+            try:
+                if int(value.strip(), 16) & (1 << 8):  # SIGKILL is signal 9: bit 8
+                    return True
+            except ValueError:
+                pass
+    return False
+
+
+def _reap(pid):
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
 # ---------------------------------------------------------------- managers
 class Manager:
     """The cgroups of one container, in every mounted hierarchy (runc's cgroups.Manager).
@@ -302,7 +342,7 @@ class Manager:
     def __init__(self, paths, created=(), devices=(), roots=None):
         self._paths = dict(paths)
         self.created = list(created)   # directories create() made, removed by destroy()
-        self.devices = list(devices)   # linux.devices, allowed in the device cgroup like runc does
+        self.devices = list(devices)   # linux.devices: saved, but they add no device cgroup rule (v1.py)
         self.roots = dict(roots or {})  # hierarchy mountpoints, to know where a parent walk stops
 
     # ---- bookkeeping ----
@@ -394,18 +434,105 @@ class Manager:
             _write(os.path.join(d, "cgroup.procs"), pid)
 
     def destroy(self):
-        """Remove the directories create() made (and any sub-cgroups in them); tolerate missing ones."""
-        leaves = set(self._dirs())
-        for d in sorted(set(self.created), key=lambda p: -p.count("/")):
-            if d in leaves:
-                _rmtree_cgroup(d)
-            else:
-                # a parent we made may since hold another container's cgroup: leave it then
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
+        """Remove the container's directories (and any sub-cgroups in them), whoever made them, as
+        runc's delete does; of their parents only those create() made, and only when empty.
+        Missing ones are fine; a hierarchy's root is never touched."""
+        roots = set(self.roots.values())
+        leaves = [d for d in self._dirs() if d not in roots and not os.path.ismount(d)]
+        for d in sorted(leaves, key=lambda p: -p.count("/")):
+            _rmtree_cgroup(d)
+        for d in sorted(set(self.created) - set(leaves), key=lambda p: -p.count("/")):
+            # a parent we made may since hold another container's cgroup: leave it then
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         self.created = []
+
+    # ---- before create: what is there already ----
+    def frozen_now(self):
+        """Whether any of the container's existing directories is frozen (or freezing), by itself
+        or through a parent: a process entering it would stop at once."""
+        for c, d in self._paths.items():
+            try:
+                if c == "freezer":
+                    if _read(os.path.join(d, "freezer.state")).strip() != "THAWED":
+                        return True
+                elif c == "":
+                    if _events(d).get("frozen") == 1 or \
+                            _read(os.path.join(d, "cgroup.freeze")).strip() == "1":
+                        return True
+            except OSError:
+                continue  # not there (yet), or no freezer in this hierarchy
+        return False
+
+    def sub(self, args):
+        """The manager of the container's sub-cgroups named by exec --cgroup ARGS, each
+        "[CONTROLLER[,CONTROLLER...]:]PATH" (PATH relative to the container's cgroup; without a
+        controller, one argument for every hierarchy). It never removes anything."""
+        wanted = {}
+        for a in args:
+            parts = a.split(":")
+            if len(parts) > 2:
+                raise CgroupError(f"invalid --cgroup argument: {a}")
+            if len(parts) == 1:
+                if len(args) != 1:
+                    raise CgroupError(f"invalid --cgroup argument: {a} (missing <controller>: prefix)")
+                wanted = {c: a for c in self._paths}
+                continue
+            for ctrl in parts[0].split(","):
+                if not ctrl:
+                    raise CgroupError(f"invalid --cgroup argument: {a} (empty <controller> prefix)")
+                if ctrl in wanted:
+                    raise CgroupError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times")
+                if ctrl not in self._paths:
+                    raise CgroupError(f"--cgroup {a}: unknown controller {ctrl}")
+                wanted[ctrl] = parts[1]
+        paths = dict(self._paths)
+        for ctrl, rel in wanted.items():
+            base = self._paths[ctrl]
+            d = os.path.normpath(os.path.join(base, rel.lstrip("/")))
+            if d != base and not d.startswith(base.rstrip("/") + "/"):
+                raise CgroupError(f"--cgroup: {rel} is not a sub cgroup path")
+            if not os.path.isdir(d):
+                raise CgroupError(f"--cgroup: cgroup {d}: no such file or directory", path=d)
+            paths[ctrl] = d
+        return type(self)(paths, (), self.devices, roots=self.roots)
+
+    def frozen_by_parent(self):
+        """Whether the v1 freezer cgroup is frozen through a parent (thawing ours does nothing)."""
+        d = self._paths.get("freezer")
+        try:
+            return bool(d) and _read(os.path.join(d, "freezer.parent_freezing")).strip() == "1"
+        except OSError:
+            return False
+
+    def thaw_for_kill(self):
+        """The container's processes that a frozen parent cgroup (not ours to thaw) keeps from
+        dying, already SIGKILLed, are moved out of the v1 freezer hierarchy's container cgroup
+        into this runtime's own freezer cgroup (running, so not frozen): the kernel thaws a task
+        that moves into a cgroup that is not frozen, and it dies. cgroup v2 needs none of this:
+        a SIGKILL ends a frozen task there."""
+        d = self._paths.get("freezer")
+        if not d:
+            return
+        own = _own_cgroups().get(frozenset({"freezer"}))
+        root = self.roots.get("freezer")
+        if own is None or not root:
+            return
+        target = os.path.normpath(root + "/" + own.lstrip("/"))
+        if target == d or target.startswith(d.rstrip("/") + "/"):
+            return
+        for sub, _dirs, _files in os.walk(d):
+            try:
+                pids = _read(os.path.join(sub, "cgroup.procs")).split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    _write(os.path.join(target, "cgroup.procs"), pid)
+                except CgroupError:
+                    pass  # gone already
 
     def pids(self):
         """All pids in the container's cgroup, recursively."""

@@ -9,6 +9,9 @@ from runtime.cgroups import CgroupError, _read, _write, warn
 
 # Devices every runc container may use regardless of linux.resources.devices (runc 1.1 appends
 # these after the user's rules): mknod of anything, the standard char devices, ptys and tun.
+# Nothing else is appended: the nodes of linux.devices are made in /dev, but whether the
+# container may open them is for linux.resources.devices alone, as in runc 1.1 (a deny rule
+# there is the last word: e.g. /dev/kmsg listed as a device with "c 1:11" denied stays unreadable).
 DEFAULT_DEVICE_RULES = [
     {"allow": True, "type": "c", "major": None, "minor": None, "access": "m"},
     {"allow": True, "type": "b", "major": None, "minor": None, "access": "m"},
@@ -25,14 +28,10 @@ DEFAULT_DEVICE_RULES = [
 
 
 def device_rules(devices, resources):
-    """The full ordered rule list: user rules, runc's defaults, then linux.devices (rwm)."""
-    rules = list(resources.get("devices") or [])
-    rules += DEFAULT_DEVICE_RULES
-    for d in devices:
-        if d.get("type") in ("c", "b", "u"):
-            rules.append({"allow": True, "type": "c" if d["type"] == "u" else d["type"],
-                          "major": d.get("major"), "minor": d.get("minor"), "access": "rwm"})
-    return rules
+    """The full ordered rule list: the user's rules, then runc's defaults. DEVICES (linux.devices)
+    adds no rule (see DEFAULT_DEVICE_RULES)."""
+    del devices
+    return list(resources.get("devices") or []) + DEFAULT_DEVICE_RULES
 
 
 def rule_line(rule):
@@ -75,7 +74,8 @@ def _lim(v):
 def set_resources(dirs, r, devices=()):
     """Apply linux.resources R in the v1 directories DIRS; DEVICES is linux.devices (allowed too)."""
     if r.get("unified"):
-        raise CgroupError("linux.resources.unified: cannot use unified resources on cgroup v1", field="unified")
+        raise CgroupError("invalid configuration: linux.resources.unified: cannot use unified on cgroup v1",
+                          field="unified")
     _set_memory(dirs, r.get("memory") or {})
     _set_cpu(dirs, r.get("cpu") or {})
     if r.get("pids") is not None and r["pids"].get("limit") is not None:

@@ -195,7 +195,7 @@ def _enable(root, d, ctrl, field):
 
 def set_resources(d, root, r, devices=()):
     """Apply linux.resources R in the cgroup2 directory D (ROOT: the hierarchy's mountpoint);
-    DEVICES is linux.devices, allowed by the device program too."""
+    DEVICES is linux.devices, which adds no rule (v1.device_rules)."""
     files = resources_to_files(r, have=lambda n: os.path.exists(os.path.join(d, n)))
     for ctrl, name, value, field in files:
         if ctrl:

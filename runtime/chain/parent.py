@@ -30,6 +30,9 @@ def _pair():
     return sync.Channel(a), sync.Channel(b)
 
 
+GONE = "exited before it was ready"  # the end of _recv's message when the child's end closed
+
+
 def _recv(ch, what):
     """The child's next message; its ERR, or its early exit, as an Error. (When one of our own
     steps fails, ch.pending_error() prefers the child's report: the init mounts while we set up
@@ -42,7 +45,7 @@ def _recv(ch, what):
     if kind == sync.ERR:
         raise Error(payload.decode(errors="replace"))
     if not kind:
-        raise Error(f"{what} exited before it was ready")
+        raise Error(f"{what} {GONE}")
     return kind, payload
 
 
@@ -90,17 +93,86 @@ def start_init(plan, launch, c, resources):
         ch.send(sync.GO, st)  # framed when large: megabytes of annotations are a valid state
         log.debug(f"create {c.id}: sync: GO sent")
         _serve(plan, ch, pid, st)
-    except BaseException:
+    except BaseException as e:
         why = ch.pending_error()
         if moved is not None:
             moved.restore(pid)  # the create's undo: the devices go back to the host
-        kill_reap(pid)
+        reaped = False
+        if why is None and isinstance(e, (Error, OSError)) and pid == child:
+            # a broken pipe, a closed channel, a pid gone from cgroup.procs: the consequence of
+            # an init that died; say what killed it
+            status = _dead_status(pid, wait=isinstance(e, OSError) or str(e).endswith(GONE))
+            if status is not None:
+                reaped = True
+                why = death_message("container init", status, launch.cgroup_manager, resources)
+        if not reaped:
+            kill_reap(pid)
         if slow and pid != child:
             kill_reap(child)
         if why is not None:
             raise Error(why) from None
         raise
     return pid, ch
+
+
+def _dead_status(pid, wait):
+    """The wait status of our child PID if it is dead (awaited up to 2 s when WAIT, for a child
+    whose socket end is closed already): reaped here. None while it lives."""
+    import select
+    try:
+        fd = L.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        if not select.select([fd], [], [], 2.0 if wait else 0)[0]:
+            return None
+    finally:
+        os.close(fd)
+    try:
+        got, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return None
+    return status if got == pid else None
+
+
+def death_message(what, status, mgr, resources=None):
+    """Why WHAT (the container init, an exec'd process) died before it was ready, from its wait
+    status and the cgroup's OOM kill count: one line for the user."""
+    import signal
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        if sig == signal.SIGKILL and mgr is not None:
+            oom = _oom_line(mgr, resources)
+            if oom:
+                return f"{what} was OOM-killed before it was ready: {oom}"
+        return f"{what} was killed by signal {sig} ({name}) before it was ready"
+    return f"{what} exited with status {os.WEXITSTATUS(status)} before it was ready"
+
+
+def _oom_line(mgr, resources):
+    """The memory limit and usage when the OOM killer has struck in the cgroup, else ""."""
+    try:
+        if not mgr.oom_count():
+            return ""
+    except (OSError, Error):
+        return ""
+    limit = ((resources or {}).get("memory") or {}).get("limit")
+    usage = ""
+    d = mgr.paths().get("memory") or mgr.paths().get("")
+    for name in ("memory.max_usage_in_bytes", "memory.peak"):
+        try:
+            with open(os.path.join(d, name)) as f:
+                usage = f.read(64).strip()
+            break
+        except (OSError, TypeError):
+            continue
+    text = f"linux.resources.memory.limit {limit} is too low" if limit is not None else \
+        "the memory limit is too low"
+    return text + (f" (memory usage reached {usage})" if usage else "")
 
 
 def _intermediate(plan, ch, child):
@@ -149,10 +221,15 @@ def write_id_maps(pid, plan):
 
 
 # ------------------------------------------------------------------ exec
-def start_exec(c, tail, flags, console, console_size, placement, detach):
+def start_exec(c, tail, flags, console, console_size, placement, detach, paused=False):
     """Fork the new process inside the running container C and let it exec; returns its pid
     once it has (or raises its error). TAIL is its finalize plan (chain/finalize.py), FLAGS the
-    CLONE_NEW* of the container's namespaces."""
+    CLONE_NEW* of the container's namespaces.
+
+    PAUSED (exec --ignore-paused into a frozen container): the process is moved into the
+    container's cgroups by us once it is ready, and stops there, before its execve, until the
+    container is resumed: we do not wait for the execve then (we would wait, holding the
+    container's lock, for as long as the container stays paused)."""
     from . import execproc
     d = c.data
     pid = d["pid"]
@@ -202,10 +279,16 @@ def start_exec(c, tail, flags, console, console_size, placement, detach):
                 forward_to(child)
             ch.send(sync.GO)
             log.debug(f"exec {c.id}: sync: READY, placed in the cgroups, GO sent")
-            kind, payload = ch.recv()  # EOF: execve done
-            if kind == sync.ERR:
-                raise Error(payload.decode(errors="replace"))
-        except BaseException:
+            if not paused:
+                kind, payload = ch.recv()  # EOF: execve done
+                if kind == sync.ERR:
+                    raise Error(payload.decode(errors="replace"))
+        except BaseException as e:
+            if isinstance(e, OSError) or (isinstance(e, Error) and str(e).endswith(GONE)):
+                status = _dead_status(child, wait=True)
+                if status is not None:
+                    mgr = getattr(placement, "_mgr", None)
+                    raise Error(death_message("exec: the process", status, mgr)) from None
             kill_reap(child)
             raise
         return child

@@ -242,7 +242,7 @@ def test_v1_errors_name_the_field(tmp_path):
     with pytest.raises(CgroupError, match="^linux.resources.cpu.idle: cpu.idle is not supported by this kernel") as e:
         m.set({"cpu": {"idle": 1}})
     assert e.value.field == "cpu.idle" and e.value.path.endswith("/cpu.idle")
-    with pytest.raises(CgroupError, match="cannot use unified resources on cgroup v1") as e:
+    with pytest.raises(CgroupError, match="invalid configuration: linux.resources.unified: cannot use unified on cgroup v1") as e:
         m.set({"unified": {"memory.high": "1"}})
     assert e.value.field == "unified"
     with pytest.raises(CgroupError, match="rdma cgroup controller is not mounted on this host") as e:
