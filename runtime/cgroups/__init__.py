@@ -305,7 +305,7 @@ def _killed_at_birth(pid):
         with open(f"/proc/{pid}/status", "rb") as f:
             text = f.read(4096)
     except OSError:
-        return True
+        return False  # our child is readable until reaped: this is no child of ours
     for line in text.split(b"\n"):
         key, _, value = line.partition(b":")
         if key == b"State" and value.strip()[:1] in (b"Z", b"X"):
@@ -320,10 +320,7 @@ def _killed_at_birth(pid):
 
 
 def _reap(pid):
-    try:
-        os.kill(pid, 9)
-    except ProcessLookupError:
-        pass
+    """Reap our child PID, dead or dying of the kernel's SIGKILL (never signalled by us)."""
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
