@@ -105,6 +105,10 @@ def start_init(plan, launch, c, resources):
             if status is not None:
                 reaped = True
                 why = death_message("container init", status, launch.cgroup_manager, resources)
+        elif why is None and isinstance(e, Error) and str(e).endswith(GONE):
+            oom = _oom_line(launch.cgroup_manager, resources)  # an init that is not our child
+            if oom:
+                why = f"container init was OOM-killed before it was ready: {oom}"
         if not reaped:
             kill_reap(pid)
         if slow and pid != child:
