@@ -5,7 +5,7 @@ semantic rules the schemas cannot express. Errors name the field as a JSON path.
 """
 import os
 
-from .hotpath import json_loads
+from .hotpath import json_document
 from .errors import Error, why
 
 from .schemas import SCHEMA_DIR
@@ -28,16 +28,9 @@ def load(bundle):
     if len(raw) > MAX_CONFIG:
         raise Error(f"config.json: larger than {MAX_CONFIG >> 20} MiB")
     try:
-        cfg = json_loads(raw)  # no json: hot path, see runtime/hotpath.py
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # json decides, as before: it also reads UTF-16/32 and a BOM, and words the error
-        import json
-        try:
-            cfg = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise Error(f"config.json: invalid JSON: {e}") from None
-        except RecursionError:
-            raise Error("config.json: invalid JSON: nested too deeply") from None
+        cfg = json_document(raw)  # no json: hot path, see runtime/hotpath.py
+    except ValueError as e:  # UnicodeDecodeError included
+        raise Error(f"config.json: invalid JSON: {e}") from None
     validate(cfg)
     return cfg
 

@@ -9,19 +9,25 @@ import os
 
 from . import state
 from .errors import Error, why
+from .hotpath import json_document, json_loads
 from .lifecycle import exit_code
 
 
 
+MAX_PROCESS = 128 << 20  # --process: bounded as config.json is
+
+
 def _load_json(path):
-    import json
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(MAX_PROCESS + 1)
     except OSError as e:
         raise Error(f"open {path}: {why(e).lower()}") from None
+    if len(data) > MAX_PROCESS:
+        raise Error(f"{path}: larger than {MAX_PROCESS >> 20} MiB")
     try:
-        p = json.loads(data)
+        # no json (and its re, enum): every engine's exec passes --process (hot path)
+        p = json_document(data)
     except ValueError as e:
         raise Error(f"{path}: invalid JSON: {e}") from None
     if not isinstance(p, dict):
@@ -220,7 +226,6 @@ def _tail(c, plan, proc, linux, seccomp, preserved, preserve_fds):
         prepared = sc.prepare(seccomp)  # libseccomp cannot be loaded after the chroot
         sc.connect_listener(seccomp)
         if seccomp.get("listenerPath"):
-            from .hotpath import json_loads
             from .lifecycle import oci_state
             st = json_loads(oci_state(c, "running"))
             notify = lambda: st  # noqa: E731

@@ -147,6 +147,20 @@ def json_loads(text):
     return obj
 
 
+def json_document(raw):
+    """RAW (bytes from a file) as one JSON document, json.loads' verdict and words: the C scanner
+    first; json itself only to word an error (it also reads UTF-16/32 and a BOM). ValueError
+    with json's message when RAW is not one document, nested too deeply included."""
+    try:
+        return json_loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        import json
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+
+
 def json_dumps(obj, ensure_ascii=True):
     """Compact JSON (no spaces) like json.dumps(separators=(",", ":")): ASCII-escaped, or with
     ensure_ascii=False, non-ASCII characters as they are (as Go's encoder)."""

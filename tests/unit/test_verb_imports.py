@@ -320,6 +320,26 @@ def test_exec_parent_side(tmp_path, root):
     check_imports("exec", mods)
 
 
+def test_exec_process_file_needs_no_json(tmp_path):
+    """Every engine's exec passes --process FILE: reading it imports neither json nor re (8-30 ms
+    of each exec, benchmarks/PROFILE.md); a broken file is still worded by json."""
+    good, bad = tmp_path / "p.json", tmp_path / "bad.json"
+    good.write_text('{"args": ["true"], "cwd": "/", "env": ["A=\\u00e9"]}')
+    bad.write_text('{"args": ')
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); from runtime import exec as e;"
+            "p = e._load_json(sys.argv[1]);"
+            "assert p['env'] == ['A=\\u00e9'], p; print(sorted({'json', 're'} & set(sys.modules)));"
+            "from runtime.errors import Error\n"
+            "try: e._load_json(sys.argv[2])\n"
+            "except Error as x: print(x)")
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(good), str(bad), REPO],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    first, second = p.stdout.splitlines()
+    assert first == "[]"
+    assert second.startswith(f"{bad}: invalid JSON: Expecting value: line 1")
+
+
 # ------------------------------------------------------------------ hotpath's helpers themselves
 @pytest.mark.parametrize("obj", [
     {"a": "\u00e9\u2028<>&\"\\", "b": [1, 2.5, None, True, False], "c": {}, "d": {"x": [1, {}], "y": []}},
