@@ -294,8 +294,13 @@ def semantic_check(cfg):
         raise Error("config.json: linux.uidMappings: mappings given without a user namespace")
     if "timeOffsets" in linux and "time" not in seen:
         raise Error("config.json: linux.timeOffsets: given without a time namespace")
-    if "mount" not in seen:
-        raise Error("config.json: linux.namespaces: a mount namespace is required")
+    if "mount" not in seen and "user" in seen:
+        # the mounts of the container are made in a scratch mount namespace and its root then
+        # taken back into the runtime's (runtime/rootfs.py): a user namespace's root may not
+        # enter a mount namespace of the host's (runc fails here too, at its first mount)
+        raise Error("config.json: linux.namespaces: a user namespace needs a mount namespace of the "
+                    "container too (without one, the container would have to mount in the "
+                    "runtime's mount namespace)")
     for i, m in enumerate(cfg.get("mounts") or []):
         d = m.get("destination", "")
         if not d.startswith("/"):

@@ -10,6 +10,9 @@ mount namespace (EINVAL), so there the init clones the tree itself, in its own m
 asks the runtime over the sync socket ("idmap:<mount index>:<fd>"), and the runtime, which has
 the privilege over the source filesystem that the init lacks, fetches that fd (pidfd_getfd) and
 idmaps it; the init then attaches it.
+
+Also here, the same concern for plain bind mounts in a user namespace (serve_sources): the
+runtime opens their sources for the init, which may not be allowed to look them up.
 """
 import os
 import signal
@@ -84,11 +87,13 @@ def prepare(plan):
     return trees
 
 
-def request(ch, p):
-    """Init side, user namespace case: a detached clone of P's source, idmapped by the runtime."""
+def request(ch, p, source):
+    """Init side, user namespace case: a detached clone of P's SOURCE (its path, or the
+    /proc/self/fd link of the fd the runtime opened for us: serve_sources), idmapped by the
+    runtime."""
     from . import sync
     rec = L.AT_RECURSIVE if p.flags & L.MS_REC else 0
-    fd = L.open_tree(AT_FDCWD, p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
+    fd = L.open_tree(AT_FDCWD, source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | rec)
     ch.send(sync.IDMAP, b"%d:%d" % (p.index, fd))
     if ch.recv()[0] != sync.OK:
         os._exit(1)  # the runtime failed (it reports why) or died
@@ -120,6 +125,56 @@ def serve(plan, pid, msg):
         os.close(fd)
         if nsfd >= 0:
             os.close(nsfd)
+
+
+def serve_sources(plan, ch, pid, msg):
+    """Runtime side of rootfs.bind_sources: the init, in its user namespace, may not be able to
+    look up a bind mount's source (a 0700 directory of the host's root on the way). A short-lived
+    child of ours joins the init's mount namespace (so the fds are of that namespace's mounts,
+    which the init may bind from), opens each requested source O_PATH with our privilege, as
+    runc's runtime side does, and sends the fds on the init's channel (SCM_RIGHTS) with the list
+    of the mounts they are for. A source that does not open is left out: the init then mounts
+    it by path and reports the kernel's error for it. We wait for the child: only then is the
+    channel ours again."""
+    want = [int(i) for i in msg.split(b",") if i]
+    if any(i < 0 or i >= len(plan.mounts) or not plan.mounts[i].bind for i in want):
+        raise Error("sync: a request for a mount that is not a bind mount")
+    try:
+        nsfd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise Error(f"mounts: the mount namespace of the init: {why(e)}") from None
+    try:
+        child = os.fork()
+        if child == 0:
+            _send_sources(plan, ch, nsfd, want)  # never returns
+    finally:
+        os.close(nsfd)
+    _, status = os.waitpid(child, 0)
+    if status != 0:
+        raise Error("mounts: opening the bind mount sources for the user namespace failed")
+
+
+def _send_sources(plan, ch, nsfd, want):
+    code = 1
+    try:
+        import array
+        from . import sync
+        from .hotpath import csocket
+        _socket = csocket()
+        L.setns(nsfd, L.CLONE_NEWNS)
+        got, fds = [], []
+        for i in want:
+            try:
+                fds.append(os.open(plan.mounts[i].source, os.O_PATH | os.O_CLOEXEC))
+            except OSError:
+                continue  # the init's own mount(2) by path says why
+            got.append(i)
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds).tobytes())] if fds else []
+        ch.sock.sendmsg([sync.OK + b":" + b",".join(b"%d" % i for i in got)], anc)
+        code = 0
+    except BaseException:  # noqa: BLE001 - a forked child never unwinds into the runtime
+        pass
+    os._exit(code)
 
 
 def close(trees):

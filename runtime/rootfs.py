@@ -53,6 +53,7 @@ _RATTR = {
 }
 ROOT_PROPAGATION = {k: v for k, v in _PROPAGATION.items()}
 MOVE_MOUNT_T_EMPTY_PATH = 0x40
+AT_FDCWD = -100
 
 DEFAULT_DEVICES = (  # runtime-linux.md "Default Devices": name, major, minor
     ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
@@ -248,7 +249,7 @@ def fdpath(fd):
     return f"/proc/self/fd/{fd}"
 
 
-def _mount_at(rootfd, p, target_is_file, launch=None):
+def _mount_at(rootfd, p, target_is_file, launch=None, source=None):
     if p.copyup:
         return _mount_copyup(rootfd, p)
     data = p.data
@@ -270,11 +271,11 @@ def _mount_at(rootfd, p, target_is_file, launch=None):
         tree = launch.trees.get(p.index) if p.idmap else None
         if p.idmap and tree is None:  # in a user namespace: see runtime/idmap.py
             from . import idmap
-            tree = launch.trees[p.index] = idmap.request(launch.sync, p)
+            tree = launch.trees[p.index] = idmap.request(launch.sync, p, source or p.source)
         if tree is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
             L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         else:
-            L.mount(p.source, tgt, p.type if not p.bind else None,
+            L.mount(source or p.source, tgt, p.type if not p.bind else None,
                     p.flags & ~L.MS_REMOUNT if p.bind else _first_flags(p), data or None)
         if p.bind and p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
             # re-open: the fd still points at the mountpoint beneath the new bind mount
@@ -451,12 +452,20 @@ def _locked_flags(path):
 
 
 def setup_rootfs(plan, launch):
-    """Executed in the child, in its new mount namespace, before pivot_root."""
+    """Executed in the child, in its new mount namespace, before pivot_root. A container that
+    inherits the runtime's mount namespace is built in a scratch one (enter_scratch_ns)."""
     rootfs = plan.rootfs
+    scratch = inherits_mounts(plan)
+    if scratch:
+        enter_scratch_ns()
     # 1. nothing we mount may propagate back to the host
     prop = plan.root_propagation or (L.MS_SLAVE | L.MS_REC)
     if prop & L.MS_UNBINDABLE:
         prop = L.MS_SLAVE | L.MS_REC  # the rootfs bind below needs a bindable source; see finish_rootfs
+    if scratch:
+        # the scratch namespace's copies of shared mounts are peers of the caller's: rshared
+        # here would send the container's mounts into the caller's namespace
+        prop = L.MS_SLAVE | L.MS_REC
     try:
         L.mount(None, "/", None, prop, None)
     except OSError as e:
@@ -468,6 +477,7 @@ def setup_rootfs(plan, launch):
         L.mount(rootfs, rootfs, None, L.MS_BIND | L.MS_REC, None)
     except OSError as e:
         raise Error(f"root.path: bind mount {rootfs} to itself: {why(e)}") from None
+    sources = bind_sources(plan, launch)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for p in plan.mounts:
@@ -475,8 +485,9 @@ def setup_rootfs(plan, launch):
                 if p.type == "cgroup":
                     _mount_cgroup(plan, launch, rootfd, p)
                     continue
-                isfile = p.bind and not os.path.isdir(p.source)
-                _mount_at(rootfd, p, isfile, launch)
+                src = fdpath(sources[p.index]) if p.index in sources else None
+                isfile = p.bind and not os.path.isdir(src or p.source)
+                _mount_at(rootfd, p, isfile, launch, src)
             except OSError as e:
                 hint = ""
                 if plan.rootless:
@@ -491,6 +502,8 @@ def setup_rootfs(plan, launch):
             _symlink(rootfd, "pts/ptmx", "/dev/ptmx")
     finally:
         os.close(rootfd)
+        while sources:  # none may reach the user program
+            os.close(sources.popitem()[1])
 
 
 def _make_parent_private(path):
@@ -615,6 +628,105 @@ def _bind_device(dfd, name, path, kind, d):
         os.close(src)
 
 
+# ------------------------------------------------- child side: mount sources from the runtime
+def bind_sources(plan, launch):
+    """In a user namespace: {mount index: O_PATH fd} of every bind mount's source, opened for us
+    by the runtime (runtime/idmap.py serve_sources) in our mount namespace with its own
+    privilege. The namespace's root may not even be able to look the path up (a source under a
+    0700 directory of the host's root); a bind from the fd's /proc/self/fd link needs no lookup,
+    and it is still made by us, from our namespace's copy of the source mount, so the kernel's
+    locks on it (a read-only host mount stays read-only) are kept. Our sync channel receives them
+    close-on-exec; setup_rootfs closes them after the mounts. {} without a user namespace (we are
+    the host's root then) or rootless (the runtime cannot see more than we do)."""
+    if not plan.userns or plan.rootless:
+        return {}
+    want = [p.index for p in plan.mounts if p.bind]
+    if not want:
+        return {}
+    import sys
+    from . import sync
+    from .hotpath import csocket
+    _socket = csocket()
+    ch = launch.sync
+    ch.send(sync.SOURCES, ",".join(map(str, want)))
+    msg, anc, flags, _ = ch.sock.recvmsg(sync.FRAME, _socket.CMSG_SPACE(4 * len(want)),
+                                         _socket.MSG_CMSG_CLOEXEC)
+    fds = []
+    for level, kind, data in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(data) - len(data) % 4, 4)]
+    kind, _, payload = msg.partition(b":")
+    got = [int(i) for i in payload.split(b",") if i] if kind == sync.OK else []
+    if kind != sync.OK or len(got) != len(fds) or flags & _socket.MSG_CTRUNC:
+        for fd in fds:
+            os.close(fd)
+        if not msg:
+            sync.exit_now()  # the runtime is gone
+        if kind == sync.ERR:
+            raise Error(payload.decode(errors="replace"))
+        raise Error("sync: a bad answer with the bind mount sources")
+    return dict(zip(got, fds))
+
+
+# ------------------------------------- child side: a container in the runtime's mount namespace
+# config-linux.md: a namespace type not in linux.namespaces is the runtime's. For the mount
+# namespace, mounting the container's /proc, /dev, /sys ... onto the bundle in the caller's
+# namespace (what runc does) leaves them there after delete, and on a shared mount they propagate
+# to every peer. Instead the init builds its root in a scratch namespace of its own (whose shared
+# mounts are made slaves first), pivots there as usual, then clones the finished root as a
+# detached tree (open_tree), goes back to the caller's namespace and chroots into the tree. The
+# caller's namespace never holds one of the container's mounts: nothing propagates, nothing is
+# left behind by delete, a failed create or a killed runtime, and the tree goes when the last
+# process using it does. A detached tree has no parent: no chroot escape climbs out of it. Its
+# mounts are not in the namespace's list, so the container's /proc/self/mountinfo is empty.
+_caller_mntns = -1
+
+
+def inherits_mounts(plan):
+    """True when the container has neither a new nor a joined mount namespace."""
+    return not plan.new_flags & L.CLONE_NEWNS and "mount" not in plan.ns_paths
+
+
+def enter_scratch_ns():
+    global _caller_mntns
+    from . import procfs  # verified while /proc is still the host's (chain/init.py _enter)
+    _caller_mntns = os.open("self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC, dir_fd=procfs.root())
+    try:
+        L.unshare(L.CLONE_NEWNS)
+    except OSError as e:
+        raise Error(f"linux.namespaces: a scratch mount namespace for the root filesystem: {why(e)}") from None
+
+
+def leave_scratch_ns(plan):
+    """After finish_rootfs, when enter_scratch_ns was used: our root, with every mount in it,
+    becomes a detached tree; we go back to the caller's mount namespace and chroot into it."""
+    global _caller_mntns
+    if _caller_mntns < 0:
+        return
+    unbindable = plan.root_propagation & L.MS_UNBINDABLE
+    tree = -1
+    try:
+        if unbindable:  # open_tree leaves unbindable mounts out of its copy
+            L.mount(None, "/", None, L.MS_PRIVATE | L.MS_REC, None)
+        tree = L.open_tree(AT_FDCWD, "/", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE)
+        if unbindable:
+            L.mount_setattr(tree, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, 0, 0, L.MS_UNBINDABLE)
+        L.setns(_caller_mntns, L.CLONE_NEWNS)  # root and cwd become that namespace's: fchdir now
+        os.fchdir(tree)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as e:
+        raise Error(f"root.path: {plan.rootfs}: moving the root into the runtime's mount namespace: "
+                    f"{why(e)}") from None
+    finally:
+        if tree >= 0:
+            os.close(tree)
+        os.close(_caller_mntns)
+        _caller_mntns = -1
+
+
+# ------------------------------------------------------------- child side: the root switch
 def pivot(rootfs, no_pivot):
     """Make ROOTFS the root: pivot_root (the old root detached), or MS_MOVE + chroot (--no-pivot)."""
     try:
@@ -627,6 +739,7 @@ def pivot(rootfs, no_pivot):
 def _pivot(rootfs, no_pivot):
     os.chdir(rootfs)
     if no_pivot:
+        hide_outside_mounts(rootfs)
         L.mount(rootfs, "/", None, L.MS_MOVE, None)
         os.chroot(".")
     else:
@@ -645,6 +758,79 @@ def _pivot(rootfs, no_pivot):
             os.close(oldroot)
             os.close(newroot)
     os.chdir("/")
+
+
+def hide_outside_mounts(rootfs):
+    """--no-pivot: MS_MOVE and chroot leave the rest of our mount namespace (copies of all the
+    host's mounts) under the new root, out of sight but there. The kernel lets a user namespace
+    mount a fresh procfs or sysfs only when one is already fully visible in its mount namespace
+    (mount_too_revealing): the host's /proc and /sys, uncovered, would let any process of the
+    container mount an unmasked procfs (unshare -mrpf ... mount -t proc). pivot_root detaches
+    the old root; here every mount outside the rootfs that is not one of its ancestors goes
+    (lazily, as a slave first so that no umount reaches the host), or, where the kernel refuses
+    (mounts locked in a user namespace), is covered with an empty read-only tmpfs."""
+    root = rootfs.rstrip("/") or "/"
+    mounts = _mountinfo()
+    outside = {}
+    for mid, parent, mp in mounts:
+        if mp == root or mp.startswith(root + "/") or mp == "/" or root.startswith(mp + "/"):
+            continue
+        outside[mid] = (parent, mp)
+    # the top of each subtree outside: its whole subtree goes with it
+    tops = {mp for parent, mp in outside.values() if parent not in outside}
+    for mp in sorted(tops, key=len):
+        count = sum(1 for _, m in outside.values() if m == mp)  # mounts stacked there
+        for n in range(count):
+            try:
+                L.mount(None, mp, None, L.MS_SLAVE | L.MS_REC, None)
+                L.umount2(mp, L.MNT_DETACH)
+            except OSError as e:
+                if e.errno == errno.ENOENT or n:
+                    break  # gone with a parent, or nothing more stacked there
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                L.mount("tmpfs", mp, "tmpfs", L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
+                        "size=4k,mode=0")
+                break
+
+
+def _unescape(field):
+    """A mountinfo path field: octal escapes (\\040 is a space) undone."""
+    if "\\" not in field:
+        return field
+    out, i = bytearray(), 0
+    b = field.encode(errors="surrogateescape")
+    while i < len(b):
+        if b[i] == 0x5C and i + 3 < len(b) and b[i + 1:i + 4].isdigit():
+            out.append(int(b[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(b[i])
+            i += 1
+    return out.decode(errors="surrogateescape")
+
+
+def _mountinfo():
+    """[(mount id, parent id, mount point)] of our mount namespace, read beneath the verified
+    procfs, bounded."""
+    from . import procfs
+    fd = procfs.open("self/mountinfo", os.O_RDONLY)
+    try:
+        chunks, size = [], 0
+        while size < (64 << 20):
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+            size += len(b)
+    finally:
+        os.close(fd)
+    out = []
+    for line in b"".join(chunks).decode(errors="surrogateescape").splitlines():
+        f = line.split(" ")
+        if len(f) > 4:
+            out.append((int(f[0]), int(f[1]), _unescape(f[4])))
+    return out
 
 
 def _open_existing(rootfd, path, field):

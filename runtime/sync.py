@@ -13,6 +13,8 @@ create/run (runtime -> init, and back):
   runtime -> MAPPED
   init    -> PID <n>           slow path only: the init's pid, from the intermediate process
   runtime -> GO <state json>   id maps written, cgroups joined, network devices moved
+  init    -> SOURCES <i>,<j>   userns: O_PATH fds of the bind sources of mounts[i], [j]...;
+                               reply OK <indexes opened> carrying the fds (SCM_RIGHTS)
   init    -> IDMAP <i>:<fd>    userns: idmap the detached tree fd of mounts[i]; reply OK
   init    -> HOOKS             mounts done: run prestart + createRuntime; reply OK
   init    -> READY             waiting for start
@@ -33,6 +35,7 @@ MAPPED = b"mapped"
 PID = b"pid"
 GO = b"go"
 IDMAP = b"idmap"
+SOURCES = b"sources"
 HOOKS = b"hooks"
 OK = b"ok"
 READY = b"ready"

@@ -148,6 +148,7 @@ def _root(plan, launch, ch, state_json):
         from .. import sysctl
         sysctl.apply(plan.sysctl)
     rootfs.finish_rootfs(plan)
+    rootfs.leave_scratch_ns(plan)  # no mount namespace of our own: runtime/rootfs.py
 
 
 def _process(plan, state_json):

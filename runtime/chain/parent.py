@@ -204,6 +204,9 @@ def _serve(plan, ch, pid, st):
             hooks.run_hooks(plan.hooks, "createRuntime", st)
             log.debug("create: sync: HOOKS: prestart and createRuntime hooks run")
             ch.send(sync.OK)
+        elif kind == sync.SOURCES:
+            from .. import idmap  # bind sources the user namespace cannot reach: runtime/idmap.py
+            idmap.serve_sources(plan, ch, pid, payload)
         elif kind == sync.IDMAP:
             from .. import idmap  # an idmapped mount in a user namespace: runtime/idmap.py
             idmap.serve(plan, pid, payload)
