@@ -120,7 +120,8 @@ class _FakeLibc:
 def _plan(rootfs_dir, cfg_mounts):
     plans = rootfs.plan_mounts({"mounts": cfg_mounts, "linux": {}}, str(rootfs_dir))
     return types.SimpleNamespace(rootfs=str(rootfs_dir), root_propagation=0, mounts=plans,
-                                 rootless=False, devices=[], userns=False, cgroupns=False)
+                                 rootless=False, devices=[], userns=False, cgroupns=False,
+                                 new_flags=L.CLONE_NEWNS, ns_paths={})
 
 
 def test_a_failed_mount_names_its_destination_once(tmp_path, monkeypatch):

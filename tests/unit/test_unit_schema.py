@@ -74,8 +74,12 @@ def test_not_an_object():
     (lambda c: c.__setitem__("annotations", {"": "x"}), "annotations"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "linux.namespaces"),
     (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "linux.namespaces"),
-    (lambda c: c["linux"].__setitem__("namespaces", [n for n in c["linux"]["namespaces"]
-                                                     if n["type"] != "mount"]), "linux.namespaces"),
+    # no mount namespace is the runtime's (the spec's inherit rule), but not under a new user one
+    (lambda c: c["linux"].update(namespaces=[n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+                                 + [{"type": "user"}],
+                                 uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+                                 gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
+     "linux.namespaces"),
     (lambda c: c["linux"].__setitem__("namespaces", [n for n in c["linux"]["namespaces"]
                                                      if n["type"] != "uts"]), "hostname"),
     (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.uidMappings"),
