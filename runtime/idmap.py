@@ -12,7 +12,11 @@ the privilege over the source filesystem that the init lacks, fetches that fd (p
 idmaps it; the init then attaches it.
 
 Also here, the same concern for plain bind mounts in a user namespace (serve_sources): the
-runtime opens their sources for the init, which may not be allowed to look them up.
+runtime opens their sources for the init, which may not be allowed to look them up. Not as trees
+made on the host: a tree attached in the container's namespace carries none of the locks the
+kernel puts on the mounts a less privileged namespace inherits (a read-only host mount could be
+remounted read-write from the container); the init binds from an O_PATH fd of its own
+namespace's copy instead.
 """
 import os
 import signal
@@ -149,9 +153,32 @@ def serve_sources(plan, ch, pid, msg):
             _send_sources(plan, ch, nsfd, want)  # never returns
     finally:
         os.close(nsfd)
-    _, status = os.waitpid(child, 0)
+    status = _wait(child, SOURCES_TIMEOUT)
+    if status is None:
+        raise Error(f"mounts: opening the bind mount sources for the user namespace took longer than "
+                    f"{SOURCES_TIMEOUT:g} s (a hung filesystem?)")
     if status != 0:
         raise Error("mounts: opening the bind mount sources for the user namespace failed")
+
+
+SOURCES_TIMEOUT = 60.0
+
+
+def _wait(pid, timeout):
+    """The wait status of our child PID, waited for up to TIMEOUT seconds (its pidfd polled: no
+    sleeping loop); None when it was late (it is killed and reaped then)."""
+    import select
+    pidfd = L.pidfd_open(pid)
+    try:
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        late = not p.poll(int(timeout * 1000))
+    finally:
+        os.close(pidfd)
+    if late:
+        os.kill(pid, signal.SIGKILL)
+    status = os.waitpid(pid, 0)[1]
+    return None if late else status
 
 
 def _send_sources(plan, ch, nsfd, want):
