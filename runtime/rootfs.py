@@ -740,6 +740,10 @@ def _pivot(rootfs, no_pivot):
     os.chdir(rootfs)
     if no_pivot:
         hide_outside_mounts(rootfs)
+        # runc issue 1961: with rootfsPropagation rshared, our "/" is a peer of the caller's, and
+        # the rootfs moved onto it would be mounted on top of the caller's "/" too (for good).
+        # The old root is out of reach once covered: it needs no propagation of any kind.
+        L.mount(None, "/", None, L.MS_PRIVATE, None)
         L.mount(rootfs, "/", None, L.MS_MOVE, None)
         os.chroot(".")
     else:

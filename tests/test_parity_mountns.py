@@ -313,3 +313,23 @@ def test_read_only_host_mount_stays_locked(anyrt, holder):
     assert p.returncode == 0, p.stderr
     assert "REMOUNTED-RW" not in p.stdout and "WROTE" not in p.stdout
     assert not os.path.exists(os.path.join(src, "d", "x"))
+
+
+@pytest.mark.parametrize("no_pivot", [False, True], ids=["pivot", "no-pivot"])
+def test_rshared_never_mounts_on_the_callers_root(anyrt, holder, request, no_pivot):
+    """runc issue 1961 (no_pivot.bats): rootfsPropagation rshared, and a rootfs that is a mount
+    point: with --no-pivot, the MS_MOVE of the rootfs onto the container's "/", a peer of the
+    caller's "/", must not put the rootfs on top of the caller's "/" too (it could not be
+    unmounted there). The caller's "/" is shared here (made so in the test's own namespace)."""
+    if anyrt.name == "runc" and no_pivot:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="runc 1.1.5 has runc issue 1961 "
+                                              "(fixed later): the rootfs lands on the caller's /"))
+    holder.sh(f"mount --make-shared / && mount --bind {holder.rootfs} {holder.rootfs}")
+    before = holder.mountinfo()
+    cfg = base_config(["true"])
+    cfg["root"]["path"] = holder.rootfs
+    cfg["linux"]["rootfsPropagation"] = "rshared"
+    flags = ["--no-pivot"] if no_pivot else []
+    p = holder.run(anyrt, "run", *flags, "--bundle", anyrt.bundle(cfg), anyrt.new_id())
+    assert p.returncode == 0, p.stderr
+    assert holder.mountinfo() == before
