@@ -17,6 +17,7 @@ namespace made for the test (a `sleep` holding it): whatever a runtime leaves th
 never onto the host.
 """
 import os
+import pathlib
 import shutil
 import subprocess
 import tempfile
@@ -247,19 +248,75 @@ def test_no_pivot_never_unmounts_in_the_caller(anyrt, holder):
 USERNS = [{"containerID": 0, "hostID": 100000, "size": 65536}]
 
 
-@pytest.fixture
-def hidden_source(tmp_path):
-    """A directory with a file, below a 0700 directory of the host's root: no lookup from a user
-    namespace whose root is uid 100000 gets through."""
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o700)
-    os.chmod(locked, 0o700)
-    data = locked / "data"
+def _source(tmp_path, name, locked=True):
+    """A directory with a file f, below a 0700 directory of the host's root when LOCKED (no lookup
+    from a user namespace whose root is uid 100000 gets through), else below a 0755 one."""
+    top = tmp_path / name
+    top.mkdir(mode=0o700)
+    os.chmod(top, 0o700 if locked else 0o755)
+    data = top / "data"
     data.mkdir()
-    (data / "f").write_text("secret-ok\n")
+    (data / "f").write_text(f"{name}-ok\n")
     os.chmod(data, 0o755)
     os.chmod(data / "f", 0o644)
     return str(data)
+
+
+@pytest.fixture
+def hidden_sources(tmp_path):
+    """Two sources the user namespace's root cannot reach (runc's userns.bats: "we had bugs where
+    1 mount worked but not 2+"), and one it can (the temporary directory itself must be
+    reachable then: pytest's is 0700)."""
+    shared = tempfile.mkdtemp(prefix="pyrunc-userns-")
+    os.chmod(shared, 0o755)
+    try:
+        yield [_source(tmp_path, "one"), _source(tmp_path, "two"),
+               _source(pathlib.Path(shared), "open", locked=False)]
+    finally:
+        shutil.rmtree(shared)
+
+
+def _userns_binds(srcs, args):
+    """The busybox config in a user namespace, SRCS bound (bind, as in userns.bats) on /mnt, /opt,
+    /home (there in the image: the namespace's root may not create a directory in it), the last
+    one right before the cgroup mount (userns.bats: "userns with bind mount before a cgroupfs
+    mount", cgroup v1 without a cgroup namespace)."""
+    cfg = base_config(args)
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = USERNS
+    cfg["linux"]["gidMappings"] = USERNS
+    binds = [{"destination": d, "type": "bind", "source": s, "options": ["bind"]}
+             for d, s in zip(("/mnt", "/opt", "/home"), srcs)]
+    cg = next(i for i, m in enumerate(cfg["mounts"]) if m["destination"] == "/sys/fs/cgroup")
+    cfg["mounts"][cg:cg] = binds
+    return cfg
+
+
+READ_ALL = "cat /mnt/f /opt/f /home/f; cat /sys/fs/cgroup/pids/tasks /sys/fs/cgroup/memory/tasks | wc -l"
+
+
+def test_bind_sources_unreachable_from_the_user_namespace(anyrt, hidden_sources):
+    """runc 1.1.5 opens the sources on its side and mounts them by fd; pyrunc failed with
+    "permission denied". The cgroup v1 mount after them is the real cgroupfs."""
+    p = anyrt.run(_userns_binds(hidden_sources, ["sh", "-c", READ_ALL]))
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.split()
+    assert out[:3] == ["one-ok", "two-ok", "open-ok"] and int(out[3]) >= 2, p.stdout
+
+
+def test_exec_into_a_container_with_unreachable_bind_sources(anyrt, hidden_sources):
+    """exec works in that container too (userns.bats: "userns with inaccessible mount + exec"), and
+    nothing that carried the sources is left open in the container's processes (its init has its
+    stdio only)."""
+    cid = anyrt.new_id()
+    b = anyrt.bundle(_userns_binds(hidden_sources, ["sleep", "300"]))
+    p = anyrt("run", "-d", "--bundle", b, cid, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    e = anyrt("exec", "--cwd", "/mnt", cid, "sh", "-c", "cat f /opt/f; ls /proc/1/fd")
+    assert e.returncode == 0, e.stderr
+    lines = e.stdout.split()
+    assert lines[:2] == ["one-ok", "two-ok"]
+    assert sorted(lines[2:]) == ["0", "1", "2"], lines
 
 
 def _userns_bind(src, args, options=("rbind", "ro")):
@@ -267,31 +324,8 @@ def _userns_bind(src, args, options=("rbind", "ro")):
     cfg["linux"]["namespaces"].append({"type": "user"})
     cfg["linux"]["uidMappings"] = USERNS
     cfg["linux"]["gidMappings"] = USERNS
-    # /mnt exists in the image: the namespace's root may not create a directory in it
     cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": src, "options": list(options)})
     return cfg
-
-
-def test_bind_source_unreachable_from_the_user_namespace(anyrt, hidden_source):
-    """runc 1.1.5 opens the sources on its side and mounts them by fd; pyrunc failed with
-    "permission denied"."""
-    p = anyrt.run(_userns_bind(hidden_source, ["sh", "-c", "cat /mnt/f; touch /mnt/x || echo RO"]))
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["secret-ok", "RO"]
-
-
-def test_exec_into_a_container_with_an_unreachable_bind_source(anyrt, hidden_source):
-    """exec works in that container too, and nothing that carried the sources is left open in
-    the container's processes (its init has its stdio only)."""
-    cid = anyrt.new_id()
-    b = anyrt.bundle(_userns_bind(hidden_source, ["sleep", "300"]))
-    p = anyrt("run", "-d", "--bundle", b, cid, stdin=subprocess.DEVNULL)
-    assert p.returncode == 0, p.stderr
-    e = anyrt("exec", "--cwd", "/mnt", cid, "sh", "-c", "cat f; ls /proc/1/fd")
-    assert e.returncode == 0, e.stderr
-    lines = e.stdout.split()
-    assert lines[0] == "secret-ok"
-    assert sorted(lines[1:]) == ["0", "1", "2"], lines
 
 
 def test_read_only_host_mount_stays_locked(anyrt, holder):
