@@ -33,6 +33,10 @@ def _pair():
 GONE = "exited before it was ready"  # the end of _recv's message when the child's end closed
 
 
+class Reported(Error):
+    """The child's own ERR report: its words are the error (even once it has exited)."""
+
+
 def _recv(ch, what):
     """The child's next message; its ERR, or its early exit, as an Error. (When one of our own
     steps fails, ch.pending_error() prefers the child's report: the init mounts while we set up
@@ -43,7 +47,7 @@ def _recv(ch, what):
     except OSError:
         kind = payload = b""
     if kind == sync.ERR:
-        raise Error(payload.decode(errors="replace"))
+        raise Reported(payload.decode(errors="replace"))
     if not kind:
         raise Error(f"{what} {GONE}")
     return kind, payload
@@ -98,7 +102,9 @@ def start_init(plan, launch, c, resources):
         if moved is not None:
             moved.restore(pid)  # the create's undo: the devices go back to the host
         reaped = False
-        if why is None and isinstance(e, (Error, OSError)) and pid == child:
+        if isinstance(e, Reported):
+            pass  # the init said what failed; how it then exited adds nothing
+        elif why is None and isinstance(e, (Error, OSError)) and pid == child:
             # a broken pipe, a closed channel, a pid gone from cgroup.procs: the consequence of
             # an init that died; say what killed it
             status = _dead_status(pid, wait=isinstance(e, OSError) or str(e).endswith(GONE))
