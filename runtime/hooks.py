@@ -1,6 +1,18 @@
 """Running OCI hooks (config.md "POSIX-platform Hooks").
 
 A hook gets the container state JSON on stdin, its own args and env, and an optional timeout.
+What else it gets is runc's (checked against runc 1.1.5, see tests/test_parity_hooks_seccomp.py):
+- only fds 0-2: every other descriptor, the caller's included (a lock file, a pipe an engine
+  forgot to mark close-on-exec), is close-on-exec in the hook's child before execve;
+- no `env` in the config (absent or null): the environment of who runs it (RUNTIME_PHASES: the
+  runtime's, so the caller's; createContainer: the container process's env; startContainer: that
+  plus the HOME the init computed); an explicit list, even empty, is exactly that list;
+- its working directory: the bundle for the RUNTIME_PHASES (runc chdirs to it; hook libraries
+  open relative paths), the rootfs for createContainer (hook libraries rely on it), the
+  process's cwd for startContainer (it runs where the process would);
+- startContainer runs as the container process would: after the user switch, the capability
+  drop, noNewPrivileges and the seccomp filter (chain/init.py), so the code here that runs then
+  degrades when the filter denies what it would like (memfd_create, pidfd_open, close_range).
 
 No hook can block pyrunc past its timeout, whatever it does:
 - stdin is a sealed memfd holding the state, not a pipe: a hook that never reads it cannot block
@@ -32,21 +44,29 @@ from .hotpath import SIGKILL
 
 # hooks whose failure aborts the operation; the rest only warn (config.md)
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
+# run by the runtime (in its namespaces), in the bundle directory; the other two run in the init
+RUNTIME_PHASES = ("prestart", "createRuntime", "poststart", "poststop")
 OUT_CAP = 4096  # bytes of each of stdout and stderr kept for the error message
 _PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
 _F_ADD_SEALS, _SEALS = 1033, 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW, WRITE
 _SWEEP = 5.0  # seconds allowed to kill and reap what a failed hook left
 
 
-def run_hook(hook, state_json, phase, index):
-    """Run one hook to completion; raises Error on a non-zero exit, a signal or a timeout."""
+def run_hook(hook, state_json, phase, index, env=None, cwd=None):
+    """Run one hook to completion; raises Error on a non-zero exit, a signal or a timeout.
+    ENV (a mapping) is what a hook without `env` inherits (default: ours); CWD its working
+    directory (default: ours; one that is gone leaves ours, as for runc's delete)."""
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = hook.get("env") or []
     timeout = hook.get("timeout")
     what = f"{phase} hook #{index} ({path})"
     data = state_json.encode() if isinstance(state_json, str) else state_json
-    envd = dict(e.split("=", 1) for e in env if "=" in e)
+    envd = _environment(hook, phase, index, env)
+    for j, a in enumerate(args):
+        if "\0" in a:
+            raise Error(f"hooks.{phase}[{index}].args[{j}]: contains a NUL byte")
+    if "\0" in path:
+        raise Error(f"hooks.{phase}[{index}].path: contains a NUL byte")
     prog = None
     if phase == "startContainer":
         # the path resolves in the container, after pivot_root: a file of the image, opened in
@@ -68,9 +88,13 @@ def run_hook(hook, state_json, phase, index):
             linux.prctl(_PR_SET_PDEATHSIG, SIGKILL)
             if os.getppid() != parent:
                 os._exit(127)  # the runtime died before the death signal was armed
-            os.dup2(stdin, 0)
-            os.dup2(owout, 1)
-            os.dup2(owerr, 2)
+            _stdio(stdin, owout, owerr)
+            _only_stdio(linux)
+            if cwd is not None:
+                try:
+                    os.chdir(cwd)
+                except OSError:
+                    pass
             if prog is not None:
                 program.execute(prog, envd)
             os.execve(path, args, envd)
@@ -106,9 +130,61 @@ def run_hook(hook, state_json, phase, index):
             linux.prctl(_PR_SET_CHILD_SUBREAPER, 0)
 
 
+def _environment(hook, phase, index, inherited):
+    """The hook's environment as a dict: its `env` when given, else the inherited one."""
+    env = hook.get("env")
+    if env is None:
+        return dict(os.environ if inherited is None else inherited)
+    out = {}
+    for j, e in enumerate(env):
+        k, sep, v = e.partition("=")
+        if "\0" in e:
+            raise Error(f"hooks.{phase}[{index}].env[{j}]: contains a NUL byte")
+        if sep and k:
+            out[k] = v  # a repeated name: the last one wins, as for runc
+    return out
+
+
+_CLOSE_RANGE_CLOEXEC = 4
+
+
+def _stdio(*fds):
+    """FDS as 0, 1, 2, whatever numbers they have (a runtime started with 0-2 closed gets them
+    for its own pipes): moved above 2 first, so that no dup2 overwrites one still to be moved."""
+    import fcntl
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in fds]
+    for n, fd in enumerate(high):
+        os.dup2(fd, n)  # inheritable
+
+
+def _only_stdio(linux):
+    """In the hook's child: every fd from 3 up close-on-exec (runc's hooks get 0-2 only). The
+    container's seccomp filter may deny close_range (startContainer): then one by one."""
+    try:
+        linux.close_range(3, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC)
+        return
+    except OSError:
+        pass
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except (OSError, ValueError):
+        import resource
+        fds = range(3, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 20))
+    for fd in fds:
+        if fd > 2:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
 def _state_memfd(data):
-    """The state as a sealed memfd, read-only for the hook, at offset 0."""
-    fd = os.memfd_create("hook-state", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    """The state as a sealed memfd, read-only for the hook, at offset 0; a pipe holding it when
+    the container's seccomp filter denies memfd_create (startContainer)."""
+    try:
+        fd = os.memfd_create("hook-state", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except OSError:
+        return _state_pipe(data)
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -119,6 +195,30 @@ def _state_memfd(data):
         pass
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def _state_pipe(data):
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        import fcntl
+        try:
+            fcntl.fcntl(w, 1031, max(len(data), 4096))  # F_SETPIPE_SZ
+        except OSError:
+            pass
+        os.set_blocking(w, False)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view):]  # more than the pipe holds: EAGAIN, never a block
+    except BlockingIOError:
+        os.close(r)
+        raise Error(f"hook state of {len(data)} bytes does not fit in a pipe, and memfd_create "
+                    "is denied") from None
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
+    return r
 
 
 def _subreaper(linux):
@@ -236,7 +336,10 @@ class _Capture:
 
 def _wait(pid, deadline, captures):
     """Wait for the hook's exit, draining its output; the wait status, or None at the deadline."""
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:  # denied by the container's seccomp filter (startContainer): poll its state
+        return _wait_polling(pid, deadline, captures)
     try:
         poll = select.poll()
         poll.register(pidfd, select.POLLIN)
@@ -266,6 +369,30 @@ def _wait(pid, deadline, captures):
         os.close(pidfd)
 
 
+def _wait_polling(pid, deadline, captures):
+    """_wait without a pidfd: the output drained at least every 50 ms, the exit checked then."""
+    poll = select.poll()
+    open_ = {c.fd: c for c in captures}
+    for fd in open_:
+        poll.register(fd, select.POLLIN)
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            for c in captures:
+                c.drain()
+            return _status(pid)
+        ms = 50
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ms = min(ms, int(left * 1000) + 1)
+        for fd, _ in poll.poll(ms):
+            c = open_.get(fd)
+            if c is not None and not c.drain():
+                poll.unregister(fd)
+                del open_[fd]
+
+
 def _status(pid):
     """The wait status of the exited hook, leaving it unreaped (the group is killed first)."""
     info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
@@ -283,12 +410,25 @@ def _output(out, err):
     return (", " + ", ".join(parts)) if parts else ""
 
 
-def run_hooks(hooks_cfg, phase, state_json, warn=None):
-    """Run every hook of PHASE in order. Fatal phases raise; the others report through warn()."""
-    for i, hook in enumerate((hooks_cfg or {}).get(phase) or []):
+def run_hooks(hooks_cfg, phase, state_json, warn=None, env=None, cwd=None):
+    """Run every hook of PHASE in order. Fatal phases raise; the others report through warn().
+    ENV and CWD: see run_hook; a runtime phase's cwd defaults to the state's bundle."""
+    hooks = (hooks_cfg or {}).get(phase) or []
+    if hooks and cwd is None and phase in RUNTIME_PHASES:
+        cwd = _bundle(state_json)
+    for i, hook in enumerate(hooks):
         try:
-            run_hook(hook, state_json, phase, i)
+            run_hook(hook, state_json, phase, i, env=env, cwd=cwd)
         except Error as e:
             if phase in FATAL or warn is None:
                 raise
             warn(str(e))
+
+
+def _bundle(state_json):
+    import json
+    try:
+        b = json.loads(state_json).get("bundle")
+    except (ValueError, AttributeError):
+        return None
+    return b if isinstance(b, str) and b else None

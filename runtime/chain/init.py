@@ -63,20 +63,23 @@ def _init(plan, launch, ch):
     t = _process(plan, state_json)
 
     # Privileges go before the wait, as runc's do, so that `start` only waits for execve — unless
-    # startContainer hooks must still run with them, or the seccomp filter has to go in before
-    # the capabilities go (no noNewPrivileges) and we keep it out of our own waiting.
+    # the seccomp filter has to go in before the capabilities go (no noNewPrivileges): we keep
+    # it out of our own waiting.
+    # startContainer hooks run as runc 1.1.5 runs them (standard_init_linux.go): after the whole
+    # finalize but execve, i.e. as the container's user, with its capabilities, noNewPrivileges
+    # and under its seccomp filter, whichever noNewPrivileges is: a hook is code of the image
+    # and must not get more than the process it precedes.
     through_user = finalize.USER_SWITCH + 1
-    start_hooks = plan.hooks.get("startContainer")
-    before = not start_hooks and not (t.prepared is not None and not plan.proc.nnp)
-    if before:
-        finalize.run(t, 0, through_user)
+    execve = finalize.ORDER.index("execve")
+    pre = 0 if t.prepared is not None and not plan.proc.nnp else through_user
+    finalize.run(t, 0, pre)
     _wait_start(launch, ch)
-    if start_hooks:
+    if plan.hooks.get("startContainer"):
+        finalize.run(t, pre, execve)
         from .. import hooks
-        hooks.run_hooks(plan.hooks, "startContainer", state_json)
-    if not before:
-        finalize.run(t, 0, through_user)
-    finalize.run(t, through_user)  # the late seccomp filter, then execve: never returns
+        hooks.run_hooks(plan.hooks, "startContainer", state_json, env=t.env)  # in the cwd
+        finalize.run(t, execve)
+    finalize.run(t, pre)  # the late seccomp filter, then execve: never returns
 
 
 def _enter(plan, launch):
@@ -138,7 +141,9 @@ def _root(plan, launch, ch, state_json):
         ch.expect(sync.OK, eof=sync.exit_now)
     if plan.hooks.get("createContainer"):
         from .. import hooks
-        hooks.run_hooks(plan.hooks, "createContainer", state_json)
+        # runc's: the process's env (no HOME added yet), the rootfs as the working directory
+        hooks.run_hooks(plan.hooks, "createContainer", state_json,
+                        env=process.env_dict(plan.proc.env), cwd=plan.rootfs)
     process.seal_imports()
     rootfs.pivot(plan.rootfs, plan.no_pivot)
     if launch.console is not None:
