@@ -94,6 +94,7 @@ def _libseccomp():
             ("seccomp_arch_resolve_name", u32, (ctypes.c_char_p,)),
             ("seccomp_arch_add", i, (vp, u32)),
             ("seccomp_syscall_resolve_name", i, (ctypes.c_char_p,)),
+            ("seccomp_syscall_resolve_name_arch", i, (u32, ctypes.c_char_p)),
             ("seccomp_rule_add_array", i, (vp, u32, i, ctypes.c_uint, vp)),
             ("seccomp_load", i, (vp,)),
             ("seccomp_notify_fd", i, (vp,)),
@@ -152,6 +153,7 @@ def _parse(seccomp):
         raise Error(f"{p}.listenerPath: required when SCMP_ACT_NOTIFY is used")
     return {
         "default": default_value,
+        "default_name": seccomp.get("defaultAction"),
         "arches": arches,
         "flags": flags,
         "rules": rules,
@@ -312,11 +314,12 @@ def _uses_notify(seccomp):
 
 
 class _Prepared:
-    __slots__ = ("ctx", "notify", "flags", "lib", "listener")
+    __slots__ = ("ctx", "notify", "flags", "lib", "listener", "program")
 
-    def __init__(self, ctx, notify, flags, lib, listener):
+    def __init__(self, ctx, notify, flags, lib, listener, program=None):
         self.ctx, self.notify, self.flags, self.lib = ctx, notify, flags, lib
         self.listener = listener
+        self.program = program  # the filter as loaded, with the ENOSYS stub; None: libseccomp's
 
 
 def _oserr(rc):
@@ -347,10 +350,106 @@ def prepare(seccomp: dict) -> _Prepared:
             # as runc (entries, not names). Costs ~3 ms more in load() for a Docker-size profile.
             lib.seccomp_attr_set(ctx, _ATTR_CTL_OPTIMIZE, 2)
         _add_rules(lib, ctx, plan)
+        program = None
+        stub = _enosys_stub(lib, plan)
+        if stub:
+            program = stub + _export(lib, ctx)
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"))
+    return _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"), program)
+
+
+# ------------------------------------------------------------------ the ENOSYS stub
+# A syscall the profile does not know must fail with ENOSYS, not with the default action: glibc
+# (clone3, close_range, faccessat2...) and other libraries fall back to an older call only on
+# ENOSYS, so an older profile with a newer libc would break (EPERM) or kill the process. As
+# runc 1.1.5 does (libcontainer/seccomp/patchbpf; checked against it on this machine, see
+# tests/test_parity_hooks_seccomp.py), a short program is put before libseccomp's: for each
+# architecture the profile lists, a syscall number above the largest one the profile names for
+# that architecture (whatever the action of its rule, known names only) returns ENOSYS. Not
+# when the default action lets syscalls through (ALLOW, LOG, and TRACE, whose tracer decides),
+# and not for architectures the profile does not list (none listed: no stub at all), as runc.
+_NO_STUB_DEFAULTS = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_X32_TOKEN = 0x4000003E  # libseccomp's SCMP_ARCH_X32: AUDIT_ARCH_X86_64 syscalls with bit 30
+_X32_BIT = 0x40000000
+_S390 = (0x16, 0x80000016)  # AUDIT_ARCH_S390, AUDIT_ARCH_S390X
+# classic BPF opcodes
+_LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
+_RET_ENOSYS = _ACTIONS["SCMP_ACT_ERRNO"] | _errno.ENOSYS
+
+
+def _largest(lib, plan):
+    """{audit arch: {libseccomp arch token: largest syscall number named}} for the listed
+    architectures that know at least one of the names."""
+    names = {n for _, rule_names, _, _ in plan["rules"] for n in rule_names}
+    out = {}
+    for i, a in enumerate(plan["arches"]):
+        token = _arch_token(lib, a, f"linux.seccomp.architectures[{i}]")
+        top = -1
+        for n in names:
+            nr = lib.seccomp_syscall_resolve_name_arch(token, n.encode())
+            if nr > top:  # -1: unknown there; other negatives: libseccomp's pseudo-syscalls
+                top = nr
+        if top > 0:
+            native = _AUDIT_ARCH_X86_64 if token == _X32_TOKEN else token
+            out.setdefault(native, {})[token] = top
+    return out
+
+
+def _enosys_stub(lib, plan):
+    """The stub as packed struct sock_filter, or b"" when none is due."""
+    if plan["default_name"] in _NO_STUB_DEFAULTS or not plan["arches"]:
+        return b""
+    largest = _largest(lib, plan)
+    if not largest:
+        return b""
+    # ("ja", label) jumps are resolved at the end; every conditional jump is a short one
+    # within its section, so no offset can exceed the 255 of jt/jf.
+    prog = [(_LD_ABS, 0, 0, 4)]  # the architecture
+    for n, native in enumerate(largest):
+        prog += [(_JEQ, 0, 1, native), ("ja", ("arch", n))]
+    prog.append(("ja", "filter"))
+    labels = {}
+
+    def above(top):
+        return [(_JGT, 0, 1, top), (_RET, 0, 0, _RET_ENOSYS), ("ja", "filter")]
+
+    for n, (native, tops) in enumerate(largest.items()):
+        labels[("arch", n)] = len(prog)
+        prog.append((_LD_ABS, 0, 0, 0))  # the syscall number
+        if native == _AUDIT_ARCH_X86_64:
+            # bit 30 tells an x32 syscall from an x86_64 one: each has its own largest
+            native64 = above(tops[native]) if native in tops else [("ja", "filter")]
+            x32 = above(tops[_X32_TOKEN]) if _X32_TOKEN in tops else [("ja", "filter")]
+            prog += [(_JSET, len(native64), 0, _X32_BIT)] + native64 + x32
+            continue
+        if native in _S390:
+            # unknown syscalls reach the filter as number 0 there (the multiplexer)
+            prog += [(_JEQ, 0, 1, 0), (_RET, 0, 0, _RET_ENOSYS)]
+        prog += above(tops[native])
+    labels["filter"] = len(prog)
+    import struct
+    out = bytearray()
+    for pos, ins in enumerate(prog):
+        if ins[0] == "ja":
+            ins = (_JA, 0, 0, labels[ins[1]] - pos - 1)
+        out += struct.pack("=HBBI", *ins)
+    return bytes(out)
+
+
+def _export(lib, ctx):
+    """libseccomp's filter as packed struct sock_filter (seccomp_export_bpf into a memfd)."""
+    mfd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, mfd)
+        if rc < 0:
+            raise Error(f"linux.seccomp: exporting the seccomp filter: {_oserr(rc)}")
+        size = os.lseek(mfd, 0, os.SEEK_END)
+        return os.pread(mfd, size, 0)
+    finally:
+        os.close(mfd)
 
 
 def _attr(lib, ctx, attr, value, field):
@@ -411,10 +510,14 @@ def _load(lib, ctx, prepared):
     bits = 0
     for f in prepared.flags:
         bits |= _FLAGS[f][1]
-    wait_killable = bits & _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"][1]
-    if wait_killable and prepared.notify:
-        return _load_raw(lib, ctx, bits)
-    # Without a listener the kernel rejects WAIT_KILLABLE_RECV, and it has no meaning anyway.
+    wait_killable = _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"][1]
+    if not prepared.notify:
+        # Without a listener the kernel rejects WAIT_KILLABLE_RECV, and it has no meaning anyway.
+        bits &= ~wait_killable
+    if prepared.program is not None:
+        return _load_raw(prepared.program, bits, prepared.notify)
+    if bits & wait_killable:
+        return _load_raw(_export(lib, ctx), bits, True)
     rc = lib.seccomp_load(ctx)
     if rc < 0:
         raise Error(f"linux.seccomp: loading the seccomp filter: {_oserr(rc)}")
@@ -426,36 +529,29 @@ def _load(lib, ctx, prepared):
     return fd
 
 
-def _load_raw(lib, ctx, bits):
-    """Load via seccomp(2) directly, for flags libseccomp 2.5 cannot pass. Returns the notify fd."""
+def _load_raw(prog_bytes, bits, notify):
+    """Load the packed filter PROG_BYTES with seccomp(2) itself, for what libseccomp 2.5 cannot
+    do: flags it does not know, a program of ours. Returns the notify fd (NOTIFY) or None."""
     import ctypes
-
-    mfd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
-    try:
-        rc = lib.seccomp_export_bpf(ctx, mfd)
-        if rc < 0:
-            raise Error(f"linux.seccomp: exporting the seccomp filter: {_oserr(rc)}")
-        size = os.lseek(mfd, 0, os.SEEK_END)
-        prog_bytes = os.pread(mfd, size, 0)
-    finally:
-        os.close(mfd)
 
     class SockFprog(ctypes.Structure):  # struct sock_fprog
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
     buf = ctypes.create_string_buffer(prog_bytes, len(prog_bytes))
     prog = SockFprog(len(prog_bytes) // 8, ctypes.addressof(buf))  # sizeof(struct sock_filter)
-    if bits & _FLAGS["SECCOMP_FILTER_FLAG_TSYNC"][1]:
-        # TSYNC and NEW_LISTENER both want the return value; ESRCH makes TSYNC failures an errno.
-        bits |= _FLAG_TSYNC_ESRCH
-    bits |= _FLAG_NEW_LISTENER
+    if notify:
+        bits |= _FLAG_NEW_LISTENER
+        if bits & _FLAGS["SECCOMP_FILTER_FLAG_TSYNC"][1]:
+            # TSYNC and NEW_LISTENER both want the return value; ESRCH makes TSYNC failures an errno.
+            bits |= _FLAG_TSYNC_ESRCH
     from runtime import linux as L
     SECCOMP_SET_MODE_FILTER = 1
     try:
-        return L.syscall("seccomp", ctypes.c_long(SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(bits),
-                         ctypes.byref(prog))
+        fd = L.syscall("seccomp", ctypes.c_long(SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(bits),
+                       ctypes.byref(prog))
     except OSError as e:
         raise Error(f"linux.seccomp: loading the seccomp filter: {why(e)}") from None
+    return fd if notify else None
 
 
 def _connect(listener_path):
