@@ -188,17 +188,16 @@ def _parse_names(seccomp, p, key, known, what):
 
 
 def _parse_listener(seccomp, p):
-    """listenerPath and listenerMetadata; returns listenerPath (or None)."""
+    """listenerPath and listenerMetadata; returns listenerPath (or None). As runc: an empty
+    listenerPath is none, and without one listenerMetadata is ignored (SCMP_ACT_NOTIFY then
+    fails: it needs a listener)."""
     listener = seccomp.get("listenerPath")
-    if listener is not None and (not isinstance(listener, str) or not listener):
-        raise Error(f"{p}.listenerPath: must be a non-empty string")
+    if listener is not None and not isinstance(listener, str):
+        raise Error(f"{p}.listenerPath: must be a string")
     metadata = seccomp.get("listenerMetadata")
-    if metadata is not None:
-        if not isinstance(metadata, str):
-            raise Error(f"{p}.listenerMetadata: must be a string")
-        if listener is None:
-            raise Error(f"{p}.listenerMetadata: must not be set without listenerPath")
-    return listener
+    if metadata is not None and not isinstance(metadata, str):
+        raise Error(f"{p}.listenerMetadata: must be a string")
+    return listener or None
 
 
 def _parse_syscall(sc, f):
@@ -219,7 +218,7 @@ def _parse_syscall(sc, f):
     if notify:
         bad = NOTIFY_FORBIDDEN.intersection(names)
         if bad:
-            raise Error(f"{f}.action: SCMP_ACT_NOTIFY cannot be used for {sorted(bad)[0]}")
+            raise Error(f"{f}.action: SCMP_ACT_NOTIFY cannot be used for the {sorted(bad)[-1]} syscall")
     args = sc.get("args") or []
     if not isinstance(args, list):
         raise Error(f"{f}.args: must be an array")
@@ -578,7 +577,8 @@ def _connect(listener_path):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
     except OSError as e:
         s.close()
-        raise Error(f"{field}: connecting to {listener_path}: {why(e)}") from None
+        # runc's words ("failed to connect with seccomp agent"), with the field and the path
+        raise Error(f"{field}: failed to connect with seccomp agent at {listener_path}: {why(e)}") from None
     finally:
         if dfd is not None:
             os.close(dfd)

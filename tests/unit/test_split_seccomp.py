@@ -61,9 +61,11 @@ CASES = [
     (_with(architectures=["SCMP_ARCH_X86", "x86"]), f"{P}.architectures[1]: unknown architecture x86"),
     (_with(flags={"a": 1}), f"{P}.flags: must be an array"),
     (_with(flags=["SECCOMP_FILTER_FLAG_NOPE"]), f"{P}.flags[0]: unknown flag SECCOMP_FILTER_FLAG_NOPE"),
-    (_with(listenerPath=""), f"{P}.listenerPath: must be a non-empty string"),
+    (_with(listenerPath=1), f"{P}.listenerPath: must be a string"),
     (_with(listenerPath="/x", listenerMetadata=1), f"{P}.listenerMetadata: must be a string"),
-    (_with(listenerMetadata="m"), f"{P}.listenerMetadata: must not be set without listenerPath"),
+    # runc's: an empty listenerPath is none (and a NOTIFY rule then has no listener)
+    (_with(listenerPath="", syscalls=BASE["syscalls"] + [NOTIFY]),
+     f"{P}.listenerPath: required when SCMP_ACT_NOTIFY is used"),
     (_with(syscalls={"a": 1}), f"{P}.syscalls: must be an array"),
     (_with(syscalls=[BASE["syscalls"][0], "read"]), f"{P}.syscalls[1]: must be an object"),
     (_entry(0, names=[]), f"{P}.syscalls[0].names: must contain at least one syscall name"),
@@ -72,7 +74,7 @@ CASES = [
     (_entry(0, action="ALLOW"), f"{P}.syscalls[0].action: unknown action ALLOW"),
     (_entry(0, errnoRet=1), f"{P}.syscalls[0].errnoRet: not supported with action SCMP_ACT_ALLOW"),
     (_entry(0, action="SCMP_ACT_NOTIFY"),
-     f"{P}.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for write"),
+     f"{P}.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for the write syscall"),
     (_entry(0, args={"a": 1}), f"{P}.syscalls[0].args: must be an array"),
     (_entry(1, args=[{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}, 7]),
      f"{P}.syscalls[1].args[1]: must be an object"),
@@ -92,7 +94,7 @@ CASES = [
      f"{P}.defaultAction: required"),
     (_with(architectures=1, flags=1, listenerPath=1, syscalls=1), f"{P}.architectures: must be an array"),
     (_with(flags=1, listenerPath=1, syscalls=1), f"{P}.flags: must be an array"),
-    (_with(listenerPath=1, syscalls=1), f"{P}.listenerPath: must be a non-empty string"),
+    (_with(listenerPath=1, syscalls=1), f"{P}.listenerPath: must be a string"),
     (_with(syscalls=[{"names": [1], "action": "x", "args": 1}]),
      f"{P}.syscalls[0].names[0]: must be a non-empty string"),
     (_with(syscalls=[{"names": ["a"], "action": "SCMP_ACT_ERRNO", "errnoRet": -1, "args": 1}]),
@@ -113,6 +115,7 @@ def test_plan():
     eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
     assert plan == {
         "default": eperm,
+        "default_name": BASE["defaultAction"],
         "arches": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
         "flags": ["SECCOMP_FILTER_FLAG_LOG"],
         "rules": [
