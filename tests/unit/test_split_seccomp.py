@@ -131,4 +131,5 @@ def test_plan():
     assert plan["notify"] is True
     assert plan["rules"] == [(f"{P}.syscalls[0]", ["mkdir"], 0x7FC00000, [[]])]
     assert seccomp._parse({"defaultAction": "SCMP_ACT_ALLOW"}) == {
-        "default": 0x7FFF0000, "arches": [], "flags": [], "rules": [], "notify": False}
+        "default": 0x7FFF0000, "default_name": "SCMP_ACT_ALLOW", "arches": [], "flags": [], "rules": [],
+        "notify": False}
