@@ -39,7 +39,7 @@ import os
 import select
 import time
 
-from .errors import Error
+from .errors import Error, why
 from .hotpath import SIGKILL
 
 # hooks whose failure aborts the operation; the rest only warn (config.md)
@@ -59,7 +59,7 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
     path = hook["path"]
     args = hook.get("args") or [path]
     timeout = hook.get("timeout")
-    what = f"{phase} hook #{index} ({path})"
+    what = f"error running {phase} hook #{index}: {path}"  # runc's words, and the path
     data = state_json.encode() if isinstance(state_json, str) else state_json
     envd = _environment(hook, phase, index, env)
     for j, a in enumerate(args):
@@ -76,6 +76,7 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
     stdin = _state_memfd(data)
     orout, owout = os.pipe2(os.O_CLOEXEC)
     orerr, owerr = os.pipe2(os.O_CLOEXEC)
+    rfail, wfail = os.pipe2(os.O_CLOEXEC)  # why execve failed; EOF at a successful one
     from . import linux
     was_reaper = _subreaper(linux)
     kids_before = _children() if was_reaper is not None else None
@@ -98,24 +99,35 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
             if prog is not None:
                 program.execute(prog, envd)
             os.execve(path, args, envd)
-        except BaseException:
-            os._exit(127)
+        except BaseException as e:
+            try:
+                if isinstance(e, Error):
+                    msg = str(e)
+                elif isinstance(e, OSError):
+                    msg = why(e)
+                else:
+                    msg = "cannot execute"
+                os.write(wfail, msg.encode(errors="replace")[:1024])
+            finally:
+                os._exit(127)
     if prog is not None:
         os.close(prog.fd)
     os.close(stdin)
     os.close(owout)
     os.close(owerr)
+    os.close(wfail)
     out, err = _Capture(orout), _Capture(orerr)
     ok = False
     try:
+        failed = _exec_failure(rfail, deadline)
+        if failed:
+            raise Error(f"{what}: {failed}")
         status = _wait(pid, deadline, (out, err))
         if status is None:
             raise Error(f"{what}: timed out after {timeout}s")
         if os.WIFSIGNALED(status):
             raise Error(f"{what}: killed by signal {os.WTERMSIG(status)}{_output(out, err)}")
         code = os.WEXITSTATUS(status)
-        if code == 127 and not os.access(path, os.X_OK):
-            raise Error(f"{what}: cannot execute {path}")
         if code:
             raise Error(f"{what}: exit status {code}{_output(out, err)}")
         ok = True
@@ -126,8 +138,25 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
             _kill_tree(pid, kids_before)  # and reaps the leader
         out.close()
         err.close()
+        os.close(rfail)
         if was_reaper is False:
             linux.prctl(_PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _exec_failure(fd, deadline):
+    """What the child wrote before exiting when execve failed; "" once execve closed the pipe;
+    None at the deadline (the wait then reports the timeout)."""
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    while True:
+        ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000) + 1)
+        if poll.poll(ms):
+            try:
+                return os.read(fd, 1024).decode(errors="replace")
+            except OSError:
+                return ""
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
 
 
 def _environment(hook, phase, index, inherited):
