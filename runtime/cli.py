@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__, SPEC_VERSION, hotpath
-from .errors import Error, describe, why
+from .errors import Error, describe, unexpected, why
 
 B, S, I, L = "bool", "str", "int", "list"  # flag kinds
 
@@ -311,7 +311,7 @@ def _main(argv):
         _fatal(describe(e), debug)
         return 1
     except Exception as e:  # noqa: BLE001 - a bug of ours: still one line, traceback with --debug
-        _fatal(f"internal error: {type(e).__name__}: {e}", debug)
+        _fatal(f"internal error: {unexpected(e)}", debug)
         return 1
 
 

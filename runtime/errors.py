@@ -41,3 +41,17 @@ def describe(e):
 
 def _text(name):
     return os.fsdecode(name) if isinstance(name, bytes) else str(name)
+
+
+def unexpected(e):
+    """An exception nobody turned into an Error (a bug of ours, or a case not foreseen) as the
+    end of a one-line message: what it says, never its Python class name (issue 18). An OSError
+    is described as describe() does; a message-less one says so."""
+    if isinstance(e, OSError):
+        return describe(e)
+    if isinstance(e, KeyError) and e.args:
+        return f"missing key {e.args[0]}"
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    text = " ".join(str(e).split())
+    return text or "unexpected failure"

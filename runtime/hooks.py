@@ -62,17 +62,17 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
     what = f"error running {phase} hook #{index}: {path}"  # runc's words, and the path
     data = state_json.encode() if isinstance(state_json, str) else state_json
     envd = _environment(hook, phase, index, env)
+    if "\0" in path:
+        raise Error(f"hooks.{phase}[{index}].path: contains a NUL byte")
     for j, a in enumerate(args):
         if "\0" in a:
             raise Error(f"hooks.{phase}[{index}].args[{j}]: contains a NUL byte")
-    if "\0" in path:
-        raise Error(f"hooks.{phase}[{index}].path: contains a NUL byte")
     prog = None
     if phase == "startContainer":
         # the path resolves in the container, after pivot_root: a file of the image, opened in
         # the root and run by descriptor as the container's own program is (runtime/program.py)
         from . import program
-        prog = program.resolve_path(path, args, what)
+        prog = program.resolve_path(path, args, f"error running {phase} hook #{index}")  # names the path
     stdin = _state_memfd(data)
     orout, owout = os.pipe2(os.O_CLOEXEC)
     orerr, owerr = os.pipe2(os.O_CLOEXEC)

@@ -119,10 +119,11 @@ def apply_early(p):
         soft = resource.RLIM_INFINITY if soft >= 2**64 - 1 else soft
         hard = resource.RLIM_INFINITY if hard >= 2**64 - 1 else hard
         try:
-            resource.setrlimit(res, (soft, hard))
-        except (ValueError, OSError) as e:  # above our own hard limit, without CAP_SYS_RESOURCE
-            name = next(k for k, v in RLIMITS.items() if v == res)
-            raise Error(f"process.rlimits: {name}: setting soft {soft}, hard {hard}: {why(e)}") from None
+            # prlimit, not setrlimit: its failures are the kernel's errno (setrlimit's EPERM is a
+            # ValueError with Python's own words)
+            resource.prlimit(0, res, (soft, hard))
+        except (ValueError, OSError) as e:
+            raise Error(_rlimit_error(res, soft, hard, e)) from None
     if p.oom is not None:
         from . import procfs
         try:
@@ -131,6 +132,21 @@ def apply_early(p):
             # a score below the current one needs CAP_SYS_RESOURCE (containerd's CRI gives the
             # pause container -998): name the field, not just "Permission denied"
             raise Error(f"process.oomScoreAdj: setting {p.oom}: {why(e)}") from None
+
+
+def _rlimit_error(res, soft, hard, e):
+    """One line naming the rlimit, the values and the reason, with the hard limit we have when
+    the new one is above it (raising it needs CAP_SYS_RESOURCE, which this runtime lacks)."""
+    name = next(k for k, v in RLIMITS.items() if v == res)
+    reason = why(e) if isinstance(e, OSError) else "invalid argument"
+    try:
+        have = resource.getrlimit(res)[1]
+    except (ValueError, OSError):
+        have = None
+    if have is not None and have != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY
+                                                                or hard > have):
+        reason += f" (above the hard limit {have} this runtime has: raising it needs CAP_SYS_RESOURCE)"
+    return f"process.rlimits: {name}: setting soft {soft}, hard {hard}: {reason}"
 
 
 class _CapHeader(ctypes.Structure):

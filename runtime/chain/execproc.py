@@ -9,7 +9,7 @@ import os
 
 from .. import linux as L
 from .. import process, procfs, sync
-from ..errors import Error, describe, why
+from ..errors import Error, describe, unexpected, why
 from . import finalize
 
 def main(ch, c, pidfd, rootfd, flags, tail, console, console_size, placement):
@@ -26,7 +26,7 @@ def main(ch, c, pidfd, rootfd, flags, tail, console, console_size, placement):
     except OSError as e:
         ch.error(describe(e))
     except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
-        ch.error(f"exec: {type(e).__name__}: {e}")
+        ch.error(f"exec: {unexpected(e)}")
     os._exit(255)
 
 

@@ -15,7 +15,7 @@ import os
 
 from .. import linux as L
 from .. import process, procfs, rootfs, sync
-from ..errors import Error, describe, why
+from ..errors import Error, describe, unexpected, why
 from ..hotpath import csocket
 from ..state import INIT_COMM  # our comm until execve: state tells created from started
 from . import finalize
@@ -30,7 +30,7 @@ def main(plan, launch, ch):
     except OSError as e:
         report(launch, ch, describe(e))
     except BaseException as e:  # noqa: BLE001 - the child must never unwind into the runtime
-        report(launch, ch, f"container init: {type(e).__name__}: {e}")
+        report(launch, ch, f"container init: {unexpected(e)}")
     os._exit(1)
 
 
@@ -71,15 +71,18 @@ def _init(plan, launch, ch):
     # and must not get more than the process it precedes.
     through_user = finalize.USER_SWITCH + 1
     execve = finalize.ORDER.index("execve")
-    pre = 0 if t.prepared is not None and not plan.proc.nnp else through_user
-    finalize.run(t, 0, pre)
+    before = not (t.prepared is not None and not plan.proc.nnp)
+    if before:
+        finalize.run(t, 0, through_user)
     _wait_start(launch, ch)
+    if not before:
+        finalize.run(t, 0, through_user)
     if plan.hooks.get("startContainer"):
-        finalize.run(t, pre, execve)
+        finalize.run(t, through_user, execve)
         from .. import hooks
         hooks.run_hooks(plan.hooks, "startContainer", state_json, env=t.env)  # in the cwd
         finalize.run(t, execve)
-    finalize.run(t, pre)  # the late seccomp filter, then execve: never returns
+    finalize.run(t, through_user)  # the late seccomp filter, then execve: never returns
 
 
 def _enter(plan, launch):

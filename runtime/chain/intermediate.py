@@ -6,7 +6,7 @@ import os
 
 from .. import linux as L
 from .. import sync
-from ..errors import Error, describe, why
+from ..errors import Error, describe, unexpected, why
 from . import init
 
 
@@ -40,5 +40,5 @@ def main(plan, launch, ch):
     except OSError as e:
         init.report(launch, ch, describe(e))
     except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
-        init.report(launch, ch, f"container init: {type(e).__name__}: {e}")
+        init.report(launch, ch, f"container init: {unexpected(e)}")
     os._exit(1)

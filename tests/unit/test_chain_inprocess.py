@@ -92,7 +92,7 @@ def rec(monkeypatch):
     monkeypatch.setattr(finalize, "run", lambda t, first=0, stop=len(finalize.ORDER):
                         r.append(f"finalize[{finalize.ORDER[first]}..{finalize.ORDER[stop - 1]}]"))
     import runtime.hooks as hooks
-    monkeypatch.setattr(hooks, "run_hooks", lambda h, phase, st: r.append(f"hooks:{phase}"))
+    monkeypatch.setattr(hooks, "run_hooks", lambda h, phase, st, **kw: r.append(f"hooks:{phase}"))
     import runtime.seccomp as sc
     monkeypatch.setattr(sc, "prepare", r.step("seccomp.prepare", ret=object()))
     return r
@@ -159,8 +159,11 @@ def test_hooks_in_their_places(rec):
     init._init(_plan(hooks=hooks, runtime_hooks=True), _launch(rec), FakeChannel(rec))
     i = rec.index
     assert i("mounts") < i("send:hooks") < i("expect:ok") < i("hooks:createContainer") < i("pivot_root")
-    # startContainer runs after start, with the privileges still held: the switch comes after it
-    assert i("read exec fifo") < i("hooks:startContainer") < i(TO_USER) < i(AFTER_USER)
+    # startContainer runs after start as runc's: after everything but execve (the user switch,
+    # the late seccomp filter): a hook of the image gets no more than the process it precedes
+    seccomp_late = f"finalize[{finalize.ORDER[finalize.USER_SWITCH + 1]}..seccomp_after_user]"
+    assert i(TO_USER) < i("read exec fifo") < i(seccomp_late) < i("hooks:startContainer")
+    assert i("hooks:startContainer") < i("finalize[execve..execve]")
 
 
 def test_seccomp_without_nnp_keeps_the_filter_out_of_the_wait(rec):
