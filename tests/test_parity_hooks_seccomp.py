@@ -130,6 +130,26 @@ def test_hooks_get_only_stdio_where_runc_leaks(lifecycle, phase, request):
     assert _fds(got, phase) == ["0", "1", "2", "3"], (rt.name, phase, got[(phase, "fds")])
 
 
+def test_start_container_hook_does_not_get_preserved_fds(anyrt, tmp_path, request):
+    """(security) --preserve-fds passes fds to the container process, not to its hooks: a
+    startContainer hook sees 0-2 only (runc 1.1.5 passes them on to the hook too)."""
+    import subprocess
+    _xfail_runc(anyrt, request, "its startContainer hooks get the --preserve-fds fds")
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = base_config(["true"])
+    _see_dir(cfg, out)
+    cfg["hooks"] = {"startContainer": [_hook(out, "ls /proc/self/fd | tr '\\n' ' ' > $D", "start")]}
+    b = anyrt.bundle(cfg)
+    # fd 3 of the runtime: a file of the host, preserved for the process
+    cmd = ["sh", "-c", 'exec 3</etc/hostname; exec "$@"', "sh", anyrt.binary, "--root", anyrt.root,
+           "run", "--preserve-fds", "1", "-b", b, anyrt.new_id()]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert (out / "start").read_text().split() == ["0", "1", "2", "3"]
+
+
 def _env(got, phase):
     text = got[(phase, "env")]
     assert text is not None, f"the {phase} hook did not run"
