@@ -219,6 +219,25 @@ def test_start_container_hook_runs_as_the_process(anyrt, tmp_path, nnp):
     assert got["mkdir"] != "0" and not (out / "start.dir").exists(), got
 
 
+def test_start_container_hook_under_a_filter_denying_newer_calls(anyrt, tmp_path):
+    """What runs the hook inside the filter does without memfd_create, pidfd_open and
+    close_range when the profile denies them (runc's Go needs none of them)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = base_config(["true"])
+    _see_dir(cfg, out)
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["memfd_create", "pidfd_open", "close_range"],
+                      "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+    script = "cat > $D.state; ls /proc/self/fd | tr '\\n' ' ' > $D"
+    cfg["hooks"] = {"startContainer": [_hook(out, script, "start")]}
+    p = anyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+    assert (out / "start").read_text().split() == ["0", "1", "2", "3"]
+    assert json.loads((out / "start.state").read_text())["status"] == "created"
+
+
 # ------------------------------------------------------------------ seccomp: ENOSYS above the profile
 def _two_syscalls_elf(a, b):
     """A static x86_64 ELF writing two bytes, the errnos of syscall(A) and syscall(B) (all

@@ -78,9 +78,10 @@ def _init(plan, launch, ch):
     if not before:
         finalize.run(t, 0, through_user)
     if plan.hooks.get("startContainer"):
-        finalize.run(t, through_user, execve)
         from .. import hooks
-        hooks.run_hooks(plan.hooks, "startContainer", state_json, env=t.env)  # in the cwd
+        start_state = hooks.with_status(state_json, "created")
+        finalize.run(t, through_user, execve)
+        hooks.run_hooks(plan.hooks, "startContainer", start_state, env=t.env)  # in the process's cwd
         finalize.run(t, execve)
     finalize.run(t, through_user)  # the late seccomp filter, then execve: never returns
 
