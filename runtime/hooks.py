@@ -35,7 +35,6 @@ start, and, inside a container's pid namespace (createContainer/startContainer h
 init, pid 1), the sweep of orphans: there the failed init's exit ends the namespace and kills
 them all.
 """
-import json  # loaded anyway (config, state); here so that the init has it after pivot_root
 import os
 import select
 import time
@@ -458,12 +457,14 @@ def run_hooks(hooks_cfg, phase, state_json, warn=None, env=None, cwd=None):
 def with_status(state_json, status):
     """STATE_JSON (str or bytes) with another status: startContainer hooks get "created", as
     runc's (the state the init got was the one of createRuntime: "creating")."""
+    import json  # the init's: loaded before the clone (chain/__init__.preload_init)
     st = json.loads(state_json)
     st["status"] = status
     return json.dumps(st)
 
 
 def _bundle(state_json):
+    import json
     try:
         b = json.loads(state_json).get("bundle")
     except (ValueError, AttributeError):
