@@ -63,10 +63,13 @@ _FLAG_TSYNC_ESRCH = 1 << 4
 _ATTR_CTL_NNP = 3
 _ATTR_CTL_OPTIMIZE = 8
 
-# Syscalls the init process makes under the filter before the agent holds the notify fd: a
-# NOTIFY rule on them would wait forever. load() connects to the listener *before* installing the
-# filter so only sendmsg is left; `write` is refused too, as runc does (sync pipes).
-NOTIFY_FORBIDDEN = frozenset({"write", "sendmsg"})
+# A syscall the process makes under the filter before the agent holds the notify fd cannot be
+# notified: it would wait forever. load() connects to the listener *before* installing the filter,
+# so only the handover is left: sendmsg(2), or sendmmsg(2) when the profile notifies sendmsg
+# (runc, which hands the fd over otherwise, allows NOTIFY on sendmsg; only both is refused).
+# `write` is refused as runc refuses it, with its words.
+NOTIFY_FORBIDDEN = frozenset({"write"})
+_HANDOVER = ("sendmsg", "sendmmsg")
 
 _MAX_ARGS = 6  # syscall arguments seccomp can look at
 _U64 = (1 << 64) - 1
@@ -151,6 +154,9 @@ def _parse(seccomp):
 
     if notify and listener is None:
         raise Error(f"{p}.listenerPath: required when SCMP_ACT_NOTIFY is used")
+    if notify and all(n in _notified(seccomp) for n in _HANDOVER):
+        raise Error(f"{p}.syscalls: SCMP_ACT_NOTIFY cannot be used for both sendmsg and sendmmsg "
+                    "(the notify fd is handed to the agent with one of them)")
     return {
         "default": default_value,
         "default_name": seccomp.get("defaultAction"),
@@ -305,6 +311,13 @@ def close_listener() -> None:
         _pending = None
 
 
+def _notified(seccomp):
+    """The names of the syscalls the profile notifies."""
+    return {n for sc in seccomp.get("syscalls") or []
+            if isinstance(sc, dict) and sc.get("action") == "SCMP_ACT_NOTIFY"
+            for n in sc.get("names") or []}
+
+
 def _uses_notify(seccomp):
     return any(
         isinstance(sc, dict) and sc.get("action") == "SCMP_ACT_NOTIFY"
@@ -313,12 +326,13 @@ def _uses_notify(seccomp):
 
 
 class _Prepared:
-    __slots__ = ("ctx", "notify", "flags", "lib", "listener", "program")
+    __slots__ = ("ctx", "notify", "flags", "lib", "listener", "program", "mmsg")
 
     def __init__(self, ctx, notify, flags, lib, listener, program=None):
         self.ctx, self.notify, self.flags, self.lib = ctx, notify, flags, lib
         self.listener = listener
         self.program = program  # the filter as loaded, with the ENOSYS stub; None: libseccomp's
+        self.mmsg = False  # hand the notify fd over with sendmmsg (the profile notifies sendmsg)
 
 
 def _oserr(rc):
@@ -356,7 +370,9 @@ def prepare(seccomp: dict) -> _Prepared:
     except BaseException:
         lib.seccomp_release(ctx)
         raise
-    return _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"), program)
+    prepared = _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"), program)
+    prepared.mmsg = plan["notify"] and "sendmsg" in _notified(seccomp)
+    return prepared
 
 
 # ------------------------------------------------------------------ the ENOSYS stub
@@ -489,9 +505,11 @@ def load(prepared: _Prepared):
     The context is deliberately not released: after loading, the fewer syscalls (free ->
     munmap) before execve the better, and execve discards it anyway.
     """
-    global _pending
+    global _pending, _sendmmsg
     lib, ctx = prepared.lib, prepared.ctx
     if prepared.notify:
+        # made now, before the filter: under it only the handover's syscall runs
+        _sendmmsg = _make_sendmmsg() if prepared.mmsg else None
         if _pending is None or _pending[0] != prepared.listener:
             # No connect_listener() beforehand: connect now, still before the filter goes in,
             # so that only sendmsg(2) runs under it.
@@ -607,8 +625,11 @@ def send_notify_fd(listener_path: str, notify_fd: int, state: dict, metadata=Non
         s = _connect(listener_path)
     with s:
         try:
-            fds = array.array("i", [notify_fd])
-            sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            if _sendmmsg is not None:
+                sent = _sendmmsg(s.fileno(), data, notify_fd)
+            else:
+                fds = array.array("i", [notify_fd])
+                sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
             if sent < len(data):
                 s.sendall(data[sent:])
         except OSError as e:
@@ -619,3 +640,50 @@ def send_notify_fd(listener_path: str, notify_fd: int, state: dict, metadata=Non
 
 
 LISTENER_TIMEOUT = 30.0  # seconds; a wedged agent must not hang `create` forever
+_sendmmsg = None  # load()'s _make_sendmmsg() when the profile notifies sendmsg
+
+
+def _make_sendmmsg():
+    """A function (sock fd, data, fd to pass) -> bytes sent, that hands the fd over with ONE
+    sendmmsg(2) and nothing else: for profiles that notify sendmsg (Python has no sendmmsg)."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    call = libc.sendmmsg
+    call.restype, call.argtypes = ctypes.c_int, (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint,
+                                                 ctypes.c_int)
+
+    class Iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    class Msghdr(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                    ("iov", ctypes.POINTER(Iovec)), ("iovlen", ctypes.c_size_t),
+                    ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                    ("flags", ctypes.c_int)]
+
+    class Mmsghdr(ctypes.Structure):
+        _fields_ = [("hdr", Msghdr), ("len", ctypes.c_uint)]
+
+    hdr_len = struct.calcsize("@Nii")  # struct cmsghdr: len, level, type
+    cmsg_len = hdr_len + 4  # CMSG_LEN(sizeof(int))
+    space = (cmsg_len + 7) & ~7  # CMSG_SPACE(sizeof(int))
+    # everything allocated now: the call itself allocates nothing
+    control = ctypes.create_string_buffer(space)
+    iov = Iovec()
+    msg = Mmsghdr()
+
+    def send(sock, data, fd):
+        buf = ctypes.create_string_buffer(data, len(data))
+        struct.pack_into("@Nii", control, 0, cmsg_len, 1, 1)  # SOL_SOCKET, SCM_RIGHTS
+        struct.pack_into("@i", control, hdr_len, fd)
+        iov.base, iov.len = ctypes.addressof(buf), len(data)
+        msg.hdr.iov, msg.hdr.iovlen = ctypes.pointer(iov), 1
+        msg.hdr.control, msg.hdr.controllen = ctypes.addressof(control), space
+        if call(sock, ctypes.addressof(msg), 1, 0) != 1:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e), "sendmmsg")
+        return msg.len
+
+    return send

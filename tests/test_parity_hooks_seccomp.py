@@ -345,6 +345,26 @@ def test_notify_without_agent(anyrt, tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_notify_on_sendmsg_runs(anyrt, tmp_path, nnp):
+    """runc allows SCMP_ACT_NOTIFY on sendmsg (it hands the fd over otherwise); pyrunc refused
+    it, and now hands its fd over with sendmmsg then."""
+    from test_env_seccomp import Agent
+    path = str(tmp_path / "agent.sock")
+    agent = Agent(path)
+    agent.start()
+    try:
+        cfg = _notify_cfg(["sendmsg", "mkdir", "mkdirat"], path)
+        cfg["process"]["noNewPrivileges"] = nnp
+        cfg["process"]["args"] = ["sh", "-c", "mkdir /notmade && echo mkdir-ok; [ -d /notmade ] || echo absent"]
+        p = anyrt.run(cfg)
+    finally:
+        agent.close()
+    assert agent.error is None, agent.error
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["mkdir-ok", "absent"]  # the agent said yes, nothing was made
+
+
 @pytest.mark.parametrize("extra", [{"listenerPath": ""}, {"listenerMetadata": "m"},
                                    {"listenerPath": "", "listenerMetadata": "m"}],
                          ids=["empty-path", "metadata-only", "both"])

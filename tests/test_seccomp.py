@@ -357,6 +357,35 @@ def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
     assert "metadata" not in agent.state and agent.state["state"]["id"] == "c"
 
 
+def test_notified_sendmsg_hands_over_with_sendmmsg_only(tmp_path):
+    # runc allows SCMP_ACT_NOTIFY on sendmsg: the fd then goes over in one sendmmsg(2)
+    path = str(tmp_path / "agent.sock")
+    cfg = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": errno.ENOTSUP,
+        "listenerPath": path,
+        "syscalls": [
+            {"names": PYTHON_BASICS + ["sendmmsg"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["sendmsg", "mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+        ],
+    }
+    agent = Agent(path, [(-errno.EXDEV, 0)])
+    agent.start()
+
+    def hand_over(fd):
+        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "m", "status": "creating",
+                                    "pid": 1, "bundle": "/"}, "meta")
+        os.close(fd)
+
+    try:
+        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a"))], after_load=hand_over)
+    finally:
+        agent.join(TIMEOUT)
+    assert agent.error is None, agent.error
+    assert res == [-errno.EXDEV]
+    assert agent.state["metadata"] == "meta" and agent.state["state"]["id"] == "m"
+
+
 def test_no_notify_returns_none():
     def after(fd):
         if fd is not None:
@@ -450,8 +479,8 @@ def _sc(**kw):
      r"linux\.seccomp\.syscalls\[1\]\.args\[0\]\.valueTwo"),
     (_sc(names=["write"], action="SCMP_ACT_NOTIFY") | {"listenerPath": "/x"},
      r"linux\.seccomp\.syscalls\[1\]\.action: SCMP_ACT_NOTIFY cannot be used for the write syscall"),
-    (_sc(names=["mount", "sendmsg"], action="SCMP_ACT_NOTIFY") | {"listenerPath": "/x"},
-     r"linux\.seccomp\.syscalls\[1\]\.action: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall"),
+    (_sc(names=["sendmmsg", "sendmsg"], action="SCMP_ACT_NOTIFY") | {"listenerPath": "/x"},
+     r"linux\.seccomp\.syscalls: SCMP_ACT_NOTIFY cannot be used for both sendmsg and sendmmsg"),
 ])
 def test_check_rejects(cfg, field):
     with pytest.raises(Error, match=field):
