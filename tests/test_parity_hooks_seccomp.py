@@ -255,6 +255,21 @@ def _two_syscalls_elf(a, b):
     return ehdr + struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, size, size, 0x1000) + code
 
 
+def _two_syscalls_elf32(a, b):
+    """The same as an i386 ELF (int 0x80)."""
+    z = b"\x31\xdb\x31\xc9\x31\xd2\x31\xff\x31\xed"                                  # args 0
+    code = (z + b"\xb8" + struct.pack("<I", a) + b"\xcd\x80\xf7\xd8\x89\xc6"               # esi = -ret
+            + z + b"\xb8" + struct.pack("<I", b) + b"\xcd\x80\xf7\xd8"
+            + b"\x89\xf3\x88\xc7\x53"                                                   # bl, bh; push
+            + b"\xb8\x04\x00\x00\x00\xbb\x01\x00\x00\x00\x89\xe1\xba\x02\x00\x00\x00\xcd\x80"
+            + b"\xb8\x01\x00\x00\x00\x31\xdb\xcd\x80")                                # exit(0)
+    base, hdr = 0x08048000, 52 + 32
+    size = hdr + len(code)
+    ehdr = struct.pack("<4sBBBBB7sHHIIIIIHHHHHH", b"\x7fELF", 1, 1, 1, 0, 0, b"\0" * 7,
+                       2, 3, 1, base + hdr, 52, 0, 0, 52, 32, 1, 0, 0, 0)
+    return ehdr + struct.pack("<IIIIIIII", 1, 0, base, base, size, size, 5, 0x1000) + code
+
+
 def _names_up_to(top):
     """Every syscall name libseccomp knows on x86_64 with a number <= TOP."""
     import ctypes
@@ -295,32 +310,56 @@ ENOSYS_CASES = {
 }
 
 
+def _run_two_syscalls(rt, tmp_path, elf, seccomp):
+    """Run ELF under SECCOMP; the two errnos it wrote."""
+    import subprocess
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "sys2"
+    exe.write_bytes(elf)
+    exe.chmod(0o755)
+    cfg = base_config(["/sc/sys2"])
+    cfg["mounts"].append({"destination": "/sc", "type": "bind", "source": str(bindir),
+                          "options": ["rbind", "ro"]})
+    cfg["linux"]["seccomp"] = seccomp
+    # the output is two raw bytes: read as bytes (the fixture's runner decodes text)
+    outf = tmp_path / "stdout"
+    b = rt.bundle(cfg)
+    with open(outf, "wb") as f:
+        p = subprocess.run([rt.binary, "--root", rt.root, "run", "-b", b, rt.new_id()],
+                           stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=30)
+    assert p.returncode == 0, p.stderr
+    got = outf.read_bytes()
+    assert len(got) == 2, (got, p.stderr)
+    return got[0], got[1]
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="the test binary is x86_64 code")
 @pytest.mark.parametrize("case", list(ENOSYS_CASES))
 def test_unknown_syscalls_get_enosys(anyrt, tmp_path, case):
     """(security/compat) glibc falls back from clone3 (and others) only on ENOSYS: an older
     profile must not turn a newer syscall into EPERM or a kill."""
     make, want_clone3, want_nosuch = ENOSYS_CASES[case]
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "sys2"
-    exe.write_bytes(_two_syscalls_elf(CLONE3, NOSUCH))
-    exe.chmod(0o755)
-    cfg = base_config(["/sc/sys2"])
-    cfg["mounts"].append({"destination": "/sc", "type": "bind", "source": str(bindir),
-                          "options": ["rbind", "ro"]})
-    cfg["linux"]["seccomp"] = make()
-    # the output is two raw bytes: read as bytes (the fixture's runner decodes text)
+    got = _run_two_syscalls(anyrt, tmp_path, _two_syscalls_elf(CLONE3, NOSUCH), make())
+    assert got == (want_clone3, want_nosuch), case
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the test binary is i386 code")
+def test_unknown_i386_syscalls_get_enosys(anyrt, tmp_path):
+    """The stub per listed architecture: i386 syscalls (int 0x80) are checked against the
+    largest i386 number the profile names."""
     import subprocess
-    outf = tmp_path / "stdout"
-    b = anyrt.bundle(cfg)
-    with open(outf, "wb") as f:
-        p = subprocess.run([anyrt.binary, "--root", anyrt.root, "run", "-b", b, anyrt.new_id()],
-                           stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=30)
-    assert p.returncode == 0, p.stderr
-    got = outf.read_bytes()
-    assert len(got) == 2, (got, p.stderr)
-    assert (got[0], got[1]) == (want_clone3, want_nosuch), case
+    elf = _two_syscalls_elf32(CLONE3, NOSUCH)
+    probe = tmp_path / "probe32"
+    probe.write_bytes(elf)
+    probe.chmod(0o755)
+    try:
+        ran = subprocess.run([str(probe)], capture_output=True, timeout=10).stdout
+    except OSError:
+        ran = b""
+    if len(ran) != 2:
+        pytest.skip("this kernel runs no i386 binaries")
+    assert _run_two_syscalls(anyrt, tmp_path, elf, _allow_up_to_434()) == (ENOSYS, ENOSYS)
 
 
 # ------------------------------------------------------------------ seccomp notify wording
