@@ -124,7 +124,9 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
             raise Error(f"{what}: {failed}")
         status = _wait(pid, deadline, (out, err))
         if status is None:
-            raise Error(f"{what}: timed out after {timeout}s")
+            # runc's words after ours
+            raise Error(f"{what}: timed out: hook ran past specified timeout of "
+                        f"{float(timeout):.1f}s")
         if os.WIFSIGNALED(status):
             raise Error(f"{what}: killed by signal {os.WTERMSIG(status)}{_output(out, err)}")
         code = os.WEXITSTATUS(status)
