@@ -40,7 +40,7 @@ import select
 import time
 
 from .errors import Error, why
-from .hotpath import SIGKILL
+from .hotpath import SIGKILL, sig
 
 # hooks whose failure aborts the operation; the rest only warn (config.md)
 FATAL = ("prestart", "createRuntime", "createContainer", "startContainer")
@@ -128,7 +128,8 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
             raise Error(f"{what}: timed out: hook ran past specified timeout of "
                         f"{float(timeout):.1f}s")
         if os.WIFSIGNALED(status):
-            raise Error(f"{what}: killed by signal {os.WTERMSIG(status)}{_output(out, err)}")
+            n = os.WTERMSIG(status)
+            raise Error(f"{what}: killed by signal {n}: {_signal_name(n)}{_output(out, err)}")
         code = os.WEXITSTATUS(status)
         if code:
             raise Error(f"{what}: exit status {code}{_output(out, err)}")
@@ -143,6 +144,15 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
         os.close(rfail)
         if was_reaper is False:
             linux.prctl(_PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _signal_name(n):
+    """"bad system call" for SIGSYS: what runc (Go) says, lowercase."""
+    try:
+        name = sig.strsignal(n) or ""
+    except ValueError:
+        name = ""
+    return (name[:1].lower() + name[1:]) if name else f"signal {n}"
 
 
 def _exec_failure(fd, deadline):

@@ -238,6 +238,23 @@ def test_start_container_hook_under_a_filter_denying_newer_calls(anyrt, tmp_path
     assert json.loads((out / "start.state").read_text())["status"] == "created"
 
 
+def test_start_container_hook_killed_by_the_filter(anyrt):
+    """runc's seccomp.bats "startContainer hook": SCMP_ACT_KILL on mkdir kills the hook's mkdir,
+    and the error says which hook and "bad system call"."""
+    cfg = base_config(["true"])
+    cfg["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}
+    cfg["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "mkdir /dev/shm/foo"]}]}
+    p = anyrt.run(cfg)
+    assert p.returncode != 0
+    # runc 1.1.5 says "error running hook #0", later runcs "error running startContainer hook #0"
+    want = "error running startContainer hook #0" if anyrt.name == "pyrunc" else "error running hook #0"
+    assert want in p.stderr and "bad system call" in p.stderr, p.stderr
+    assert not CLASS_NAME.search(p.stderr), p.stderr
+
+
 # ------------------------------------------------------------------ seccomp: ENOSYS above the profile
 def _two_syscalls_elf(a, b):
     """A static x86_64 ELF writing two bytes, the errnos of syscall(A) and syscall(B) (all
