@@ -52,10 +52,11 @@ _F_ADD_SEALS, _SEALS = 1033, 0x1 | 0x2 | 0x4 | 0x8  # F_SEAL_SEAL, SHRINK, GROW,
 _SWEEP = 5.0  # seconds allowed to kill and reap what a failed hook left
 
 
-def run_hook(hook, state_json, phase, index, env=None, cwd=None):
+def run_hook(hook, state_json, phase, index, env=None, cwd=None, prog=None):
     """Run one hook to completion; raises Error on a non-zero exit, a signal or a timeout.
     ENV (a mapping) is what a hook without `env` inherits (default: ours); CWD its working
-    directory (default: ours; one that is gone leaves ours, as for runc's delete)."""
+    directory (default: ours; one that is gone leaves ours, as for runc's delete). PROG: the
+    startContainer hook's program, opened by resolve_start (the hook runs it and closes it)."""
     path = hook["path"]
     args = hook.get("args") or [path]
     timeout = hook.get("timeout")
@@ -67,12 +68,10 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
     for j, a in enumerate(args):
         if "\0" in a:
             raise Error(f"hooks.{phase}[{index}].args[{j}]: contains a NUL byte")
-    prog = None
-    if phase == "startContainer":
-        # the path resolves in the container, after pivot_root: a file of the image, opened in
-        # the root and run by descriptor as the container's own program is (runtime/program.py)
+    if phase == "startContainer" and prog is None:
+        prog = _resolve(hook, index)
+    if prog is not None:
         from . import program
-        prog = program.resolve_path(path, args, f"error running {phase} hook #{index}")  # names the path
     stdin = _state_memfd(data)
     orout, owout = os.pipe2(os.O_CLOEXEC)
     orerr, owerr = os.pipe2(os.O_CLOEXEC)
@@ -144,6 +143,23 @@ def run_hook(hook, state_json, phase, index, env=None, cwd=None):
         os.close(rfail)
         if was_reaper is False:
             linux.prctl(_PR_SET_CHILD_SUBREAPER, 0)
+
+
+def resolve_start(hooks_cfg):
+    """The programs of the startContainer hooks, opened now: their paths resolve in the
+    container, after pivot_root, to files of the image, opened in the root (openat2) and run by
+    descriptor as the container's own program is (runtime/program.py). Done before the seccomp
+    filter goes in: a profile may deny openat2 (runc's seccomp.bats)."""
+    return [_resolve(h, i) for i, h in enumerate(hooks_cfg.get("startContainer") or [])]
+
+
+def _resolve(hook, index):
+    from . import program
+    path = hook["path"]
+    if "\0" in path:
+        raise Error(f"hooks.startContainer[{index}].path: contains a NUL byte")
+    return program.resolve_path(path, hook.get("args") or [path],
+                                f"error running startContainer hook #{index}")  # names the path
 
 
 def _signal_name(n):
@@ -451,15 +467,18 @@ def _output(out, err):
     return (", " + ", ".join(parts)) if parts else ""
 
 
-def run_hooks(hooks_cfg, phase, state_json, warn=None, env=None, cwd=None):
+def run_hooks(hooks_cfg, phase, state_json, warn=None, env=None, cwd=None, progs=None):
     """Run every hook of PHASE in order. Fatal phases raise; the others report through warn().
-    ENV and CWD: see run_hook; a runtime phase's cwd defaults to the state's bundle."""
+    ENV and CWD: see run_hook; a runtime phase's cwd defaults to the state's bundle. PROGS:
+    resolve_start's, for startContainer; those of hooks not run are closed at execve (CLOEXEC)
+    or with the init's exit."""
     hooks = (hooks_cfg or {}).get(phase) or []
     if hooks and cwd is None and phase in RUNTIME_PHASES:
         cwd = _bundle(state_json)
     for i, hook in enumerate(hooks):
         try:
-            run_hook(hook, state_json, phase, i, env=env, cwd=cwd)
+            run_hook(hook, state_json, phase, i, env=env, cwd=cwd,
+                     prog=progs[i] if progs is not None else None)
         except Error as e:
             if phase in FATAL or warn is None:
                 raise

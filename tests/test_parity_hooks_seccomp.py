@@ -255,6 +255,22 @@ def test_start_container_hook_killed_by_the_filter(anyrt):
     assert not CLASS_NAME.search(p.stderr), p.stderr
 
 
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
+def test_runtime_needs_no_newer_syscalls_under_the_filter(anyrt, nnp):
+    """runc's seccomp.bats "verify syscall compatibility after seccomp enforcement": what the
+    runtime does under the filter (and what runs startContainer hooks) needs none of these."""
+    cfg = base_config(["true"])
+    cfg["process"]["noNewPrivileges"] = nnp
+    cfg["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["close_range", "fsopen", "fsconfig", "fspick", "openat2", "open_tree",
+                                "move_mount", "mount_setattr", "memfd_create", "pidfd_open"],
+                      "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}
+    cfg["hooks"] = {"startContainer": [{"path": "/bin/true"}]}
+    p = anyrt.run(cfg)
+    assert p.returncode == 0, p.stderr
+
+
 # ------------------------------------------------------------------ seccomp: ENOSYS above the profile
 def _two_syscalls_elf(a, b):
     """A static x86_64 ELF writing two bytes, the errnos of syscall(A) and syscall(B) (all

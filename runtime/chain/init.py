@@ -69,19 +69,29 @@ def _init(plan, launch, ch):
     # finalize but execve, i.e. as the container's user, with its capabilities, noNewPrivileges
     # and under its seccomp filter, whichever noNewPrivileges is: a hook is code of the image
     # and must not get more than the process it precedes.
+    # Their programs are opened in the root (openat2) before a filter is in: as the container's
+    # user, except without noNewPrivileges, where the filter precedes the switch.
     through_user = finalize.USER_SWITCH + 1
     execve = finalize.ORDER.index("execve")
+    start_hooks = plan.hooks.get("startContainer")
     before = not (t.prepared is not None and not plan.proc.nnp)
     if before:
         finalize.run(t, 0, through_user)
     _wait_start(launch, ch)
-    if not before:
-        finalize.run(t, 0, through_user)
-    if plan.hooks.get("startContainer"):
+    progs = None
+    if start_hooks:
         from .. import hooks
         start_state = hooks.with_status(state_json, "created")
+        if not before:
+            progs = hooks.resolve_start(plan.hooks)
+    if not before:
+        finalize.run(t, 0, through_user)
+    if start_hooks:
+        if progs is None:
+            progs = hooks.resolve_start(plan.hooks)
         finalize.run(t, through_user, execve)
-        hooks.run_hooks(plan.hooks, "startContainer", start_state, env=t.env)  # in the process's cwd
+        hooks.run_hooks(plan.hooks, "startContainer", start_state, env=t.env,  # in the cwd
+                        progs=progs)
         finalize.run(t, execve)
     finalize.run(t, through_user)  # the late seccomp filter, then execve: never returns
 

@@ -93,6 +93,7 @@ def rec(monkeypatch):
                         r.append(f"finalize[{finalize.ORDER[first]}..{finalize.ORDER[stop - 1]}]"))
     import runtime.hooks as hooks
     monkeypatch.setattr(hooks, "run_hooks", lambda h, phase, st, **kw: r.append(f"hooks:{phase}"))
+    monkeypatch.setattr(hooks, "resolve_start", lambda h: r.append("hooks:resolve") or [])
     import runtime.seccomp as sc
     monkeypatch.setattr(sc, "prepare", r.step("seccomp.prepare", ret=object()))
     return r
@@ -163,7 +164,17 @@ def test_hooks_in_their_places(rec):
     # the late seccomp filter): a hook of the image gets no more than the process it precedes
     seccomp_late = f"finalize[{finalize.ORDER[finalize.USER_SWITCH + 1]}..seccomp_after_user]"
     assert i(TO_USER) < i("read exec fifo") < i(seccomp_late) < i("hooks:startContainer")
+    # their programs are opened before the filter can deny openat2
+    assert i("read exec fifo") < i("hooks:resolve") < i(seccomp_late)
     assert i("hooks:startContainer") < i("finalize[execve..execve]")
+
+
+def test_start_hooks_resolved_before_an_early_filter(rec):
+    # no noNewPrivileges: the filter goes in before the user switch; the hooks' programs before it
+    init._init(_plan(seccomp={"defaultAction": "SCMP_ACT_ALLOW"}, hooks={"startContainer": [{}]}),
+               _launch(rec), FakeChannel(rec))
+    i = rec.index
+    assert i("read exec fifo") < i("hooks:resolve") < i(TO_USER) < i("hooks:startContainer")
 
 
 def test_seccomp_without_nnp_keeps_the_filter_out_of_the_wait(rec):
