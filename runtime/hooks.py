@@ -485,12 +485,16 @@ def run_hooks(hooks_cfg, phase, state_json, warn=None, env=None, cwd=None, progs
             warn(str(e))
 
 
-def with_status(state_json, status):
-    """STATE_JSON (str or bytes) with another status: startContainer hooks get "created", as
-    runc's (the state the init got was the one of createRuntime: "creating")."""
+def in_container(state_json, status):
+    """The state for a hook run in the container's namespaces (createContainer, startContainer)
+    from the one the init got (createRuntime's): STATUS ("creating", "created" for
+    startContainer, as runc's) and the pid as the container sees it (config.md / runtime.md
+    "state": for hooks in the container namespace, the pid seen there; 1 with its own pid
+    namespace)."""
     import json  # the init's: loaded before the clone (chain/__init__.preload_init)
     st = json.loads(state_json)
     st["status"] = status
+    st["pid"] = os.getpid()
     return json.dumps(st)
 
 

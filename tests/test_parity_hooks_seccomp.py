@@ -76,7 +76,7 @@ def lifecycle(request, tmp_path_factory):
     cfg["process"]["env"].append("FROMPROC=1")
     cfg["process"]["cwd"] = "/tmp"
     _see_dir(cfg, out)
-    rec = "ls /proc/self/fd | tr '\\n' ' ' > $D.fds; pwd -P > $D.cwd; env > $D.env"
+    rec = "ls /proc/self/fd | tr '\\n' ' ' > $D.fds; pwd -P > $D.cwd; env > $D.env; cat > $D.state"
     cfg["hooks"] = {ph: [_hook(out, rec, ph)] for ph in PHASES}
     cfg["hooks"]["prestart"].append(_hook(out, "env > $D.env", "emptyenv", env=[]))
     b = rt.bundle(cfg)
@@ -95,7 +95,7 @@ def lifecycle(request, tmp_path_factory):
         rt("delete", cid, check=True, **kw)
         got = {"bundle": b, "rootfs": os.path.realpath(cfg["root"]["path"]), "lock_fd": lock.fileno()}
         for ph in PHASES + ("emptyenv",):
-            for kind in ("fds", "cwd", "env"):
+            for kind in ("fds", "cwd", "env", "state"):
                 p = out / f"{ph}.{kind}"
                 got[(ph, kind)] = p.read_text() if p.exists() else None
         yield rt, got
@@ -148,6 +148,16 @@ def test_start_container_hook_does_not_get_preserved_fds(anyrt, tmp_path, reques
                        stderr=subprocess.PIPE, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert (out / "start").read_text().split() == ["0", "1", "2", "3"]
+
+
+def test_hook_state_in_the_container(lifecycle):
+    """runtime.md "state": for hooks in the container's namespaces the pid is the one seen there
+    (1: the demo config has its own pid namespace); startContainer's status is created."""
+    rt, got = lifecycle
+    st = {ph: json.loads(got[(ph, "state")]) for ph in ("createRuntime", "createContainer", "startContainer")}
+    assert st["createRuntime"]["status"] == "creating" and st["createRuntime"]["pid"] > 1, st
+    assert (st["createContainer"]["status"], st["createContainer"]["pid"]) == ("creating", 1), st
+    assert (st["startContainer"]["status"], st["startContainer"]["pid"]) == ("created", 1), st
 
 
 def _env(got, phase):

@@ -24,7 +24,7 @@ def preload_init(plan):
     from . import finalize, init  # noqa: F401 - the chain itself
     if plan.hooks.get("createContainer") or plan.hooks.get("startContainer"):
         from .. import hooks  # noqa: F401
-        import json  # noqa: F401 - hooks.with_status, the startContainer state
+        import json  # noqa: F401 - hooks.in_container: the init's hooks' state
     if plan.terminal:
         from .. import tty  # noqa: F401
     if plan.idmapped:

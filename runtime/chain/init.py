@@ -81,7 +81,7 @@ def _init(plan, launch, ch):
     progs = None
     if start_hooks:
         from .. import hooks
-        start_state = hooks.with_status(state_json, "created")
+        start_state = hooks.in_container(state_json, "created")
         if not before:
             progs = hooks.resolve_start(plan.hooks)
     if not before:
@@ -156,7 +156,7 @@ def _root(plan, launch, ch, state_json):
     if plan.hooks.get("createContainer"):
         from .. import hooks
         # runc's: the process's env (no HOME added yet), the rootfs as the working directory
-        hooks.run_hooks(plan.hooks, "createContainer", state_json,
+        hooks.run_hooks(plan.hooks, "createContainer", hooks.in_container(state_json, "creating"),
                         env=process.env_dict(plan.proc.env), cwd=plan.rootfs)
     process.seal_imports()
     rootfs.pivot(plan.rootfs, plan.no_pivot)
