@@ -193,7 +193,9 @@ def test_start_container_hook_never_runs_host_interpreter(anyrt, attacker_rootfs
         assert "magic link" in out, out
 
 
-WEAK_HOOK = {"hooks.py": [("    if phase == \"startContainer\":\n", "    if False:\n")]}
+# the hooks' programs not opened by fd (resolve_start, run_hook): exec'd by path
+WEAK_HOOK = {"hooks.py": [("    return [_resolve(h, i) for i, h in", "    return [None for i, h in"),
+                          ("    if phase == \"startContainer\" and prog is None:\n", "    if False:\n")]}
 
 
 def test_hook_detector_fires_on_weakened_runtime(tmp_path, attacker_rootfs):
