@@ -152,13 +152,14 @@ def test_bad_input(anyrt, tmp_path, name, request):
 
 
 def test_weakened_traceback_flagged(tmp_path):
-    """pyrunc without its nesting guard (config.load) and whose catch-all for internal errors
-    lets the traceback out: the deep nesting (a RecursionError in the JSON parser) is flagged."""
+    """pyrunc without its nesting guard (hotpath.json_document, config.load's reader) and whose
+    catch-all for internal errors lets the traceback out: the deep nesting (a RecursionError in
+    the JSON parser) is flagged."""
     weak = weakened(tmp_path, {
         "cli.py": [("    except Exception as e:  # noqa: BLE001 - a bug of ours",
                     "    except ZeroDivisionError as e:  # noqa: BLE001 - a bug of ours")],
-        "config.py": [("    except (ValueError, UnicodeDecodeError, RecursionError):",
-                       "    except (ValueError, UnicodeDecodeError):")]})
+        "hotpath.py": [("    except (ValueError, UnicodeDecodeError, RecursionError):",
+                        "    except (ValueError, UnicodeDecodeError):")]})
     try:
         bad = badinput_violations(weak, tmp_path, "deep-200k")
     finally:
