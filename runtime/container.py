@@ -40,7 +40,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         raise Error(f"bundle {bundle}: no such directory")
     cfg = config.load(bundle)
     log.debug(f"create {cid}: config loaded from {bundle}/config.json")
-    plan = init_plan(cfg, bundle, no_pivot, preserve_fds)
+    plan = init_plan(cfg, bundle, no_pivot, preserve_fds, state_root=root)
     preload_init(plan)
     launch = Launch()
     rootless_cg = rootless != "auto" or plan.rootless

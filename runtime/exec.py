@@ -223,7 +223,7 @@ def _tail(c, plan, proc, linux, seccomp, preserved, preserve_fds):
         mpol = mempolicy.plan(linux["memoryPolicy"])
     if seccomp is not None:
         from . import seccomp as sc
-        prepared = sc.prepare(seccomp)  # libseccomp cannot be loaded after the chroot
+        prepared = sc.prepare(seccomp, c.root)  # compiled (or cached) here: loaded after the chroot
         sc.connect_listener(seccomp)
         if seccomp.get("listenerPath"):
             from .lifecycle import oci_state

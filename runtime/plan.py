@@ -78,6 +78,7 @@ class InitPlan(Record):
         "mempolicy",         # mempolicy plan or None
         "sysctl",            # [(key, path, value)]: linux.sysctl, checked against the namespaces
         "seccomp",           # dict or None: linux.seccomp, checked
+        "seccomp_filter",    # seccomp.Filter or None: compiled (or from the cache, runtime/bpfcache.py)
         "hooks",             # {phase: [hook]}
         "runtime_hooks",     # bool: prestart or createRuntime hooks (run by the runtime process)
     )

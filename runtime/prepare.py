@@ -14,7 +14,7 @@ from .plan import InitPlan
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount")
 
 
-def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0):
+def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0, state_root=None):
     """The checked InitPlan of config CFG in BUNDLE; raises Error naming the field."""
     linux = cfg.get("linux") or {}
     root = cfg["root"]
@@ -67,10 +67,10 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0):
     if n:
         preserve_fds += n
         pplan = pplan.replace(env=pplan.env + (f"LISTEN_FDS={n}", "LISTEN_PID=1"))
-    seccomp = linux.get("seccomp")
+    seccomp, seccomp_filter = linux.get("seccomp"), None
     if seccomp is not None:
         from . import seccomp as sc
-        sc.check(seccomp)
+        seccomp_filter = sc.prepare(seccomp, state_root)  # compiled here, loaded by the init
     hooks = cfg.get("hooks") or {}
     plan = InitPlan(
         rootfs=rootdir, root_readonly=bool(root.get("readonly")), no_pivot=no_pivot,
@@ -84,7 +84,7 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0):
         rootless=os.geteuid() != 0,
         proc=pplan, terminal=bool(proc.get("terminal")), preserve_fds=preserve_fds,
         preserved=passed_fds(preserve_fds), attrs=attrs, mempolicy=mpol, sysctl=sysctl,
-        seccomp=seccomp, hooks=hooks,
+        seccomp=seccomp, seccomp_filter=seccomp_filter, hooks=hooks,
         runtime_hooks=bool(hooks.get("prestart") or hooks.get("createRuntime")),
     )
     if plan.rootless:

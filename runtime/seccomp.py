@@ -1,14 +1,16 @@
-"""linux.seccomp: validate at create time, build the filter in the init child, install it last.
+"""linux.seccomp: validate and compile in the runtime, install it last in the container.
 
 libseccomp is reached through a small private ctypes binding instead of pyseccomp: importing
 pyseccomp costs ~27 ms (ctypes.util.find_library forks ldconfig/gcc) and it lacks
 seccomp_notify_fd and seccomp_arch_resolve_name. `import runtime.seccomp` loads neither ctypes nor
-libseccomp (~0.5 ms from cached bytecode); check() loads them (~2.5 ms) only for configs that
-have linux.seccomp, in the parent, so the cloned init can still use them after pivot_root.
+libseccomp (~0.5 ms from cached bytecode).
 
-Runtime flow: check() and connect_listener() in the parent before cloning the init, then
-close_listener() in the parent; prepare() in the init; load() right before execve and, if it
-returns a notify fd, send_notify_fd() then close the fd.
+Runtime flow: check() (create's validation) and prepare() in the runtime process: prepare()
+compiles the profile into a BPF program (libseccomp's filter behind our ENOSYS stub), or takes it
+from the cache of compiled filters (runtime/bpfcache.py: engines send one profile for every
+container, and compiling it costs 20-25 ms). connect_listener() in the runtime before the clone,
+then close_listener(). In the init or exec's process, load() right before execve: one seccomp(2)
+call, no libseccomp; if it returns a notify fd, send_notify_fd(), then close the fd.
 """
 
 import errno as _errno
@@ -50,17 +52,15 @@ _ARCHES = frozenset(
     ).split()
 )
 
-# Spec flag -> (libseccomp filter attribute or None, seccomp(2) flag bit).
+# Spec flag -> its seccomp(2) flag bit (load() calls seccomp(2) itself).
 _FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": (4, 1 << 0),  # SCMP_FLTATR_CTL_TSYNC
-    "SECCOMP_FILTER_FLAG_LOG": (6, 1 << 1),  # SCMP_FLTATR_CTL_LOG
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (7, 1 << 2),  # SCMP_FLTATR_CTL_SSB
-    # libseccomp 2.5 has no attribute for it: load() then calls seccomp(2) itself.
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (None, 1 << 5),
+    "SECCOMP_FILTER_FLAG_TSYNC": 1 << 0,
+    "SECCOMP_FILTER_FLAG_LOG": 1 << 1,
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 1 << 2,
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 1 << 5,
 }
 _FLAG_NEW_LISTENER = 1 << 3
 _FLAG_TSYNC_ESRCH = 1 << 4
-_ATTR_CTL_NNP = 3
 _ATTR_CTL_OPTIMIZE = 8
 
 # A syscall the process makes under the filter before the agent holds the notify fd cannot be
@@ -90,6 +90,10 @@ def _libseccomp():
         except OSError as e:
             raise Error(f"linux.seccomp: cannot load libseccomp: {e}") from None
         vp, u32, i = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int
+
+        class _Version(ctypes.Structure):  # struct scmp_version
+            _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
         for name, res, args in (
             ("seccomp_init", vp, (u32,)),
             ("seccomp_release", None, (vp,)),
@@ -99,9 +103,9 @@ def _libseccomp():
             ("seccomp_syscall_resolve_name", i, (ctypes.c_char_p,)),
             ("seccomp_syscall_resolve_name_arch", i, (u32, ctypes.c_char_p)),
             ("seccomp_rule_add_array", i, (vp, u32, i, ctypes.c_uint, vp)),
-            ("seccomp_load", i, (vp,)),
-            ("seccomp_notify_fd", i, (vp,)),
             ("seccomp_export_bpf", i, (vp, i)),
+            ("seccomp_version", ctypes.POINTER(_Version), ()),
+            ("seccomp_api_get", ctypes.c_uint, ()),
         ):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -269,15 +273,18 @@ def _arch_token(lib, name, field):
     return token
 
 
-def check(seccomp: dict) -> None:
-    """Validate linux.seccomp in the parent at create time; raise Error naming the bad field.
+def check(seccomp: dict):
+    """Validate linux.seccomp in the runtime at create time; raise Error naming the bad field.
+    Returns the parsed plan.
 
     Unknown syscall names are not errors: like runc they are skipped when the filter is built,
     so one profile can serve kernels/libseccomp versions that lack some syscalls.
     """
     plan = _parse(seccomp)
-    # The init is cloned from this process and calls prepare()/load() after pivot_root, where
-    # neither libseccomp.so nor the stdlib's extension modules can be found: load them here.
+    # The init is cloned from this process and calls load() after pivot_root, where the stdlib's
+    # extension modules cannot be found: load what load() and the handover use here.
+    import ctypes  # noqa: F401
+    from runtime import linux  # noqa: F401 - load()'s seccomp(2)
     lib = _libseccomp()
     if plan["notify"]:
         import array  # noqa: F401
@@ -286,6 +293,7 @@ def check(seccomp: dict) -> None:
         import struct  # noqa: F401
     for i, a in enumerate(plan["arches"]):
         _arch_token(lib, a, f"linux.seccomp.architectures[{i}]")
+    return plan
 
 
 def connect_listener(seccomp: dict) -> None:
@@ -325,54 +333,78 @@ def _uses_notify(seccomp):
     )
 
 
-class _Prepared:
-    __slots__ = ("ctx", "notify", "flags", "lib", "listener", "program", "mmsg")
+class Filter:
+    """A compiled filter: plain data, made in the runtime and loaded in the container."""
+    __slots__ = ("program", "bits", "notify", "listener", "mmsg")
 
-    def __init__(self, ctx, notify, flags, lib, listener, program=None):
-        self.ctx, self.notify, self.flags, self.lib = ctx, notify, flags, lib
-        self.listener = listener
-        self.program = program  # the filter as loaded, with the ENOSYS stub; None: libseccomp's
-        self.mmsg = False  # hand the notify fd over with sendmmsg (the profile notifies sendmsg)
+    def __init__(self, program, bits, notify, listener, mmsg):
+        self.program = program    # packed struct sock_filter: our ENOSYS stub, then libseccomp's
+        self.bits = bits          # seccomp(2) flags of linux.seccomp.flags
+        self.notify = notify      # SCMP_ACT_NOTIFY is used: load() returns the notify fd
+        self.listener = listener  # listenerPath
+        self.mmsg = mmsg          # hand the notify fd over with sendmmsg (the profile notifies sendmsg)
 
 
 def _oserr(rc):
     return _errno.errorcode.get(-rc, str(-rc)) + ": " + os.strerror(-rc)
 
 
-def prepare(seccomp: dict) -> _Prepared:
-    """Build (but do not load) the libseccomp filter context for linux.seccomp."""
-    plan = _parse(seccomp)
+def prepare(seccomp: dict, cache_root=None) -> Filter:
+    """Compile linux.seccomp (the runtime process: libseccomp cannot be found after the init's
+    pivot_root). With CACHE_ROOT (the state root), a program compiled before for the same profile,
+    libseccomp and kernel is taken from the cache, and a new one is kept there."""
+    plan = check(seccomp)
+    bits = 0
+    for f in plan["flags"]:
+        bits |= _FLAGS[f]
+    if not plan["notify"]:
+        # Without a listener the kernel rejects WAIT_KILLABLE_RECV, and it has no meaning anyway.
+        bits &= ~_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    program = name = None
+    if cache_root is not None:
+        from . import bpfcache
+        name = bpfcache.key(seccomp, *_made_by())
+        program = bpfcache.get(cache_root, name)
+    if program is None:
+        program = _compile(plan)
+        if name is not None:
+            bpfcache.put(cache_root, name, program)
+    mmsg = plan["notify"] and "sendmsg" in _notified(seccomp)
+    return Filter(program, bits, plan["notify"], seccomp.get("listenerPath"), mmsg)
+
+
+def _made_by():
+    """What besides the profile decides the program: libseccomp (its syscall tables, its code
+    generator), the kernel (its actions and architectures, as libseccomp probes them), and this
+    file (the stub, the rules' lowering: any change to it is a new key)."""
+    lib = _libseccomp()
+    v = lib.seccomp_version().contents
+    u = os.uname()
+    me = os.stat(__file__)
+    return ((v.major, v.minor, v.micro), lib.seccomp_api_get(), u.release, u.machine,
+            me.st_size, me.st_mtime_ns)
+
+
+def _compile(plan):
+    """The program: our ENOSYS stub, then libseccomp's filter (seccomp_export_bpf)."""
     lib = _libseccomp()
     ctx = lib.seccomp_init(plan["default"])
     if not ctx:
         raise Error("linux.seccomp.defaultAction: libseccomp rejected the default action")
     try:
-        # libseccomp sets NO_NEW_PRIVS on load by default; that belongs to process.noNewPrivileges.
-        _attr(lib, ctx, _ATTR_CTL_NNP, 0, "linux.seccomp")
         for i, a in enumerate(plan["arches"]):
             field = f"linux.seccomp.architectures[{i}]"
             rc = lib.seccomp_arch_add(ctx, _arch_token(lib, a, field))
             if rc < 0 and rc != -_errno.EEXIST:  # EEXIST: the native arch is always present
                 raise Error(f"{field}: adding {a}: {_oserr(rc)}")
-        for i, f in enumerate(plan["flags"]):
-            attr = _FLAGS[f][0]
-            if attr is not None:
-                _attr(lib, ctx, attr, 1, f"linux.seccomp.flags[{i}]")
         if len(plan["rules"]) > 8:
             # Binary-tree dispatch bounds the per-syscall cost of long profiles; same threshold
-            # as runc (entries, not names). Costs ~3 ms more in load() for a Docker-size profile.
+            # as runc (entries, not names). Costs ~3 ms more to generate for a Docker-size profile.
             lib.seccomp_attr_set(ctx, _ATTR_CTL_OPTIMIZE, 2)
         _add_rules(lib, ctx, plan)
-        program = None
-        stub = _enosys_stub(lib, plan)
-        if stub:
-            program = stub + _export(lib, ctx)
-    except BaseException:
+        return _enosys_stub(lib, plan) + _export(lib, ctx)
+    finally:
         lib.seccomp_release(ctx)
-        raise
-    prepared = _Prepared(ctx, plan["notify"], plan["flags"], lib, seccomp.get("listenerPath"), program)
-    prepared.mmsg = plan["notify"] and "sendmsg" in _notified(seccomp)
-    return prepared
 
 
 # ------------------------------------------------------------------ the ENOSYS stub
@@ -467,12 +499,6 @@ def _export(lib, ctx):
         os.close(mfd)
 
 
-def _attr(lib, ctx, attr, value, field):
-    rc = lib.seccomp_attr_set(ctx, attr, value)
-    if rc < 0:
-        raise Error(f"{field}: setting libseccomp attribute {attr}: {_oserr(rc)}")
-
-
 def _add_rules(lib, ctx, plan):
     import ctypes
 
@@ -499,56 +525,29 @@ def _add_rules(lib, ctx, plan):
                     raise Error(f"{field}: adding rule for syscall {name}: {_oserr(rc)}")
 
 
-def load(prepared: _Prepared):
-    """Install the filter; the caller's next step must be execve. Return the notify fd or None.
-
-    The context is deliberately not released: after loading, the fewer syscalls (free ->
-    munmap) before execve the better, and execve discards it anyway.
-    """
+def load(f: Filter):
+    """Install the filter F; the caller's next step must be execve. Return the notify fd or None."""
     global _pending, _sendmmsg
-    lib, ctx = prepared.lib, prepared.ctx
-    if prepared.notify:
+    if f.notify:
         # made now, before the filter: under it only the handover's syscall runs
-        _sendmmsg = _make_sendmmsg() if prepared.mmsg else None
-        if _pending is None or _pending[0] != prepared.listener:
+        _sendmmsg = _make_sendmmsg() if f.mmsg else None
+        if _pending is None or _pending[0] != f.listener:
             # No connect_listener() beforehand: connect now, still before the filter goes in,
             # so that only sendmsg(2) runs under it.
             close_listener()
-            _pending = (prepared.listener, _connect(prepared.listener))
+            _pending = (f.listener, _connect(f.listener))
         try:
-            return _load(lib, ctx, prepared)
+            return _load_raw(f.program, f.bits, True)
         except BaseException:
             close_listener()
             raise
-    return _load(lib, ctx, prepared)
-
-
-def _load(lib, ctx, prepared):
-    bits = 0
-    for f in prepared.flags:
-        bits |= _FLAGS[f][1]
-    wait_killable = _FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"][1]
-    if not prepared.notify:
-        # Without a listener the kernel rejects WAIT_KILLABLE_RECV, and it has no meaning anyway.
-        bits &= ~wait_killable
-    if prepared.program is not None:
-        return _load_raw(prepared.program, bits, prepared.notify)
-    if bits & wait_killable:
-        return _load_raw(_export(lib, ctx), bits, True)
-    rc = lib.seccomp_load(ctx)
-    if rc < 0:
-        raise Error(f"linux.seccomp: loading the seccomp filter: {_oserr(rc)}")
-    if not prepared.notify:
-        return None
-    fd = lib.seccomp_notify_fd(ctx)
-    if fd < 0:
-        raise Error("linux.seccomp: libseccomp returned no notify fd")
-    return fd
+    return _load_raw(f.program, f.bits, False)
 
 
 def _load_raw(prog_bytes, bits, notify):
-    """Load the packed filter PROG_BYTES with seccomp(2) itself, for what libseccomp 2.5 cannot
-    do: flags it does not know, a program of ours. Returns the notify fd (NOTIFY) or None."""
+    """Load the packed filter PROG_BYTES with seccomp(2) (libseccomp's seccomp_load does the
+    same, but needs its context, and 2.5 knows no WAIT_KILLABLE_RECV). Returns the notify fd
+    (NOTIFY) or None."""
     import ctypes
 
     class SockFprog(ctypes.Structure):  # struct sock_fprog
@@ -558,7 +557,7 @@ def _load_raw(prog_bytes, bits, notify):
     prog = SockFprog(len(prog_bytes) // 8, ctypes.addressof(buf))  # sizeof(struct sock_filter)
     if notify:
         bits |= _FLAG_NEW_LISTENER
-        if bits & _FLAGS["SECCOMP_FILTER_FLAG_TSYNC"][1]:
+        if bits & _FLAGS["SECCOMP_FILTER_FLAG_TSYNC"]:
             # TSYNC and NEW_LISTENER both want the return value; ESRCH makes TSYNC failures an errno.
             bits |= _FLAG_TSYNC_ESRCH
     from runtime import linux as L

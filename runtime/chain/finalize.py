@@ -40,7 +40,7 @@ class Tail:
         self.attrs = attrs              # procattr plan (personality)
         self.mempolicy = mempolicy      # mempolicy plan
         self.seccomp = seccomp          # linux.seccomp of the config (listenerPath, metadata)
-        self.prepared = prepared        # seccomp.prepare()'s filter, loaded by a seccomp step
+        self.prepared = prepared        # seccomp.Filter (compiled by the runtime), loaded by a seccomp step
         self.notify_state = notify_state  # () -> the state dict for a seccomp listener
         self.program = None             # program.Program, opened in the root
         self.env = None                 # the environment for execve

@@ -175,12 +175,8 @@ def _process(plan, state_json):
     that need our privileges, and its finalize plan."""
     p = plan.proc
     prog, env = finalize.open_process(p, plan.attrs)
-    prepared = None
-    if plan.seccomp is not None:
-        from .. import seccomp
-        prepared = seccomp.prepare(plan.seccomp)
     t = finalize.Tail(p, plan.preserved, 3 + plan.preserve_fds, plan.attrs, plan.mempolicy,
-                      plan.seccomp, prepared, notify_state=lambda: _state_dict(state_json))
+                      plan.seccomp, plan.seccomp_filter, notify_state=lambda: _state_dict(state_json))
     t.program, t.env = prog, env
     return t
 

@@ -9,7 +9,7 @@ import pytest
 PKG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
 
 LAYERS = {
-    0: {"errors", "linux", "testpoint", "log", "signals", "schemas", "hotpath"},
+    0: {"errors", "linux", "testpoint", "log", "signals", "schemas", "hotpath", "bpfcache"},
     1: {"procfs", "sync", "plan", "idmaps"},
     2: {"rootfs", "program", "process", "procattr", "sysctl", "mempolicy", "seccomp", "netdev", "hooks",
         "tty", "idmap", "rootless", "state", "config", "fastcheck", "cgroups"},
