@@ -11,6 +11,7 @@ import os
 import stat
 
 from . import linux as L
+from . import log  # debug lines from the init: runtime/log.py's contract for forked children
 from .errors import Error, why
 from .plan import Record
 
@@ -482,6 +483,8 @@ def setup_rootfs(plan, launch):
     try:
         for p in plan.mounts:
             try:
+                if log.DEBUG:
+                    log.debug(f"init: mounts[{p.index}]: {p.type or 'bind'} {p.source} on {p.dest}")
                 if p.type == "cgroup":
                     _mount_cgroup(plan, launch, rootfd, p)
                     continue

@@ -219,6 +219,18 @@ def test_debug_to_log_file(anyrt, tmp_path, fmt):
         assert sum("level=debug" in x for x in text.splitlines()) >= 3, text
 
 
+def test_debug_lines_of_the_init_reach_the_log(pyrunc, tmp_path):
+    """The container's init logs its steps (each mount, GO, READY) to the runtime's sink, in its
+    format, though its own stdio is the container's: runtime/log.py's contract for children."""
+    log = tmp_path / "log.json"
+    p = _hello(pyrunc, "--log", str(log), "--log-format", "json", "--debug")
+    assert p.returncode == 0, p.stderr
+    msgs = [json.loads(x)["msg"] for x in log.read_text().splitlines()]
+    assert "init: mounts[0]: proc proc on /proc" in msgs, msgs
+    assert "init: sync: GO received" in msgs and "init: READY, waiting for start" in msgs, msgs
+    assert not any("init:" in x for x in p.stdout.splitlines()), p.stdout  # not the container's stdout
+
+
 def test_no_debug_lines_without_debug(anyrt, tmp_path):
     log = tmp_path / "log.out"
     p = _hello(anyrt, "--log", str(log))

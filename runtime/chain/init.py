@@ -14,7 +14,7 @@ and the shared finalize (chain/finalize.py).
 import os
 
 from .. import linux as L
-from .. import process, procfs, rootfs, sync
+from .. import log, process, procfs, rootfs, sync
 from ..errors import Error, describe, unexpected, why
 from ..hotpath import csocket
 from ..state import INIT_COMM  # our comm until execve: state tells created from started
@@ -56,11 +56,15 @@ def _init(plan, launch, ch):
     if early:
         rootfs.setup_rootfs(plan, launch)
     state_json = ch.expect(sync.GO, eof=sync.exit_now)
+    log.debug("init: sync: GO received")
     _after_go(plan, timens_fd)
     if not early:
         rootfs.setup_rootfs(plan, launch)
+    log.debug(f"init: {len(plan.mounts)} mounts made, devices, links")
     _root(plan, launch, ch, state_json)
+    log.debug("init: root changed, read-only paths, masks")
     t = _process(plan, state_json)
+    log.debug(f"init: process planned: {plan.proc.args[0] if plan.proc.args else ''!r}")
 
     # Privileges go before the wait, as runc's do, so that `start` only waits for execve — unless
     # the seccomp filter has to go in before the capabilities go (no noNewPrivileges): we keep
@@ -184,6 +188,7 @@ def _process(plan, state_json):
 def _wait_start(launch, ch):
     """Ready: wait for start (the exec FIFO for create, the channel for run)."""
     ch.send(sync.READY)
+    log.debug("init: READY, waiting for start")
     if launch.fifo_fd >= 0:
         os.read(launch.fifo_fd, 1)
         # kept open (CLOEXEC): `start` waits for it to close at execve, and reads our error
