@@ -138,9 +138,42 @@ def resident(binary: str, cid: str) -> dict:
             "pss_kb": sum(_pss_kb(p) for p in pids)}
 
 
+class _CliEngine:
+    """An engine driven by its command line (docker, podman): run --rm, and exec into a resident
+    container. Subclasses set argv, env, image, rm_args and _run_args(rt)."""
+    name = rm_args = None
+
+    def _cmd(self, *args, timeout=60.0) -> proc.Result:
+        return proc.run([*self.argv, *args], timeout=timeout, env=self.env)
+
+    def _fig_run(self, ctx, rt, _state):
+        return _sample(self._cmd(*self._run_args(rt), "--rm", self.image, "true"))
+
+    def _setup_ctr(self, ctx, rt):
+        name = f"pyrb-{rt.name}-{uuid.uuid4().hex[:8]}"
+        r = self._cmd(*self._run_args(rt), "-d", "--name", name, self.image, "sleep", "100000")
+        if not r.ok:
+            raise SetupError(r.describe())
+        return {"name": name, "id": r.out.strip()}
+
+    def _teardown_ctr(self, ctx, rt, st):
+        self._cmd("rm", *self.rm_args, st["name"], timeout=120)
+
+    def _fig_exec(self, ctx, rt, st):
+        return _sample(self._cmd("exec", st["name"], "true"))
+
+    def figures(self):
+        return [
+            EFig(f"{self.name}_run", f"{self.name} run --rm IMG true", self._fig_run),
+            EFig(f"{self.name}_exec", f"{self.name} exec CTR true", self._fig_exec, self._setup_ctr,
+                 self._teardown_ctr, resident=True),
+        ]
+
+
 # ------------------------------------------------------------------ Docker
-class DockerBench:
+class DockerBench(_CliEngine):
     name = "docker"
+    rm_args = ("-f",)
 
     def __init__(self, tmp: str, pyrunc: str, runc: str):
         self.tmp, self.pyrunc, self.runc = tmp, pyrunc, runc
@@ -158,44 +191,20 @@ class DockerBench:
         try:
             with dockerfix.docker_session(extra) as dk:
                 self.dk = dk
-                self.argv = [dockerfix.DOCKER, "-H", f"unix://{dk.sock}"]
-                self.img = dockerfix.IMG
+                self.argv, self.env = [dockerfix.DOCKER, "-H", f"unix://{dk.sock}"], dk.env
+                self.image = dockerfix.IMG
                 yield self
         except dockerfix.DockerUnavailable as e:
             raise Unavailable(str(e)) from e
 
-    def _cmd(self, *args, timeout=60.0) -> proc.Result:
-        return proc.run([*self.argv, *args], timeout=timeout, env=self.dk.env)
-
-    def _fig_run(self, ctx, rt, _state):
-        r = self._cmd("run", "--rm", "--runtime", rt.target, "--network", "none", self.img, "true")
-        return _sample(r)
-
-    def _setup_ctr(self, ctx, rt):
-        name = f"pyrb-{rt.name}-{uuid.uuid4().hex[:8]}"
-        r = self._cmd("run", "-d", "--runtime", rt.target, "--network", "none", "--name", name,
-                      self.img, "sleep", "100000")
-        if not r.ok:
-            raise SetupError(r.describe())
-        return {"name": name, "id": r.out.strip()}
-
-    def _teardown_ctr(self, ctx, rt, st):
-        self._cmd("rm", "-f", st["name"], timeout=120)
-
-    def _fig_exec(self, ctx, rt, st):
-        return _sample(self._cmd("exec", st["name"], "true"))
-
-    def figures(self):
-        return [
-            EFig("docker_run", "docker run --rm IMG true", self._fig_run),
-            EFig("docker_exec", "docker exec CTR true", self._fig_exec, self._setup_ctr, self._teardown_ctr,
-                 resident=True),
-        ]
+    def _run_args(self, rt):
+        return ["run", "--runtime", rt.target, "--network", "none"]
 
 
 # ------------------------------------------------------------------ podman
-class PodmanBench:
+class PodmanBench(_CliEngine):
     name = "podman"
+    rm_args = ("--force", "--time", "0")
 
     def __init__(self, tmp: str, pyrunc: str, runc: str):
         self.tmp = tmp
@@ -216,36 +225,11 @@ class PodmanBench:
         with e2e.podman_session() as pm:
             self.pm = pm
             self.argv = [shutil.which("podman"), "--root", f"{pm.base}/root", "--runroot", f"{pm.base}/runroot"]
+            self.env, self.image = pm.env, "localhost/busybox"
             yield self
-
-    def _cmd(self, *args, timeout=60.0) -> proc.Result:
-        return proc.run([*self.argv, *args], timeout=timeout, env=self.pm.env)
 
     def _run_args(self, rt):
         return ["--runtime", rt.target, "run", "--cgroup-parent", self.pm.cgroup_parent, "--network", "none"]
-
-    def _fig_run(self, ctx, rt, _state):
-        return _sample(self._cmd(*self._run_args(rt), "--rm", "localhost/busybox", "true"))
-
-    def _setup_ctr(self, ctx, rt):
-        name = f"pyrb-{rt.name}-{uuid.uuid4().hex[:8]}"
-        r = self._cmd(*self._run_args(rt), "-d", "--name", name, "localhost/busybox", "sleep", "100000")
-        if not r.ok:
-            raise SetupError(r.describe())
-        return {"name": name, "id": r.out.strip()}
-
-    def _teardown_ctr(self, ctx, rt, st):
-        self._cmd("rm", "--force", "--time", "0", st["name"], timeout=120)
-
-    def _fig_exec(self, ctx, rt, st):
-        return _sample(self._cmd("exec", st["name"], "true"))
-
-    def figures(self):
-        return [
-            EFig("podman_run", "podman run --rm IMG true", self._fig_run),
-            EFig("podman_exec", "podman exec CTR true", self._fig_exec, self._setup_ctr, self._teardown_ctr,
-                 resident=True),
-        ]
 
 
 # ------------------------------------------------------------------ CRI (containerd 1.6)

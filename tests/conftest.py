@@ -98,6 +98,19 @@ class Runtime:
         return left
 
 
+def wait_for(cond, timeout=20.0, what="condition", interval=0.01):
+    """COND()'s first true value, polled until TIMEOUT: a race is awaited, never slept through."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
 def cgroup_dirs_of(cid):
     """CID's cgroup directories where a runtime without cgroupsPath puts them: below our own
     cgroup in every hierarchy (cheap: one stat each, no tree walk)."""

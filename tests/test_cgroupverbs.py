@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import RUNTIMES, Runtime, base_config
+from conftest import RUNTIMES, Runtime, base_config, wait_for
 from runtime import cgroupverbs
 from runtime.cgroups import stats
 from runtime.errors import Error
@@ -27,17 +27,6 @@ MiB = 1 << 20
 
 
 # ------------------------------------------------------------------ helpers
-def wait_for(cond, timeout=5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def _mounts():
     out = {}
     with open("/proc/self/mountinfo") as f:

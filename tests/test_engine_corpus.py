@@ -30,7 +30,7 @@ import uuid
 
 import pytest
 
-from conftest import RUNTIMES, ROOTFS, Runtime
+from conftest import RUNTIMES, ROOTFS, Runtime, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "engine-configs"))
 import corpus  # noqa: E402
@@ -40,17 +40,6 @@ CGROUP_PARENT = f"pyrunc-corpus-{SESSION}"
 ENTRIES = corpus.entries()
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs containers: needs root")
-
-
-def _wait(pred, timeout=20.0, what="condition"):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +62,7 @@ def env(tmp_path_factory):
                     return f.read().split()
             except OSError:
                 return None
-        pid = int(_wait(child, what="the namespace holder")[0])
+        pid = int(wait_for(child, interval=0.05, what="the namespace holder")[0])
         yield {"base": base, "rootfs": rootfs, "holder": pid}
     finally:
         holder.kill()
@@ -216,7 +205,7 @@ def lifecycle(rt, cfg, cid, seen):
     assert st["status"] == "running", st
     seen.update(_propagation(st["pid"], _shared_volumes(cfg)))
     rt("kill", cid, "KILL", check=True)
-    _wait(lambda: rt.state(cid)["status"] == "stopped", what=f"{rt.name} {cid} to stop")
+    wait_for(lambda: rt.state(cid)["status"] == "stopped", what=f"{rt.name} {cid} to stop")
     rt("delete", cid, check=True)
     assert rt("state", cid).returncode != 0
     return None

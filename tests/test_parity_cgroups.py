@@ -15,24 +15,13 @@ import uuid
 
 import pytest
 
-from conftest import base_config
+from conftest import base_config, wait_for
 from runtime import cgroups
 
 MODE = cgroups.mode()
 needs_v1 = pytest.mark.skipif(os.geteuid() != 0 or MODE not in ("v1", "hybrid"),
                               reason="needs root and v1 cgroup controllers (a v1 or hybrid host)")
 RUNC_HANGS = "runc 1.1.5 hangs: its exec's init joins the frozen cgroup before it execs, and waits"
-
-
-def wait_for(cond, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _hierarchies():
