@@ -110,7 +110,8 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     launch.cgroup_manager = mgr
     # the init is born in its cgroup2 dir and joins its v1 cgroups itself (cgroups.Placement)
     # when it can reach them: not in a user namespace, not rootless, not from namespaces joined by path
-    launch.placement = mgr.place(self_join=not (rootless_cg or plan.userns or plan.ns_joins))
+    # namespaces joined by path: the intermediate joins the cgroups before it enters them
+    launch.placement = mgr.place(self_join=not (rootless_cg or plan.userns))
     # written with the pid (chain/parent.py), the one more write of create: until we unlock,
     # nobody reads it, and "creating" only matters while we live, which we do under the lock
     data["status"] = "running" if start_now else "created"

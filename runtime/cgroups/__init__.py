@@ -281,7 +281,8 @@ class Placement:
                         f"{describe(e)}") from None
 
     def join(self):
-        """In the new process: join the v1 hierarchies by writing "0" to their `tasks` files."""
+        """In the new process: join the v1 hierarchies by writing "0" to their `tasks` files.
+        Once: the process's children (the init of an intermediate) are born there."""
         for path in self.tasks:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -292,6 +293,7 @@ class Placement:
             except OSError as e:
                 raise CgroupError(f"cannot join cgroup: cannot write 0 to {path}: {why(e)}",
                                   path=path, errno=e.errno) from None
+        self.tasks = []
 
     def finish(self, pid):
         """In the parent: move PID by cgroup.procs into every directory it did not join itself."""

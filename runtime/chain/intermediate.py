@@ -13,6 +13,9 @@ from . import init
 def main(plan, launch, ch):
     """Entry of the intermediate process; never returns."""
     try:
+        # our cgroups first, while the host's cgroup files are still ours to see (a joined mount
+        # or user namespace would hide them or deny us): the init, our child, is born in them
+        launch.placement.join()
         fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC), flag) for t, p, flag in plan.ns_joins]
         for t, fd, flag in fds:
             if t == "user":  # first: it owns the others
