@@ -311,7 +311,13 @@ def _killed_at_birth(pid):
     for line in text.split(b"\n"):
         key, _, value = line.partition(b":")
         if key == b"State" and value.strip()[:1] in (b"Z", b"X"):
-            return True
+            # dead already: of the kernel's SIGKILL, or done (an intermediate process can send
+            # the init's pid and exit before we look): only the first is a death at birth
+            try:
+                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return False
+            return info is not None and info.si_code == os.CLD_KILLED and info.si_status == 9
         if key in (b"SigPnd", b"ShdPnd"):
             try:
                 if int(value.strip(), 16) & (1 << 8):  # SIGKILL is signal 9: bit 8

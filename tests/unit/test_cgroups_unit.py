@@ -523,3 +523,34 @@ def test_update_runc_messages(tmp_path):
         "unable to set memory limit to 10240 (current usage: 4096, peak usage: 8192)"
     e = CgroupError("linux.resources.pids.limit: no", field="pids.limit")
     assert cgroupverbs._runc_message(e, {}) == "linux.resources.pids.limit: no"
+
+
+def _zombie(killed):
+    """A child of ours, dead and not reaped: exited 0, or SIGKILLed."""
+    import time
+    pid = os.fork()
+    if pid == 0:
+        if killed:
+            time.sleep(60)
+        os._exit(0)
+    if killed:
+        os.kill(pid, 9)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # awaited: dead but still there for waitid
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None:
+            return pid
+        time.sleep(0.005)
+    raise AssertionError("the child did not die")
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["exited", "sigkilled"])
+def test_killed_at_birth_tells_a_quick_exit_from_the_kernels_kill(killed):
+    """An intermediate process may send the init's pid and exit before the runtime looks at it:
+    a dead child counts as killed at birth only when SIGKILL ended it (else the runtime would
+    make a second one, and two inits would report)."""
+    pid = _zombie(killed)
+    try:
+        assert cgroups._killed_at_birth(pid) is killed
+    finally:
+        os.waitpid(pid, 0)
