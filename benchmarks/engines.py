@@ -138,6 +138,20 @@ def resident(binary: str, cid: str) -> dict:
             "pss_kb": sum(_pss_kb(p) for p in pids)}
 
 
+class _Named:
+    """An engine that takes runtimes by name (Docker's daemon.json, CRI's handlers): pyrunc, runc,
+    runc2 (runc again: the noise) and the tracing wrappers."""
+    name = None
+
+    def __init__(self, tmp: str, pyrunc: str, runc: str):
+        self.tmp, self.pyrunc, self.runc = tmp, pyrunc, runc
+        self.wrappers = {n: Wrapper(os.path.join(tmp, f"trace-{self.name}-{n}"), p)
+                         for n, p in (("pyrunc", pyrunc), ("runc", runc))}
+        self.rts = [ERt("pyrunc", "pyrunc", binary=pyrunc), ERt("runc", "runc", binary=runc),
+                    ERt("runc2", "runc2", binary=runc)]
+        self.traced = [ERt(f"{n}-trace", f"{n}-trace", w, binary=w.real) for n, w in self.wrappers.items()]
+
+
 class _CliEngine:
     """An engine driven by its command line (docker, podman): run --rm, and exec into a resident
     container. Subclasses set argv, env, image, rm_args and _run_args(rt)."""
@@ -171,17 +185,9 @@ class _CliEngine:
 
 
 # ------------------------------------------------------------------ Docker
-class DockerBench(_CliEngine):
+class DockerBench(_Named, _CliEngine):
     name = "docker"
     rm_args = ("-f",)
-
-    def __init__(self, tmp: str, pyrunc: str, runc: str):
-        self.tmp, self.pyrunc, self.runc = tmp, pyrunc, runc
-        self.wrappers = {n: Wrapper(os.path.join(tmp, f"trace-docker-{n}"), p)
-                         for n, p in (("pyrunc", pyrunc), ("runc", runc))}
-        self.rts = [ERt("pyrunc", "pyrunc", binary=pyrunc), ERt("runc", "runc", binary=runc),
-                    ERt("runc2", "runc2", binary=runc)]
-        self.traced = [ERt(f"{n}-trace", f"{n}-trace", w, binary=w.real) for n, w in self.wrappers.items()]
 
     @contextlib.contextmanager
     def session(self):
@@ -233,17 +239,8 @@ class PodmanBench(_CliEngine):
 
 
 # ------------------------------------------------------------------ CRI (containerd 1.6)
-class CriBench:
+class CriBench(_Named):
     name = "cri"
-
-    def __init__(self, tmp: str, pyrunc: str, runc: str):
-        self.tmp = tmp
-        self.pyrunc, self.runc = pyrunc, runc
-        self.wrappers = {n: Wrapper(os.path.join(tmp, f"trace-cri-{n}"), p)
-                         for n, p in (("pyrunc", pyrunc), ("runc", runc))}
-        self.rts = [ERt("pyrunc", "pyrunc", binary=pyrunc), ERt("runc", "runc", binary=runc),
-                    ERt("runc2", "runc2", binary=runc)]
-        self.traced = [ERt(f"{n}-trace", f"{n}-trace", w, binary=w.real) for n, w in self.wrappers.items()]
 
     @contextlib.contextmanager
     def session(self):
