@@ -230,7 +230,7 @@ class PodmanBench(_CliEngine):
         e2e = _e2e()
         with e2e.podman_session() as pm:
             self.pm = pm
-            self.argv = [shutil.which("podman"), "--root", f"{pm.base}/root", "--runroot", f"{pm.base}/runroot"]
+            self.argv = [shutil.which("podman"), *pm.globals]
             self.env, self.image = pm.env, "localhost/busybox"
             yield self
 

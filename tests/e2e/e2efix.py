@@ -158,13 +158,40 @@ runc = ["{RUNC}"]
         storage = os.path.join(base, "storage.conf")
         with open(storage, "w") as f:
             f.write(f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/root"\nrunroot = "{base}/runroot"\n')
+        self.globals = ["--root", f"{base}/root", "--runroot", f"{base}/runroot"]
         self.env = dict(ENV, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage,
                         XDG_RUNTIME_DIR=os.path.join(base, "xdg"))
         os.makedirs(os.path.join(base, "xdg"), mode=0o700)
 
+    def delete_runtime_state(self):
+        """podman passes no --root as root, so its runtimes keep their state in their default
+        roots (/run/pyrunc, /run/runc): a container podman lost track of (a create cut short)
+        would stay there for good. Not even --runtime-flag root=... helps: podman's cleanup
+        process (conmon's exit command) does not get it. So: delete --force every container of
+        those roots whose bundle is in this session's store, by its own runtime; others' are
+        left alone. Returns the ids found."""
+        found = []
+        for rt, root in ((PYRUNC, "/run/pyrunc"), (RUNC, "/run/runc")):
+            try:
+                ids = [n for n in os.listdir(root) if not n.startswith(".")]
+            except OSError:
+                continue
+            for cid in ids:
+                p = subprocess.run([rt, "--root", root, "state", cid], capture_output=True, text=True,
+                                   timeout=60, env=ENV)
+                try:
+                    bundle = json.loads(p.stdout).get("bundle") or ""
+                except ValueError:
+                    continue
+                if bundle.startswith(self.base + os.sep):
+                    found.append(cid)
+                    subprocess.run([rt, "--root", root, "delete", "--force", cid], capture_output=True,
+                                   timeout=60, env=ENV)
+        return found
+
     def __call__(self, *args, runtime=None, timeout=60, check=True, input=None, fd3=None):
         """Run podman; FD3: a file podman gets open as its fd 3 (for --preserve-fds)."""
-        cmd = ["podman", "--root", f"{self.base}/root", "--runroot", f"{self.base}/runroot"]
+        cmd = ["podman", *self.globals]
         if runtime:
             cmd += ["--runtime", runtime]
         if fd3:
@@ -183,8 +210,8 @@ def podman_session(runtimes=None):
     var_lib_existed = os.path.exists("/var/lib/containers")
     try:
         tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE)
-        p = subprocess.run(["podman", "--root", f"{base}/root", "--runroot", f"{base}/runroot", "import",
-                            "-", "localhost/busybox"], stdin=tar.stdout, env=pm.env, timeout=120,
+        p = subprocess.run(["podman", *pm.globals, "import", "-", "localhost/busybox"],
+                           stdin=tar.stdout, env=pm.env, timeout=120,
                            capture_output=True, text=True)
         tar.stdout.close()
         tar.wait(timeout=60)
@@ -193,6 +220,7 @@ def podman_session(runtimes=None):
     finally:
         pm("rm", "--all", "--force", "--time", "0", check=False, timeout=120)
         pm("rmi", "--all", "--force", check=False, timeout=120)
+        pm.delete_runtime_state()
         umount_under(base)
         remove_cgroup_tree(pm.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)

@@ -69,6 +69,36 @@ def test_detached_exec_logs_top_stats_pause(podman, runtime):
     assert podman("ps", "-a", "-q", "--filter", f"name={name}").stdout == ""
 
 
+def test_lost_runtime_state_is_found(podman, runtime):
+    """A container podman lost track of (here: made by the runtime alone, with a bundle in the
+    session's store) is found in the runtime's default root by the session's teardown sweep."""
+    import os
+    import shutil
+    import uuid
+    from e2efix import PYRUNC, RUNC, REPO
+    binary, root = (PYRUNC, "/run/pyrunc") if runtime[0] == "pyrunc" else (RUNC, "/run/runc")
+    bundle = os.path.join(podman.base, "lost-bundle")
+    os.makedirs(bundle, exist_ok=True)
+    with open(os.path.join(REPO, "bundles", "busybox", "config.json")) as f:
+        cfg = json.load(f)
+    cfg["root"]["path"] = os.path.join(REPO, "bundles", "busybox", "rootfs")
+    cfg["process"].update(terminal=False, args=["sleep", "1000"])
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    cid = f"lost-{uuid.uuid4().hex[:10]}"
+    import subprocess
+    # no pipes: the created init keeps the runtime's stdio open
+    subprocess.run([binary, "--root", root, "create", "--bundle", bundle, cid], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=60)
+    try:
+        assert podman.delete_runtime_state() == [cid]
+        assert not os.path.exists(os.path.join(root, cid))
+    finally:
+        subprocess.run([binary, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
 def test_stop(podman, runtime):
     name = _name(runtime)
     # sh as pid 1 ignores SIGTERM: stop has to escalate to SIGKILL after the timeout
