@@ -208,6 +208,10 @@ def podman_session(runtimes=None):
     # `podman import` keeps a blob-info cache in /var/lib/containers/cache whatever the storage
     # root (podman 4.3): remove it afterwards unless it was there before
     var_lib_existed = os.path.exists("/var/lib/containers")
+    # pyrunc keeps compiled seccomp filters in its root (runtime/bpfcache.py): podman's default
+    # profile puts one in /run/pyrunc, removed afterwards unless it was there before
+    cache = "/run/pyrunc/.seccomp:cache"
+    cache_existed = os.path.exists(cache)
     try:
         tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE)
         p = subprocess.run(["podman", *pm.globals, "import", "-", "localhost/busybox"],
@@ -221,6 +225,8 @@ def podman_session(runtimes=None):
         pm("rm", "--all", "--force", "--time", "0", check=False, timeout=120)
         pm("rmi", "--all", "--force", check=False, timeout=120)
         pm.delete_runtime_state()
+        if not cache_existed:
+            shutil.rmtree(cache, ignore_errors=True)
         umount_under(base)
         remove_cgroup_tree(pm.cgroup_parent)
         shutil.rmtree(base, ignore_errors=True)
