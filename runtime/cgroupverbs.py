@@ -9,12 +9,13 @@ pause, resume, ps --format json and events are on the hot path (see runtime/hotp
 JSON with hotpath's json_dumps and parse without re; json and re are imported by update alone.
 """
 import errno
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 import select
 import sys
 import time
 
 from . import hotpath, state
+from .hotpath import dirname, exists, join
 from .errors import Error, describe, why
 
 
@@ -174,7 +175,7 @@ def events(root, cid, stats_only=False, interval="5s", out=None):
     except BrokenPipeError:
         # the reader went away: not an error; keep the interpreter's final flush quiet
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+            posix.dup2(posix.open("/dev/null", posix.O_WRONLY), out.fileno())
         except (OSError, ValueError, AttributeError):
             pass
         return 0
@@ -197,15 +198,15 @@ class _OomWatch:
         d = mgr.oom_control()
         if d:
             try:
-                self.efd = os.eventfd(0, os.EFD_CLOEXEC)
-                ofd = os.open(os.path.join(d, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+                self.efd = posix.eventfd(0, posix.EFD_CLOEXEC)
+                ofd = posix.open(join(d, "memory.oom_control"), posix.O_RDONLY | posix.O_CLOEXEC)
                 self._files.append(ofd)
-                cfd = os.open(os.path.join(d, "cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC)
+                cfd = posix.open(join(d, "cgroup.event_control"), posix.O_WRONLY | posix.O_CLOEXEC)
                 try:
-                    os.write(cfd, f"{self.efd} {ofd}".encode())
+                    posix.write(cfd, f"{self.efd} {ofd}".encode())
                 finally:
-                    os.close(cfd)
-                self.control = os.path.join(d, "cgroup.event_control")
+                    posix.close(cfd)
+                self.control = join(d, "cgroup.event_control")
             except OSError:
                 self.close()
                 self.efd = -1
@@ -222,11 +223,11 @@ class _OomWatch:
             if self.efd not in readable:
                 return 0
             try:
-                os.eventfd_read(self.efd)
+                posix.eventfd_read(self.efd)
             except BlockingIOError:
                 return 0
             # the kernel also signals the eventfd when the cgroup is removed
-            if not os.path.exists(self.control):
+            if not exists(self.control):
                 return -1
             return 1
         n = self.mgr.oom_count()
@@ -236,7 +237,7 @@ class _OomWatch:
     def close(self):
         for fd in self._files + ([self.efd] if self.efd >= 0 else []):
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
         self._files = []
@@ -252,7 +253,7 @@ def _stream(out, cid, mgr, pid, start, secs):
             pidfd = -1
         if pidfd < 0 or not state.proc_alive(pid, start):
             if pidfd >= 0:
-                os.close(pidfd)
+                posix.close(pidfd)
             return 0  # stopped in the meantime
     watch = _OomWatch(mgr)
     try:
@@ -295,7 +296,7 @@ def _stream(out, cid, mgr, pid, start, secs):
     finally:
         watch.close()
         if pidfd >= 0:
-            os.close(pidfd)
+            posix.close(pidfd)
 
 
 # ------------------------------------------------------------------ update
@@ -482,7 +483,7 @@ def _runc_message(e, delta):
         want = delta["cpu"]["shares"]
         return f"the {'maximum' if want > e.kernel else 'minimum'} allowed cpu-shares is {e.kernel}"
     if e.field == "memory.limit" and e.errno == errno.EBUSY and e.path.endswith("memory.limit_in_bytes"):
-        d = os.path.dirname(e.path)  # v1: the usage is above the new limit
+        d = dirname(e.path)  # v1: the usage is above the new limit
         return (f"unable to set memory limit to {delta['memory']['limit']} (current usage: "
                 f"{_readint(d, 'memory.usage_in_bytes')}, peak usage: {_readint(d, 'memory.max_usage_in_bytes')})")
     return str(e)
@@ -490,7 +491,7 @@ def _runc_message(e, delta):
 
 def _readint(d, name, default=0):
     try:
-        with open(os.path.join(d, name)) as f:
+        with open(join(d, name)) as f:
             v = f.read().strip()
         return int(v) if v else default
     except (OSError, ValueError):

@@ -3,7 +3,7 @@
 Flags come before positional arguments, as in runc (everything after the first positional argument,
 or after "--", is positional). Errors become one runc-style line on stderr and exit status 1.
 """
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 import sys
 
 from . import __version__, SPEC_VERSION, hotpath
@@ -355,7 +355,7 @@ def dispatch(argv):
             raise UnknownCommand(f"No help topic for '{topic}'")
         return 0
     if g["root"] is None:
-        if os.geteuid() == 0 and g["rootless"] == "auto":
+        if posix.geteuid() == 0 and g["rootless"] == "auto":
             g["root"] = "/run/pyrunc"  # hot path: root never imports runtime/rootless.py
         else:
             from . import rootless
@@ -397,7 +397,7 @@ def dispatch(argv):
 
 
 def _no_systemd():
-    if not os.path.isdir("/run/systemd/system"):
+    if not hotpath.isdir("/run/systemd/system"):
         return "systemd is not running on this host: --systemd-cgroup cannot be used (use the cgroupfs driver)"
     return "--systemd-cgroup: pyrunc has no systemd cgroup driver (use the cgroupfs driver)"
 

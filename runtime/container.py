@@ -5,7 +5,7 @@ nothing made), claims the id, makes the cgroups, and hands the plan to the proce
 (chain/parent.py), which makes the init and drives it until it waits for `start`. Everything
 made is undone when a step fails.
 """
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 import time
 
 from . import state
@@ -35,6 +35,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     from .chain import preload_init
     from .plan import Launch
     from .prepare import init_plan
+    import os  # loaded already by the modules above
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
         raise Error(f"bundle {bundle}: no such directory")
@@ -66,7 +67,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         _destroy_partial(c)
         raise
     if launch.fifo_fd >= 0:
-        os.close(launch.fifo_fd)
+        posix.close(launch.fifo_fd)
     if pid_file:
         write_pid_file(pid_file, pid)
     c.unlock()
@@ -81,8 +82,8 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     data = {
         "ociVersion": cfg["ociVersion"], "id": c.id, "pid": 0, "status": "creating",
         "bundle": bundle, "rootfs": plan.rootfs, "created": _now_rfc3339(), "owner": "",
-        "annotations": cfg.get("annotations") or {}, "creator": os.getpid(),
-        "creator_start": state.proc_start_time(os.getpid()),
+        "annotations": cfg.get("annotations") or {}, "creator": posix.getpid(),
+        "creator_start": state.proc_start_time(posix.getpid()),
         "hooks": {k: v for k, v in plan.hooks.items() if k in ("poststart", "poststop")},
         "config": {"linux": {"namespaces": linux.get("namespaces") or [],
                              # the base `update` merges into (runtime/cgroupverbs.py)
@@ -117,7 +118,7 @@ def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, co
     data["status"] = "running" if start_now else "created"
     if not start_now:
         c.make_fifo()
-        launch.fifo_fd = c.open_fifo(os.O_RDWR)  # O_RDWR: never blocks
+        launch.fifo_fd = c.open_fifo(posix.O_RDWR)  # O_RDWR: never blocks
     if foreground and subreaper:
         from . import linux as L
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # the init is ours to wait for, even via the intermediate
@@ -251,27 +252,27 @@ def _release_fifo(c):
     No polling loop, no sleep."""
     import select
     try:
-        rfd = c.open_fifo(os.O_RDONLY | os.O_NONBLOCK)
+        rfd = c.open_fifo(posix.O_RDONLY | posix.O_NONBLOCK)
     except OSError:
         raise Error("cannot start container: its init is no longer waiting") from None
     try:
         # opened after rfd: this writer moves the FIFO's writer count past what rfd saw at open,
         # which lets rfd report the hangup
-        wfd = c.open_fifo(os.O_WRONLY | os.O_NONBLOCK)
+        wfd = c.open_fifo(posix.O_WRONLY | posix.O_NONBLOCK)
         try:
-            os.write(wfd, b"0")
+            posix.write(wfd, b"0")
         finally:
-            os.close(wfd)
+            posix.close(wfd)
         p = select.poll()
         p.register(rfd, 0)
         while not p.poll():
             pass
         try:
-            left = os.read(rfd, 65536)
+            left = posix.read(rfd, 65536)
         except BlockingIOError:
             left = b""
     finally:
-        os.close(rfd)
+        posix.close(rfd)
     # the init failed between start and execve (a startContainer hook, the exec itself): it
     # wrote why into the FIFO; if it died before even taking our byte, the byte is still there
     if left.startswith(b"err:"):
@@ -299,7 +300,7 @@ def _wait_exit(pid, ch, fwd):
     """Wait for the init; its exit code, or 128+N when killed by signal N."""
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = posix.waitpid(pid, 0)
             break
         except ChildProcessError:
             return 255
@@ -357,7 +358,7 @@ def kill(root, cid, signum, all_procs=False):
 def signal_pid(pid, start, signum):
     """Signal through a pidfd checked against the start time: never a recycled pid."""
     try:
-        fd = os.pidfd_open(pid)
+        fd = posix.pidfd_open(pid)
     except OSError:
         raise Error("container not running") from None
     try:
@@ -367,7 +368,7 @@ def signal_pid(pid, start, signum):
     except ProcessLookupError:
         raise Error("container not running") from None
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 def delete(root, cid, force=False):
@@ -408,7 +409,7 @@ def _kill_all(d):
     pidfd = -1
     if pid and state.proc_alive(pid, d.get("pid_start")):
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = posix.pidfd_open(pid)
             sig.pidfd_send_signal(pidfd, SIGKILL)
         except OSError:
             pass
@@ -426,10 +427,10 @@ def _kill_all(d):
     if pidfd >= 0:
         import select
         select.select([pidfd], [], [], 5)  # readable once the init is dead
-        os.close(pidfd)
+        posix.close(pidfd)
     # the init may be our own child (run, or a create from this same process): reap it
     try:
-        os.waitpid(pid, os.WNOHANG)
+        posix.waitpid(pid, posix.WNOHANG)
     except (ChildProcessError, TypeError):
         pass
     if d.get("cgroup") and mgr is not None:

@@ -1,5 +1,5 @@
 """The one exception type users see: its message is printed as a one-line runc-style error."""
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 
 
 class Error(Exception):
@@ -21,7 +21,7 @@ def why(e):
     s = getattr(e, "strerror", None)
     if not s:
         return str(e)
-    if e.errno and s == os.strerror(e.errno):
+    if e.errno and s == posix.strerror(e.errno):
         return s[:1].lower() + s[1:]
     return s
 
@@ -40,7 +40,10 @@ def describe(e):
 
 
 def _text(name):
-    return os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    if isinstance(name, bytes):
+        from .hotpath import fsdecode
+        return fsdecode(name)
+    return str(name)
 
 
 def unexpected(e):

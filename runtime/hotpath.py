@@ -27,6 +27,7 @@ millisecond of imports is a tenth of the verb. The tricks, and what each one sav
 | exec --process through json_document, not json | every engine's exec passes --process | 8-30 (json) |
 | state, kill, start read the freezer state themselves (state.Container.frozen) | no runtime.cgroups | - |
 | runtime.log only for --log, --log-format json, --debug or a first message (cli.dispatch) | podman's calls pass none | one module |
+| no os on the short verbs' modules: posix (the C module os re-exports) and the path helpers here (`join`, `isdir`, `walk_dirs`, ...) | os runs _collections_abc's ABCs (for os.environ), posixpath imports os | 4.4M of a 28M-instruction `kill` (1.5 ms) |
 | `exit_now()`: flush, then os._exit | skips the interpreter's teardown (module and object freeing) | 3.1 of an 18.0 ms `state` |
 | `command_start()`: gen0 threshold GC_THRESHOLD | a verb's import-time objects hold no cycles worth a collection | 5 collections, 0.55 ms, on create's imports |
 
@@ -41,6 +42,13 @@ What each short verb may import is asserted, per verb, by tests/unit/test_verb_i
 import on one of these paths fails there with the module's name. Elsewhere in the package a
 comment `# hot path: see runtime/hotpath.py` marks a lazy import or a shim kept for these reasons.
 
+The modules a short verb imports (the list is in tests/unit/test_verb_imports.py: cli, errors,
+state, lifecycle, testpoint, container, signals, log, cgroups, cgroupverbs, and this one) use
+posix, never os or os.path: create, run and exec import os anyway, so a lazy `import os` in a
+function only they call costs nothing. Instructions are counted with `valgrind --tool=callgrind`
+(userspace only, repeatable whatever the load): `python -I -S -c "import posix; posix._exit(0)"`
+is 15.7M, with `import os` 20.1M; a whole `kill` was 28.1M before.
+
 This module imports nothing of its own but _json (a shared object, for the JSON helpers; _signal is
 loaded at start-up). Lazy imports happen in the runtime process only: a process that will see the
 container's files (the init, exec's child) must have imported everything it needs before, or it
@@ -50,7 +58,8 @@ Debian's python, an extension module elsewhere): call them in the runtime proces
 """
 import _json
 import _signal as sig  # re-exported: the C signal module (no enum): sig.SIGKILL, sig.pidfd_send_signal, ...
-import os
+import _stat
+import posix
 import sys
 
 SIGKILL = sig.SIGKILL
@@ -75,7 +84,99 @@ def exit_now(code):
         sys.stderr.flush()
     except (OSError, ValueError):
         return code
-    os._exit(code)
+    posix._exit(code)
+
+
+# ------------------------------------------------------------------ paths without os.path
+def join(a, *parts):
+    """os.path.join for str paths (an absolute part starts over)."""
+    for b in parts:
+        if b.startswith("/"):
+            a = b
+        elif not a or a.endswith("/"):
+            a += b
+        else:
+            a += "/" + b
+    return a
+
+
+def dirname(p):
+    """os.path.dirname."""
+    head = p[:p.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head
+
+
+def normpath(p):
+    """os.path.normpath for str paths."""
+    if not p:
+        return "."
+    lead = 2 if p.startswith("//") and not p.startswith("///") else 1 if p.startswith("/") else 0
+    out = []
+    for c in p.split("/"):
+        if c in ("", "."):
+            continue
+        if c != ".." or (not lead and not out) or (out and out[-1] == ".."):
+            out.append(c)
+        elif out:
+            out.pop()
+    p = "/" * lead + "/".join(out)
+    return p or "."
+
+
+def _mode(p, follow=True):
+    try:
+        return posix.stat(p, follow_symlinks=follow).st_mode
+    except (OSError, ValueError):
+        return None
+
+
+def exists(p):
+    """os.path.exists."""
+    return _mode(p) is not None
+
+
+def isdir(p):
+    """os.path.isdir."""
+    m = _mode(p)
+    return m is not None and _stat.S_ISDIR(m)
+
+
+def ismount(p):
+    """os.path.ismount: another device than its parent's, or the same inode as it (/)."""
+    try:
+        st = posix.lstat(p)
+        if _stat.S_ISLNK(st.st_mode):
+            return False
+        up = posix.lstat(join(p, ".."))
+    except (OSError, ValueError):
+        return False
+    return st.st_dev != up.st_dev or st.st_ino == up.st_ino
+
+
+def walk_dirs(top, topdown=True):
+    """The directories of the tree at TOP (TOP first when TOPDOWN, else last), never through a
+    symlink: os.walk's directory paths, for cgroup trees. A directory that cannot be listed (gone
+    meanwhile) is skipped, as os.walk does."""
+    try:
+        with posix.scandir(top) as it:
+            subs = [e.path for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    if topdown:
+        yield top
+    for s in subs:
+        yield from walk_dirs(s, topdown)
+    if not topdown:
+        yield top
+
+
+def fsdecode(name):
+    """os.fsdecode of bytes (str unchanged)."""
+    if isinstance(name, bytes):
+        return name.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+    return name
 
 
 # ------------------------------------------------------------------ shims

@@ -1,7 +1,7 @@
 """What the verbs share below them: the OCI state JSON, the pid file, kill-and-reap of a child.
 A leaf of the verb layer: container (create/start/run/state/kill/delete/list), exec and the cgroup
 verbs import it; it imports none of them."""
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 
 from . import hotpath
 
@@ -26,6 +26,7 @@ def oci_state(c, status=None, pid=None):
 
 def write_pid_file(path, pid):
     """Bare digits, no newline, written atomically (containerd parses it strictly)."""
+    import os  # create, run and exec: loaded already
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.pyrunc-tmp")
     with open(tmp, "w") as f:
@@ -36,20 +37,20 @@ def write_pid_file(path, pid):
 def kill_reap(pid):
     """SIGKILL a child of ours and reap it (gone already: nothing to do)."""
     try:
-        os.kill(pid, hotpath.SIGKILL)
+        posix.kill(pid, hotpath.SIGKILL)
     except ProcessLookupError:
         return
     try:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
 
 def exit_code(status):
     """A wait status as a shell's exit code: the program's own, or 128+N when signal N killed it."""
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    if posix.WIFSIGNALED(status):
+        return 128 + posix.WTERMSIG(status)
+    return posix.WEXITSTATUS(status)
 
 
 def passed_fds(n):
@@ -59,7 +60,7 @@ def passed_fds(n):
     out = []
     for fd in range(3, 3 + n):
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
             out.append(fd)
         except OSError:
             pass

@@ -32,7 +32,7 @@ process), so that their debug lines reach the same sink as the runtime's:
   5. The descriptor is kept above the --preserve-fds range (keep_above(), called by the command
      line before the verb runs): it must never be taken for a descriptor the caller passed.
 """
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 import sys
 import time
 
@@ -51,16 +51,16 @@ def configure(path=None, fmt="text", debug=False):
     global _fd, _to_file, _json, DEBUG
     if _fd >= 0:  # a second configure (Python code calling cli.main again): the old sink goes
         try:
-            os.close(_fd)
+            posix.close(_fd)
         except OSError:
             pass
     _fd, _to_file, _json, DEBUG = -1, False, fmt == "json", False
     if path:
-        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _fd = posix.open(path, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC, 0o644)
         _to_file = True
     elif debug:
         try:
-            _fd = os.dup(2)  # non-inheritable (O_CLOEXEC), as every fd Python makes
+            _fd = posix.dup(2)  # non-inheritable (O_CLOEXEC), as every fd Python makes
         except OSError:
             _fd = -1
     DEBUG = bool(debug)
@@ -73,7 +73,7 @@ def keep_above(n):
     if 0 <= _fd < n:
         import fcntl
         new = fcntl.fcntl(_fd, fcntl.F_DUPFD_CLOEXEC, n)
-        os.close(_fd)
+        posix.close(_fd)
         _fd = new
 
 
@@ -90,7 +90,7 @@ def _line(level, msg, as_json):
 
 def _write(fd, data):
     try:
-        os.write(fd, data)
+        posix.write(fd, data)
     except OSError:
         pass  # a log that cannot be written never fails the command
 

@@ -38,11 +38,11 @@ def parse(text):
 
 def forward_to(pid):
     """Foreground run/exec: every catchable signal we get goes on to PID."""
-    import os
+    import posix
 
     def fwd(signum, _frame):
         try:
-            os.kill(pid, signum)
+            posix.kill(pid, signum)
         except ProcessLookupError:
             pass
     skip = (_signal.SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD)

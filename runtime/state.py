@@ -12,18 +12,19 @@ following a symlink. A symlink or non-directory at ROOT/ID is refused: with a sh
 `state` into a read of another file. state.json is read only when it is a regular file (opened
 non-blocking: a FIFO there never hangs us), and at most MAX_STATE bytes of it.
 """
+import _stat
 import fcntl
-import os
-import stat as _stat
+import posix  # not os (hot path: see runtime/hotpath.py)
 
 from . import hotpath
+from .hotpath import join
 from .errors import Error, NotExist, why
 
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO = "exec.fifo"
 STATE = "state.json"
 MAX_STATE = 256 << 20  # the annotations and process of a config.json (at most 128 MiB), and little else
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
 _ELOOP, _ENOTDIR, _EEXIST = 40, 20, 17
 
 
@@ -35,6 +36,7 @@ def check_id(cid):
 
 
 def ensure_root(root):
+    import os  # create and run only: loaded already
     try:
         os.makedirs(root, mode=0o711, exist_ok=True)
     except OSError as e:
@@ -42,7 +44,7 @@ def ensure_root(root):
 
 
 def _no_root_hint(e):
-    if isinstance(e, PermissionError) and os.geteuid() != 0:
+    if isinstance(e, PermissionError) and posix.geteuid() != 0:
         return " (without root, pass --root DIR or set XDG_RUNTIME_DIR)"
     return ""
 
@@ -55,7 +57,7 @@ class Container:
         check_id(cid)
         self.root = root
         self.id = cid
-        self.dir = os.path.join(root, cid)
+        self.dir = join(root, cid)
         self.data = None
         self._lockfd = -1
 
@@ -66,30 +68,30 @@ class Container:
         and no other command ever sees it unlocked before the creator holds it."""
         ensure_root(self.root)
         rootfd = _open_root(self.root)
-        tmp = f".{self.id}.{os.getpid()}.claim"
+        tmp = f".{self.id}.{posix.getpid()}.claim"
         try:
             try:
-                os.mkdir(tmp, 0o711, dir_fd=rootfd)
+                posix.mkdir(tmp, 0o711, dir_fd=rootfd)
             except OSError as e:
                 raise Error(f"cannot create state dir {self.dir}: {why(e)}{_no_root_hint(e)}") from None
-            fd = os.open(tmp, _DIR, dir_fd=rootfd)
+            fd = posix.open(tmp, _DIR, dir_fd=rootfd)
             fcntl.flock(fd, fcntl.LOCK_EX)
             err = _renameat_noreplace(rootfd, tmp, self.id)
             if err:
-                os.close(fd)
-                os.rmdir(tmp, dir_fd=rootfd)
+                posix.close(fd)
+                posix.rmdir(tmp, dir_fd=rootfd)
                 if err == _EEXIST:
                     raise Error(f"container with id {self.id} already exists")
-                raise Error(f"cannot create state dir {self.dir}: {why(OSError(err, os.strerror(err)))}")
+                raise Error(f"cannot create state dir {self.dir}: {why(OSError(err, posix.strerror(err)))}")
         finally:
-            os.close(rootfd)
+            posix.close(rootfd)
         self._lockfd = fd
 
     def lock(self, shared=False):
         """flock the state dir. ROOT/ID must be a directory: a symlink there is refused, never
         followed (O_NOFOLLOW fails with ELOOP on it)."""
         try:
-            fd = os.open(self.dir, _DIR)
+            fd = posix.open(self.dir, _DIR)
         except FileNotFoundError:
             raise NotExist(self.id) from None
         except OSError as e:
@@ -104,7 +106,7 @@ class Container:
     def open(self, shared=False):
         """Lock and load an existing container (NotExist when unknown or already deleted)."""
         self.lock(shared)
-        if os.fstat(self._lockfd).st_nlink == 0:
+        if posix.fstat(self._lockfd).st_nlink == 0:
             self.unlock()  # a delete that won the lock first removed it
             raise NotExist(self.id)
         self.data = self.read()
@@ -113,7 +115,7 @@ class Container:
             # trust (not a regular file, too large, not JSON): shown as stopped, delete removes it
             self.data = {"id": self.id, "pid": 0, "status": "creating", "broken": True}
             try:
-                os.stat(STATE, dir_fd=self._lockfd, follow_symlinks=False)
+                posix.stat(STATE, dir_fd=self._lockfd, follow_symlinks=False)
             except OSError:
                 return self  # never written: the creator died early (nothing else to clean)
             from . import log  # written atomically by us: someone else put this one there
@@ -124,24 +126,24 @@ class Container:
 
     def unlock(self):
         if self._lockfd >= 0:
-            os.close(self._lockfd)
+            posix.close(self._lockfd)
             self._lockfd = -1
 
     # ---- state.json ----
     def read(self):
         """state.json as a dict; None when missing or not a bounded regular file of JSON."""
         try:
-            fd = os.open(STATE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+            fd = posix.open(STATE, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC,
                          dir_fd=self._lockfd)
         except OSError:
             return None  # missing, or a symlink (ELOOP)
         try:
-            st = os.fstat(fd)
+            st = posix.fstat(fd)
             if not _stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE:
                 return None
             chunks, n = [], 0
             while n <= MAX_STATE:
-                b = os.read(fd, min(1 << 20, MAX_STATE + 1 - n))
+                b = posix.read(fd, min(1 << 20, MAX_STATE + 1 - n))
                 if not b:
                     break
                 chunks.append(b)
@@ -153,7 +155,7 @@ class Container:
         except (OSError, ValueError, RecursionError):
             return None
         finally:
-            os.close(fd)
+            posix.close(fd)
 
     def write(self, data=None):
         if data is not None:
@@ -161,54 +163,54 @@ class Container:
         dfd = self._lockfd
         tmp = f".{STATE}.tmp"
         try:
-            os.unlink(tmp, dir_fd=dfd)
+            posix.unlink(tmp, dir_fd=dfd)
         except FileNotFoundError:
             pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+        fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600,
                      dir_fd=dfd)
         try:
             b = hotpath.json_dumps(self.data).encode()
             if len(b) > MAX_STATE:  # it could never be read back: refuse it now, not at delete
                 raise Error(f"state of container {self.id}: larger than {MAX_STATE >> 20} MiB")
             while b:
-                b = b[os.write(fd, b):]
+                b = b[posix.write(fd, b):]
         finally:
-            os.close(fd)
-        os.rename(tmp, STATE, src_dir_fd=dfd, dst_dir_fd=dfd)  # replaces a link, never follows it
+            posix.close(fd)
+        posix.rename(tmp, STATE, src_dir_fd=dfd, dst_dir_fd=dfd)  # replaces a link, never follows it
 
     # ---- the exec FIFO (created, opened and removed inside the state dir) ----
     def make_fifo(self):
-        os.mkfifo(FIFO, 0o622, dir_fd=self._lockfd)
+        posix.mkfifo(FIFO, 0o622, dir_fd=self._lockfd)
 
     def open_fifo(self, flags):
         """Open exec.fifo; OSError when it is missing or is not a FIFO (never follows a link)."""
-        fd = os.open(FIFO, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._lockfd)
-        if not _stat.S_ISFIFO(os.fstat(fd).st_mode):
-            os.close(fd)
+        fd = posix.open(FIFO, flags | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=self._lockfd)
+        if not _stat.S_ISFIFO(posix.fstat(fd).st_mode):
+            posix.close(fd)
             raise OSError(6, "exec.fifo is not a FIFO")  # ENXIO, as a FIFO without reader
         return fd
 
     def unlink_fifo(self):
         try:
-            os.unlink(FIFO, dir_fd=self._lockfd)
+            posix.unlink(FIFO, dir_fd=self._lockfd)
         except FileNotFoundError:
             pass
 
     def has_fifo(self):
         """Whether exec.fifo (whatever it is) is there; looked at, never followed."""
         try:
-            os.stat(FIFO, dir_fd=self._lockfd, follow_symlinks=False)
+            posix.stat(FIFO, dir_fd=self._lockfd, follow_symlinks=False)
             return True
         except OSError:
             return False
 
     @property
     def fifo(self):
-        return os.path.join(self.dir, FIFO)  # for messages only: open it with open_fifo()
+        return join(self.dir, FIFO)  # for messages only: open it with open_fifo()
 
     def owner(self):
         """The uid owning the state dir (runc's `list` shows it: the rootless user)."""
-        return os.fstat(self._lockfd).st_uid
+        return posix.fstat(self._lockfd).st_uid
 
     def remove(self):
         """Remove the state dir (the last step of delete): its entries by name relative to the
@@ -218,12 +220,12 @@ class Container:
         _empty_dir(dfd)
         rootfd = _open_root(self.root)
         try:
-            here = os.stat(self.id, dir_fd=rootfd, follow_symlinks=False)
-            mine = os.fstat(dfd)
+            here = posix.stat(self.id, dir_fd=rootfd, follow_symlinks=False)
+            mine = posix.fstat(dfd)
             if (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
-                os.rmdir(self.id, dir_fd=rootfd)
+                posix.rmdir(self.id, dir_fd=rootfd)
         finally:
-            os.close(rootfd)
+            posix.close(rootfd)
         self.unlock()
 
     # ---- status from the kernel ----
@@ -264,11 +266,11 @@ class Container:
         d = None if cg.get("mode") == "v2" else paths.get("freezer")
         try:
             if d:
-                with open(os.path.join(d, "freezer.state"), "rb") as f:
+                with open(join(d, "freezer.state"), "rb") as f:
                     return f.read().strip() == b"FROZEN"
             d2 = paths.get("")
             if d2:
-                with open(os.path.join(d2, "cgroup.freeze"), "rb") as f:
+                with open(join(d2, "cgroup.freeze"), "rb") as f:
                     return f.read().strip() == b"1"
         except OSError:
             pass
@@ -279,7 +281,7 @@ def _open_root(root):
     """--root itself is followed like any path, as runc does (it is the caller's choice)."""
     try:
         # O_PATH: a dirfd for the *at calls needs no read permission (root's 0711 /run/pyrunc)
-        return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return posix.open(root, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
     except FileNotFoundError:
         raise Error(f"state root {root} does not exist") from None
     except OSError as e:
@@ -298,22 +300,22 @@ def _renameat_noreplace(dfd, old, new):
 def _empty_dir(dfd, depth=0):
     """Remove every entry of the directory open at DFD, each by name relative to DFD; a
     subdirectory (none of ours: someone else made it) is emptied through its own O_NOFOLLOW fd."""
-    for name in os.listdir(dfd):
+    for name in posix.listdir(dfd):
         try:
-            os.unlink(name, dir_fd=dfd)
+            posix.unlink(name, dir_fd=dfd)
         except IsADirectoryError:
             if depth >= 16:
                 continue
             try:
-                sub = os.open(name, _DIR, dir_fd=dfd)
+                sub = posix.open(name, _DIR, dir_fd=dfd)
             except OSError:
                 continue
             try:
                 _empty_dir(sub, depth + 1)
             finally:
-                os.close(sub)
+                posix.close(sub)
             try:
-                os.rmdir(name, dir_fd=dfd)
+                posix.rmdir(name, dir_fd=dfd)
             except OSError:
                 pass
         except FileNotFoundError:
@@ -324,7 +326,7 @@ def list_ids(root):
     """The ids under ROOT: real directories only; a symlink (or anything else) is skipped, never
     followed (as runc's list, which keeps only directory entries)."""
     try:
-        it = os.scandir(root)
+        it = posix.scandir(root)
     except (FileNotFoundError, NotADirectoryError):
         return []
     with it:

@@ -4,12 +4,12 @@ reaches that phase, so tests can check that a runtime killed mid-operation leave
 
 The environment is read once at import; with the variable unset, point() is a no-op.
 """
-import os
+import posix  # not os (hot path: see runtime/hotpath.py)
 
-_AT = os.environ.get("PYRUNC_TEST_CRASH_AT")
+_AT = posix.environ.get(b"PYRUNC_TEST_CRASH_AT")
+_AT = None if _AT is None else _AT.decode(errors="surrogateescape")
 
 
 def point(name):
     if _AT is not None and _AT == name:
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
+        posix.kill(posix.getpid(), 9)  # SIGKILL

@@ -8,7 +8,8 @@
     Placement             how one process enters them (Manager.place: self-join, CLONE_INTO_CGROUP)
     CgroupError           an Error that names the config field it came from
 
-Imported on every `create` (and kill --all, delete), so this module only needs `os`; the resource
+Imported on every `create` (and kill --all, delete), so this module only needs posix and the
+path helpers of runtime/hotpath.py (not os: hot path, see there); the resource
 writers (v1.py, v2.py), the stats readers (stats.py), the device eBPF program and the cgroupfs
 mount helper are imported lazily.
 
@@ -18,11 +19,12 @@ directory (pure v2, or the unified hierarchy of a hybrid host). A manager only a
 directories it is given, so tests hand it a tmp dir standing in for /sys/fs/cgroup.
 """
 import errno
-import os
+import posix
 import sys
 import time
 
 from runtime.errors import Error, describe, why
+from runtime.hotpath import dirname, exists, isdir, ismount, join, normpath, walk_dirs
 
 # Controllers that can appear in the super options of a v1 "cgroup" mount.
 V1_CONTROLLERS = frozenset(
@@ -92,16 +94,16 @@ def mode():
 
 def _hierarchy_dir(mnt, root, own, cgpath):
     """Directory for cgroupsPath `cgpath` in the hierarchy mounted at mnt (mount root `root`)."""
-    if os.path.isabs(cgpath):
+    if cgpath.startswith("/"):
         base = "/"
     else:
         # relative: below the cgroup this process is in, as runc does
         base = own if own is not None else "/"
-    full = os.path.normpath(os.path.join(base, cgpath))
+    full = normpath(join(base, cgpath))
     # translate the cgroup path (relative to the hierarchy root) into one below this mount
     if root != "/" and (full == root or full.startswith(root.rstrip("/") + "/")):
         full = full[len(root.rstrip("/")):] or "/"
-    return os.path.normpath(mnt + "/" + full.lstrip("/")).rstrip("/")
+    return normpath(mnt + "/" + full.lstrip("/")).rstrip("/")
 
 
 def new_manager(container_id, linux, _layout=None):
@@ -118,7 +120,7 @@ def new_manager(container_id, linux, _layout=None):
         raise CgroupError(f"invalid cgroupsPath {cgpath!r}", field="cgroupsPath")
     paths = {}
     if _layout:
-        paths[""] = os.path.normpath(_layout["root"] + "/" + cgpath.lstrip("/"))
+        paths[""] = normpath(_layout["root"] + "/" + cgpath.lstrip("/"))
         return _CLASSES[_layout["mode"]](paths, _to_create(paths), linux.get("devices") or [],
                                          roots={"": _layout["root"]})
     m = mode()
@@ -152,9 +154,9 @@ def _to_create(paths):
     out = []
     for d in sorted(set(paths.values())):
         p = d
-        while not os.path.isdir(p) and p not in out and p != "/":
+        while not isdir(p) and p not in out and p != "/":
             out.append(p)
-            p = os.path.dirname(p)
+            p = dirname(p)
     return out
 
 
@@ -179,11 +181,11 @@ class CgroupError(Error):
 def _write(path, value, field=None):
     """Write one cgroup file; errors name the field (when known) and the file."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
         try:
-            os.write(fd, str(value).encode())
+            posix.write(fd, str(value).encode())
         finally:
-            os.close(fd)
+            posix.close(fd)
     except OSError as e:
         where = f"linux.resources.{field}: " if field else ""
         raise CgroupError(f"{where}cannot write {value!r} to {path}: {why(e)}",
@@ -210,7 +212,7 @@ def _kv(path):
 
 def _events(d):
     try:
-        return _kv(os.path.join(d, "cgroup.events"))
+        return _kv(join(d, "cgroup.events"))
     except FileNotFoundError:
         return {}
 
@@ -249,7 +251,7 @@ class Placement:
         d = self._clone_dir
         if d:
             try:
-                fd = os.open(d, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                fd = posix.open(d, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
             except OSError:
                 fd = -1
             if fd >= 0:
@@ -259,7 +261,7 @@ class Placement:
                 except OSError:
                     child = -1  # an older kernel, a refusing cgroup: finish() will say why
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
                 if child > 0 and _killed_at_birth(child):
                     # Kernel quirk (seen on 6.18): a child born by CLONE_INTO_CGROUP in a cgroup
                     # that was once killed through cgroup.kill (or from a parent living in one) is
@@ -285,11 +287,11 @@ class Placement:
         Once: the process's children (the init of an intermediate) are born there."""
         for path in self.tasks:
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
                 try:
-                    os.write(fd, b"0")
+                    posix.write(fd, b"0")
                 finally:
-                    os.close(fd)
+                    posix.close(fd)
             except OSError as e:
                 raise CgroupError(f"cannot join cgroup: cannot write 0 to {path}: {why(e)}",
                                   path=path, errno=e.errno) from None
@@ -314,10 +316,10 @@ def _killed_at_birth(pid):
             # dead already: of the kernel's SIGKILL, or done (an intermediate process can send
             # the init's pid and exit before we look): only the first is a death at birth
             try:
-                info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                info = posix.waitid(posix.P_PID, pid, posix.WEXITED | posix.WNOHANG | posix.WNOWAIT)
             except ChildProcessError:
                 return False
-            return info is not None and info.si_code == os.CLD_KILLED and info.si_status == 9
+            return info is not None and info.si_code == posix.CLD_KILLED and info.si_status == 9
         if key in (b"SigPnd", b"ShdPnd"):
             try:
                 if int(value.strip(), 16) & (1 << 8):  # SIGKILL is signal 9: bit 8
@@ -330,7 +332,7 @@ def _killed_at_birth(pid):
 def _reap(pid):
     """Reap our child PID, dead or dying of the kernel's SIGKILL (never signalled by us)."""
     try:
-        os.waitpid(pid, 0)
+        posix.waitpid(pid, 0)
     except ChildProcessError:
         pass
 
@@ -363,7 +365,7 @@ class Manager:
 
     def exists(self):
         """Whether the container's cgroup is still there (events stops when it goes)."""
-        return os.path.isdir(self._paths.get("memory") or self._dirs()[0])
+        return isdir(self._paths.get("memory") or self._dirs()[0])
 
     # ---- where things are (subclasses) ----
     def _pids_dir(self):
@@ -394,12 +396,12 @@ class Manager:
         for d in self._dirs():
             missing = []
             p = d
-            while not os.path.isdir(p):
+            while not isdir(p):
                 missing.append(p)
-                p = os.path.dirname(p)
+                p = dirname(p)
             for p in reversed(missing):
                 try:
-                    os.mkdir(p, 0o755)
+                    posix.mkdir(p, 0o755)
                 except FileExistsError:
                     continue
                 except OSError as e:
@@ -422,7 +424,7 @@ class Manager:
             dirs = self._self_join_dirs()
             for d in dirs:
                 self._prepare(d)  # v1 refuses tasks in a cpuset without cpus/mems
-            pl = Placement(self, [os.path.join(d, "tasks") for d in dirs], self._clone_dir(), dirs)
+            pl = Placement(self, [join(d, "tasks") for d in dirs], self._clone_dir(), dirs)
         if pid is not None:
             pl.finish(pid)
         return pl
@@ -436,20 +438,20 @@ class Manager:
             if d in skip:
                 continue
             self._prepare(d)
-            _write(os.path.join(d, "cgroup.procs"), pid)
+            _write(join(d, "cgroup.procs"), pid)
 
     def destroy(self):
         """Remove the container's directories (and any sub-cgroups in them), whoever made them, as
         runc's delete does; of their parents only those create() made, and only when empty.
         Missing ones are fine; a hierarchy's root is never touched."""
         roots = set(self.roots.values())
-        leaves = [d for d in self._dirs() if d not in roots and not os.path.ismount(d)]
+        leaves = [d for d in self._dirs() if d not in roots and not ismount(d)]
         for d in sorted(leaves, key=lambda p: -p.count("/")):
             _rmtree_cgroup(d)
         for d in sorted(set(self.created) - set(leaves), key=lambda p: -p.count("/")):
             # a parent we made may since hold another container's cgroup: leave it then
             try:
-                os.rmdir(d)
+                posix.rmdir(d)
             except OSError:
                 pass
         self.created = []
@@ -461,11 +463,11 @@ class Manager:
         for c, d in self._paths.items():
             try:
                 if c == "freezer":
-                    if _read(os.path.join(d, "freezer.state")).strip() != "THAWED":
+                    if _read(join(d, "freezer.state")).strip() != "THAWED":
                         return True
                 elif c == "":
                     if _events(d).get("frozen") == 1 or \
-                            _read(os.path.join(d, "cgroup.freeze")).strip() == "1":
+                            _read(join(d, "cgroup.freeze")).strip() == "1":
                         return True
             except OSError:
                 continue  # not there (yet), or no freezer in this hierarchy
@@ -496,10 +498,10 @@ class Manager:
         paths = dict(self._paths)
         for ctrl, rel in wanted.items():
             base = self._paths[ctrl]
-            d = os.path.normpath(os.path.join(base, rel.lstrip("/")))
+            d = normpath(join(base, rel.lstrip("/")))
             if d != base and not d.startswith(base.rstrip("/") + "/"):
                 raise CgroupError(f"--cgroup: {rel} is not a sub cgroup path")
-            if not os.path.isdir(d):
+            if not isdir(d):
                 raise CgroupError(f"--cgroup: cgroup {d}: no such file or directory", path=d)
             paths[ctrl] = d
         return type(self)(paths, (), self.devices, roots=self.roots)
@@ -508,7 +510,7 @@ class Manager:
         """Whether the v1 freezer cgroup is frozen through a parent (thawing ours does nothing)."""
         d = self._paths.get("freezer")
         try:
-            return bool(d) and _read(os.path.join(d, "freezer.parent_freezing")).strip() == "1"
+            return bool(d) and _read(join(d, "freezer.parent_freezing")).strip() == "1"
         except OSError:
             return False
 
@@ -525,26 +527,26 @@ class Manager:
         root = self.roots.get("freezer")
         if own is None or not root:
             return
-        target = os.path.normpath(root + "/" + own.lstrip("/"))
+        target = normpath(root + "/" + own.lstrip("/"))
         if target == d or target.startswith(d.rstrip("/") + "/"):
             return
-        for sub, _dirs, _files in os.walk(d):
+        for sub in walk_dirs(d):
             try:
-                pids = _read(os.path.join(sub, "cgroup.procs")).split()
+                pids = _read(join(sub, "cgroup.procs")).split()
             except OSError:
                 continue
             for pid in pids:
                 try:
-                    _write(os.path.join(target, "cgroup.procs"), pid)
+                    _write(join(target, "cgroup.procs"), pid)
                 except CgroupError:
                     pass  # gone already
 
     def pids(self):
         """All pids in the container's cgroup, recursively."""
         out = []
-        for root, _dirs, _files in os.walk(self._pids_dir()):
+        for root in walk_dirs(self._pids_dir()):
             try:
-                out.extend(int(x) for x in _read(os.path.join(root, "cgroup.procs")).split())
+                out.extend(int(x) for x in _read(join(root, "cgroup.procs")).split())
             except (FileNotFoundError, ProcessLookupError):
                 continue
         return sorted(set(out))
@@ -565,7 +567,7 @@ class Manager:
         try:
             for pid in self.pids():
                 try:
-                    os.kill(pid, sig)
+                    posix.kill(pid, sig)
                 except ProcessLookupError:
                     pass
         finally:
@@ -588,10 +590,10 @@ class Manager:
         while True:
             if kind == "v1":
                 # writing FROZEN again nudges tasks that were forking while we froze
-                _write(os.path.join(d, "freezer.state"), "FROZEN" if on else "THAWED")
-                done = _read(os.path.join(d, "freezer.state")).strip() == ("FROZEN" if on else "THAWED")
+                _write(join(d, "freezer.state"), "FROZEN" if on else "THAWED")
+                done = _read(join(d, "freezer.state")).strip() == ("FROZEN" if on else "THAWED")
             else:
-                _write(os.path.join(d, "cgroup.freeze"), 1 if on else 0)
+                _write(join(d, "cgroup.freeze"), 1 if on else 0)
                 done = _events(d).get("frozen") == (1 if on else 0)
             if done:
                 return
@@ -608,8 +610,8 @@ class Manager:
         d, kind = fz
         try:
             if kind == "v1":
-                return _read(os.path.join(d, "freezer.state")).strip() == "FROZEN"
-            return _read(os.path.join(d, "cgroup.freeze")).strip() == "1"
+                return _read(join(d, "freezer.state")).strip() == "FROZEN"
+            return _read(join(d, "cgroup.freeze")).strip() == "1"
         except FileNotFoundError:
             return False
 
@@ -652,7 +654,7 @@ class V1Manager(Manager):
         return sorted(set(self._v1dirs().values()))
 
     def _prepare(self, d):
-        if os.path.exists(os.path.join(d, "cpuset.cpus")):
+        if exists(join(d, "cpuset.cpus")):
             _cpuset_inherit(d)  # v1 refuses tasks in a cpuset without cpus/mems
 
     def set(self, resources):
@@ -666,7 +668,7 @@ class V1Manager(Manager):
     def oom_count(self):
         d = self._paths.get("memory")
         try:
-            return _kv(os.path.join(d, "memory.oom_control")).get("oom_kill", 0) if d else 0
+            return _kv(join(d, "memory.oom_control")).get("oom_kill", 0) if d else 0
         except FileNotFoundError:
             return 0
 
@@ -724,7 +726,7 @@ class V2Manager(Manager):
 
     def oom_count(self):
         try:
-            return _kv(os.path.join(self._dir(), "memory.events")).get("oom_kill", 0)
+            return _kv(join(self._dir(), "memory.events")).get("oom_kill", 0)
         except FileNotFoundError:
             return 0
 
@@ -733,50 +735,48 @@ _CLASSES = {"v1": V1Manager, "hybrid": HybridManager, "v2": V2Manager}
 
 
 def _v2_freezer(d):
-    return (d, "v2") if d and os.path.exists(os.path.join(d, "cgroup.freeze")) else None
+    return (d, "v2") if d and exists(join(d, "cgroup.freeze")) else None
 
 
 def _v2_kill_file(d):
-    k = d and os.path.join(d, "cgroup.kill")
-    return k if k and os.path.exists(k) else None
+    k = d and join(d, "cgroup.kill")
+    return k if k and exists(k) else None
 
 
 # ---------------------------------------------------------------- helpers
 def _cpuset_inherit(d):
     """A fresh v1 cpuset has empty cpus/mems; copy them from the nearest parent that has them."""
     for name in ("cpuset.cpus", "cpuset.mems"):
-        f = os.path.join(d, name)
+        f = join(d, name)
         if _read(f).strip():
             continue
         chain, p = [], d
         while True:
             chain.append(p)
-            p = os.path.dirname(p)
-            if not os.path.exists(os.path.join(p, name)):
+            p = dirname(p)
+            if not exists(join(p, name)):
                 return
-            v = _read(os.path.join(p, name)).strip()
+            v = _read(join(p, name)).strip()
             if v:
                 break
         for c in reversed(chain):  # fill every empty level top-down
-            if not _read(os.path.join(c, name)).strip():
-                _write(os.path.join(c, name), v)
+            if not _read(join(c, name)).strip():
+                _write(join(c, name), v)
 
 
 def _rmtree_cgroup(d):
     """rmdir a cgroup and its children (deepest first), retrying while it drains (EBUSY)."""
-    if not os.path.isdir(d):
+    if not isdir(d):
         return
-    for root, dirs, _files in os.walk(d, topdown=False):
-        for sub in dirs:
-            _rmdir_retry(os.path.join(root, sub))
-    _rmdir_retry(d)
+    for sub in walk_dirs(d, topdown=False):  # d itself last
+        _rmdir_retry(sub)
 
 
 def _rmdir_retry(p):
     delay = 0.01
     for attempt in range(8):
         try:
-            os.rmdir(p)
+            posix.rmdir(p)
             return
         except FileNotFoundError:
             return

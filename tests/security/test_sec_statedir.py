@@ -122,8 +122,8 @@ def test_weakened_symlinked_state_dir_flagged(tmp_path):
     """pyrunc with O_NOFOLLOW dropped from the state dir open and list following links again:
     the detector must flag it (delete empties the host directory, state reads through it)."""
     weak = weakened(tmp_path, {"state.py": [
-        ("_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC",
-         "_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC"),
+        ("_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC",
+         "_DIR = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC"),
         ("e.is_dir(follow_symlinks=False)", "e.is_dir(follow_symlinks=True)")]})
     try:
         bad = symlinked_dir_violations(weak, tmp_path, strict=True)
@@ -216,7 +216,8 @@ def test_weakened_tampered_state_flagged(tmp_path, what):
     """state.json read with a plain blocking open that follows links: flagged (reads the planted
     file; hangs on the FIFO)."""
     weak = weakened(tmp_path, {"state.py": [
-        ("os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC", "os.O_RDONLY | os.O_CLOEXEC")]})
+        ("posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK | posix.O_CLOEXEC",
+         "posix.O_RDONLY | posix.O_CLOEXEC")]})
     try:
         bad = tampered_violations(weak, tmp_path, what)
     finally:

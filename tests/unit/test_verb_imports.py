@@ -1,8 +1,8 @@
 """Which modules each short verb imports (runtime/hotpath.py says why it matters: every import on
 these paths is paid by every `pyrunc state`, `kill`, ... an engine runs).
 
-Each verb runs in a fresh `python -I -S` started the way bin/pyrunc starts it (which imports os
-before runtime.cli): the child notes sys.modules, runs runtime.cli.main(argv) against a private
+Each verb runs in a fresh `python -I -S` started the way bin/pyrunc starts it (posix, never os:
+runtime/hotpath.py): the child notes sys.modules, runs runtime.cli.main(argv) against a private
 --root under tmp_path, and reports the modules the verb added. The containers are fakes: a
 state.json written here, a process of the test's own (sleep) standing in for the init, a
 directory of plain files standing in for a v1 cgroup (freezer.state, cgroup.procs). No root, no
@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # Run in the child: bin/pyrunc's start-up (-I -S, then os), then the verb.
 _CHILD = r"""
-import os, sys
+import posix, sys
 sys.path.insert(0, sys.argv[1])
 report = sys.argv[2]
 before = set(sys.modules)
@@ -32,21 +32,22 @@ from runtime import cli
 code = cli.main(sys.argv[3:])
 sys.stdout.flush()
 new = sorted(set(sys.modules) - before)
-fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-os.write(fd, ("%s\n" % code + "\n".join(new)).encode())
-os.close(fd)
+fd = posix.open(report, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
+posix.write(fd, ("%s\n" % code + "\n".join(new)).encode())
+posix.close(fd)
 """
 
 # Never on a short verb's path (costs in runtime/hotpath.py's table), unless ALLOWED names it as a
 # root the verb needs (then it and what it imports are allowed).
-HEAVY = {"json", "re", "enum", "signal", "socket", "ctypes", "jsonschema", "pyroute2", "inspect",
+HEAVY = {"os", "posixpath", "_collections_abc", "json", "re", "enum", "signal", "socket", "ctypes", "jsonschema", "pyroute2", "inspect",
          "dataclasses", "typing", "subprocess", "selectors", "threading", "importlib.util",
          "importlib.resources", "platform", "contextlib", "functools", "collections", "struct",
          "array", "weakref", "copy", "tempfile", "shutil", "traceback", "logging", "locale"}
 
 # What every verb imports: the command line, the errors, the log lines, the hot-path helpers
 # (with _json: their JSON is its C scanner and encoder, not json).
-CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath", "_json"}
+CLI = {"runtime", "runtime.cli", "runtime.errors", "runtime.log", "runtime.hotpath", "_json",
+       "_stat"}  # _stat: built in, the file-type tests of hotpath's path helpers
 # state, kill, start, delete, list: container.py and what it shares with the other verbs.
 # fcntl: the state dir's flock.
 LIFECYCLE = CLI | {"runtime.container", "runtime.state", "runtime.lifecycle", "runtime.testpoint", "fcntl"}
@@ -65,12 +66,16 @@ ALLOWED = {
     "start": (LIFECYCLE | {"select"}, ()),  # poll for the init's FIFO hangup
     "delete": (LIFECYCLE, ()),
     "delete-missing": (LIFECYCLE, ()),
+    # a container with cgroups: the saved manager removes them (runtime.cgroups, errno)
+    "delete-cgroup": (LIFECYCLE | {"runtime.cgroups", "errno"}, ()),
+    "kill-all": (LIFECYCLE | {"runtime.signals", "runtime.cgroups", "errno"}, ()),
     "list": (LIFECYCLE | {"pwd"}, ()),  # the OWNER column: the state dir's owner by name
     "list-json": (LIFECYCLE | {"pwd"}, ()),
     "pause": (CGROUPVERBS, ()),
     "resume": (CGROUPVERBS, ()),
     "ps": (CGROUPVERBS, ()),  # --format json (engines); the table runs the host's ps (subprocess)
-    "events-stats": (CGROUPVERBS | {"runtime.cgroups.stats"}, ()),
+    # the stats readers use os: events is no per-container call (engines read cgroups themselves)
+    "events-stats": (CGROUPVERBS | {"runtime.cgroups.stats"}, ("os",)),
     # features: derived from the tables the verbs parse config.json with (rootfs, process, seccomp,
     # hooks, ...); not on a per-container path (an engine asks once). Those modules bring ctypes
     # (runtime/linux) and, through hooks.py, signal.
@@ -81,11 +86,12 @@ ALLOWED = {
                         "select", "errno", "fcntl"}, ("ctypes",)),
     # exec's runtime side, up to the container's status (a stopped one is refused): the passed
     # --preserve-fds are checked (lifecycle.passed_fds) before anything opens an fd
-    "exec": ((LIFECYCLE - {"runtime.container", "runtime.testpoint"}) | {"runtime.exec"}, ()),
+    # (exec's runtime side goes on to the process chain, which uses os throughout)
+    "exec": ((LIFECYCLE - {"runtime.container", "runtime.testpoint"}) | {"runtime.exec"}, ("os",)),
 }
 
 _CLOSURE = r"""
-import os, sys
+import posix, sys
 before = set(sys.modules)
 for m in sys.argv[1:]:
     __import__(m)
@@ -130,7 +136,7 @@ def check_imports(name, mods):
     heavy = [m for m in extra if m in HEAVY]
     assert not extra, (
         f"`pyrunc {name}` now imports {extra}" + (f", of which heavy: {heavy}" if heavy else "") +
-        f". Who imports them: `python -I -S -X importtime -c \"import os, sys; sys.path.insert(0, '.'); "
+        f". Who imports them: `python -I -S -X importtime -c \"import posix, sys; sys.path.insert(0, '.'); "
         f"from runtime import cli; cli.main({list(_ARGV.get(name, ()))!r})\"` in the source tree "
         f"(with a --root). Make the import lazy (runtime/hotpath.py says what each costs), or, if this "
         f"path needs it, add it to ALLOWED[{name!r}] in {__file__} with the reason")
@@ -263,6 +269,26 @@ def test_start(tmp_path, root):
         init.kill()
         init.wait()
     check_imports("start", mods)
+
+
+def test_delete_with_cgroups(tmp_path, root):
+    """A stopped container whose (empty, fake) v1 cgroup directory delete removes."""
+    cg = tmp_path / "cgroup"
+    cg.mkdir()
+    d = _write_state(root, "c1", cgroup=str(cg), status="stopped")
+    code, _, err, mods = run_verb(tmp_path, "delete-cgroup", "delete", "c1")
+    assert code == 0, err
+    assert not os.path.exists(d) and not cg.exists()
+    check_imports("delete-cgroup", mods)
+
+
+def test_kill_all(tmp_path, root, sleeper):
+    cg = tmp_path / "cgroup"
+    cg.mkdir()
+    _write_state(root, "c1", sleeper.pid, cgroup=str(cg))
+    code, _, err, mods = run_verb(tmp_path, "kill-all", "kill", "--all", "c1", "KILL")
+    assert code == 0, err
+    check_imports("kill-all", mods)
 
 
 def test_delete(tmp_path, root):
