@@ -1,12 +1,13 @@
 """Run the pyrunc command under cProfile: `python -I -S profrun.py OUT.prof PYRUNC ARGS...`.
 
 Used by the tracing wrapper's `cprofile` mode (benchmarks/wrapper.py). The pyrunc command ends with
-os._exit (runtime/hotpath.py's exit_now), which would skip cProfile's dump: os._exit is wrapped to
-dump first, in this process only (a forked or cloned child that calls it dumps nothing). Only the
+posix._exit (runtime/hotpath.py's exit_now), which would skip cProfile's dump: posix._exit and
+os._exit are wrapped to dump first, in this process only (a forked or cloned child that calls it dumps nothing). Only the
 runtime process is profiled: the init child's Python stops being profiled at its execve.
 """
 import cProfile
 import os
+import posix
 import sys
 
 
@@ -22,7 +23,7 @@ def main():
             prof.dump_stats(out)
         real_exit(code)
 
-    os._exit = _exit
+    os._exit = posix._exit = _exit
     sys.argv = [script, *args]
     with open(script, "rb") as f:
         code = compile(f.read(), script, "exec")
