@@ -22,7 +22,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Run in the child: bin/pyrunc's start-up (-I -S, then os), then the verb.
+# Run in the child: bin/pyrunc's start-up (-I -S, posix), then the verb.
 _CHILD = r"""
 import posix, sys
 sys.path.insert(0, sys.argv[1])
