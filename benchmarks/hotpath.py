@@ -3,9 +3,9 @@
 Needs no root and no container (a fake --root in a temp dir). Every figure is the median of
 --reps runs, each a fresh interpreter started the way bin/pyrunc starts one (`python -I -S`):
 
-* import: `python -I -S -X importtime -c "import os; import M"`, M's cumulative time (what a verb
-  pays when it is the first to import M: M and everything M pulls in that the interpreter and os,
-  which bin/pyrunc imports first, lack);
+* import: `python -I -S -X importtime -c "import posix; import M"`, M's cumulative time (what a
+  verb pays when it is the first to import M: M and everything M pulls in that the interpreter
+  lacks; bin/pyrunc and the short verbs use posix, never os);
 * site: `python -I -c pass` against `python -I -S -c pass` (what bin/pyrunc's -S saves);
 * exit: `pyrunc state` of a stopped container, ended by the interpreter's own exit (sys.exit)
   against os._exit after flushing (runtime/hotpath.py exit()), interleaved, wall time of spawn
@@ -27,6 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (module, what stands in for it on the hot path)
 IMPORTS = [
+    ("os", "posix and hotpath's path helpers (join, isdir, walk_dirs, ...)"),
     ("signal", "_signal (built in, loaded at start-up)"),
     ("socket", "_socket (built in)"),
     ("json", "hotpath.json_loads/json_dumps (the _json C scanner)"),
@@ -68,7 +69,7 @@ def import_us(module, reps):
     vals = []
     for _ in range(reps):
         p = subprocess.run([_py(), "-I", "-S", "-X", "importtime", "-c",
-                            f"import os, sys; sys.path.insert(0, {REPO!r}); sys.path += {_site_packages()!r}; "
+                            f"import posix, sys; sys.path.insert(0, {REPO!r}); sys.path += {_site_packages()!r}; "
                             f"import {module}"],
                            cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True)
         if p.returncode != 0:
@@ -101,13 +102,13 @@ def _fake_root(tmp):
 
 
 def exit_ms(reps, repo=REPO):
-    """`state c1` ended by sys.exit (teardown) vs os._exit, wall ms medians."""
+    """`state c1` ended by sys.exit (teardown) vs posix._exit, wall ms medians."""
     with tempfile.TemporaryDirectory(prefix="pyrunc-hotpath-") as tmp:
         root = _fake_root(tmp)
-        head = (f"import sys, os; sys.path.insert(0, {repo!r}); from runtime import cli; "
+        head = (f"import sys, posix; sys.path.insert(0, {repo!r}); from runtime import cli; "
                 f"c = cli._main(['--root', {root!r}, 'state', 'c1']); ")
         normal = [_py(), "-I", "-S", "-c", head + "sys.exit(c)"]
-        fast = [_py(), "-I", "-S", "-c", head + "sys.stdout.flush(); os._exit(c)"]
+        fast = [_py(), "-I", "-S", "-c", head + "sys.stdout.flush(); posix._exit(c)"]
         a, b = [], []
         for i in range(reps):
             for argv, acc in ((normal, a), (fast, b)) if i % 2 else ((fast, b), (normal, a)):
