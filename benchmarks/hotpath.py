@@ -11,7 +11,10 @@ Needs no root and no container (a fake --root in a temp dir). Every figure is th
   against os._exit after flushing (runtime/hotpath.py exit()), interleaved, wall time of spawn
   to reap;
 * gc: gen0 collections, and the time spent in them (gc.callbacks), while importing the modules a
-  `create` imports, with Python's default threshold against hotpath's.
+  `create` imports, with Python's default threshold against hotpath's;
+* instructions (when valgrind is installed): userspace instructions counted by callgrind, which
+  are the same whatever else the machine does, of the bare interpreter, of `import os`, and of
+  bin/pyrunc's `state` of a stopped container.
 
 Read the numbers as ±20 % on a shared 2-core machine.
 """
@@ -149,6 +152,19 @@ def gc_probe(reps, threshold_line):
     return statistics.median(counts), statistics.median(ms)
 
 
+def instructions(argv):
+    """Userspace instructions of ARGV (valgrind's callgrind), or None without valgrind."""
+    try:
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                           cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in p.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1])
+    return None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m benchmarks.hotpath", description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=15, help="runs per figure (default 15)")
@@ -163,6 +179,14 @@ def main(argv=None):
           f"(site: {s - ns:.2f} ms)")
     n, f = exit_ms(max(a.reps, 30))
     print(f"state of a stopped container: sys.exit {n:.2f} ms, os._exit {f:.2f} ms (teardown: {n - f:.2f} ms)")
+    pyrunc = os.path.join(os.path.dirname(_py()), "pyrunc")
+    with tempfile.TemporaryDirectory(prefix="pyrunc-hotpath-") as tmp:
+        counts = [(what, instructions(argv)) for what, argv in (
+            ("python -I -S -c 'import posix; posix._exit(0)'", [_py(), "-I", "-S", "-c", "import posix; posix._exit(0)"]),
+            ("python -I -S -c 'import os; os._exit(0)'", [_py(), "-I", "-S", "-c", "import os; os._exit(0)"]),
+            ("pyrunc state (stopped)", [_py(), "-I", "-S", pyrunc, "--root", _fake_root(tmp), "state", "c1"]))]
+    if all(n for _, n in counts):
+        print("instructions (callgrind, userspace): " + "; ".join(f"{w} {n / 1e6:.1f}M" for w, n in counts))
     from runtime import hotpath
     g0 = gc_probe(a.reps, "")
     g1 = gc_probe(a.reps, f"gc.set_threshold(*{hotpath.GC_THRESHOLD!r})")
