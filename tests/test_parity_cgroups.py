@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import base_config, wait_for
+from conftest import base_config, rmdir_tree, wait_for
 from runtime import cgroups
 
 MODE = cgroups.mode()
@@ -109,22 +109,8 @@ class CG:
         for p in self.children:
             p.kill()
             p.wait()
-        left = []
         deadline = time.monotonic() + 10
-        for top in tops:
-            for d, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-                while True:
-                    try:
-                        os.rmdir(d)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline:
-                            left.append(d)
-                            break
-                        time.sleep(0.02)
-        return left
+        return [d for top in tops for d in rmdir_tree(top, deadline)]
 
 
 @pytest.fixture

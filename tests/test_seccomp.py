@@ -327,61 +327,50 @@ def test_notify_listener_gets_state_and_fd(tmp_path, flags):
     assert len(agent.fds) == 1
 
 
-def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
-    # No socket/connect/poll/fcntl/open allowed after load: load() connected beforehand.
+def _handover_under_filter(tmp_path, allow, notify, cid, metadata, work):
+    """Load a filter allowing only PYTHON_BASICS + `allow`, notifying `notify` and mkdir(at),
+    erroring ENOTSUP otherwise; hand the listener fd to an agent that answers the first mkdir
+    with EXDEV. Returns (agent, result of work())."""
     path = str(tmp_path / "agent.sock")
     cfg = {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.ENOTSUP,
         "listenerPath": path,
         "syscalls": [
-            {"names": PYTHON_BASICS + ["sendmsg"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": PYTHON_BASICS + allow, "action": "SCMP_ACT_ALLOW"},
+            {"names": notify + ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
         ],
     }
     agent = Agent(path, [(-errno.EXDEV, 0)])
     agent.start()
 
     def hand_over(fd):
-        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "c", "status": "creating",
-                                    "pid": 1, "bundle": "/"}, None)
+        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": cid, "status": "creating",
+                                    "pid": 1, "bundle": "/"}, metadata)
         os.close(fd)
 
     try:
-        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a")), raw_syscall("getppid")],
-                 after_load=hand_over)
+        res = ok(cfg, work, after_load=hand_over)
     finally:
         agent.join(TIMEOUT)
     assert agent.error is None, agent.error
+    return agent, res
+
+
+def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
+    # No socket/connect/poll/fcntl/open allowed after load: load() connected beforehand.
+    agent, res = _handover_under_filter(
+        tmp_path, ["sendmsg"], [], "c", None,
+        lambda: [try_mkdir(str(tmp_path / "a")), raw_syscall("getppid")])
     assert res == [-errno.EXDEV, -errno.ENOTSUP]
     assert "metadata" not in agent.state and agent.state["state"]["id"] == "c"
 
 
 def test_notified_sendmsg_hands_over_with_sendmmsg_only(tmp_path):
     # runc allows SCMP_ACT_NOTIFY on sendmsg: the fd then goes over in one sendmmsg(2)
-    path = str(tmp_path / "agent.sock")
-    cfg = {
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": errno.ENOTSUP,
-        "listenerPath": path,
-        "syscalls": [
-            {"names": PYTHON_BASICS + ["sendmmsg"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["sendmsg", "mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
-        ],
-    }
-    agent = Agent(path, [(-errno.EXDEV, 0)])
-    agent.start()
-
-    def hand_over(fd):
-        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "m", "status": "creating",
-                                    "pid": 1, "bundle": "/"}, "meta")
-        os.close(fd)
-
-    try:
-        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a"))], after_load=hand_over)
-    finally:
-        agent.join(TIMEOUT)
-    assert agent.error is None, agent.error
+    agent, res = _handover_under_filter(
+        tmp_path, ["sendmmsg"], ["sendmsg"], "m", "meta",
+        lambda: [try_mkdir(str(tmp_path / "a"))])
     assert res == [-errno.EXDEV]
     assert agent.state["metadata"] == "meta" and agent.state["state"]["id"] == "m"
 
