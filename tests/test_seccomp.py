@@ -184,29 +184,26 @@ def test_masked_eq_and_comparisons():
     assert ok(cfg, fn) == [-errno.EXDEV, 0o022, -errno.EDOM, True]
 
 
-def test_different_indexes_are_anded():
-    cfg = {
+def _exdev_when_equal(name, *args):
+    """A filter failing NAME with EXDEV on its rule's ARGS: (index, value) pairs, SCMP_CMP_EQ."""
+    return {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{
-            "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
-            "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
-                     {"index": 1, "value": 4242424, "op": "SCMP_CMP_EQ"}],
+            "names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
+            "args": [{"index": i, "value": v, "op": "SCMP_CMP_EQ"} for i, v in args],
         }],
     }
+
+
+def test_different_indexes_are_anded():
+    cfg = _exdev_when_equal("getpriority", (0, 0), (1, 4242424))
     res = ok(cfg, lambda: [raw_syscall("getpriority", 0, 4242424), raw_syscall("getpriority", 0, 0),
                            raw_syscall("getpriority", 1, 4242424)])
     assert res[0] == -errno.EXDEV and res[1] >= 0 and res[2] == -errno.ESRCH
 
 
 def test_same_index_is_ored():
-    cfg = {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{
-            "names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
-            "args": [{"index": 0, "value": 4242001, "op": "SCMP_CMP_EQ"},
-                     {"index": 0, "value": 4242002, "op": "SCMP_CMP_EQ"}],
-        }],
-    }
+    cfg = _exdev_when_equal("getpgid", (0, 4242001), (0, 4242002))
     res = ok(cfg, lambda: [raw_syscall("getpgid", 4242001), raw_syscall("getpgid", 4242002),
                            raw_syscall("getpgid", 4242003)])
     assert res == [-errno.EXDEV, -errno.EXDEV, -errno.ESRCH]
