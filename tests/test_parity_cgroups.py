@@ -21,7 +21,8 @@ from runtime import cgroups
 MODE = cgroups.mode()
 needs_v1 = pytest.mark.skipif(os.geteuid() != 0 or MODE not in ("v1", "hybrid"),
                               reason="needs root and v1 cgroup controllers (a v1 or hybrid host)")
-RUNC_HANGS = "runc 1.1.5 hangs: its exec's init joins the frozen cgroup before it execs, and waits"
+RUNC_HANGS = ("runc 1.1.5's exec -d --ignore-paused returns only once the container is resumed: its exec's "
+              "init joins the frozen cgroup before it execs, and runc waits for the execve")
 
 
 def _hierarchies():
@@ -221,6 +222,40 @@ def test_exec_ignore_paused_works(anyrt, cg):
         r = anyrt("resume", cid, timeout=10)
         assert r.returncode == 0, r.stderr
         assert fg.wait(timeout=20) == 7, fg.stderr.read()
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+        fg.stderr.close()
+
+
+@needs_v1
+def test_exec_ignore_paused_reports_a_failed_execve(anyrt, cg):
+    """A foreground exec --ignore-paused waits for the resume (the process is frozen before its
+    execve, no lock held), then reports an execve that fails as an unpaused exec does: the error
+    on stderr, the same status (runc's bats "runc exec --ignore-paused"; runc's is 1, from its
+    init, pyrunc's 255, its status for a process that could not start)."""
+    b = _bundle(anyrt, ["sleep", "1000"], cgroupsPath=cg.path("c"))
+    cid = anyrt.new_id()
+    anyrt("run", "-d", "--bundle", b, cid, check=True, stdin=subprocess.DEVNULL)
+    # an executable file that neither runtime's checks refuse, and execve does: no known format
+    anyrt("exec", cid, "sh", "-c", r"printf '\001\002\003\004' >/dev/x && chmod +x /dev/x", check=True)
+    unpaused = anyrt("exec", cid, "/dev/x", timeout=20)
+    assert unpaused.returncode != 0 and "exec format error" in unpaused.stderr, unpaused.stderr
+    anyrt("pause", cid, check=True)
+    procs = os.path.join(cg.dir("freezer", "c"), "cgroup.procs")
+    fg = subprocess.Popen([anyrt.binary, "--root", anyrt.root, "exec", "--ignore-paused", cid, "/dev/x"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(_read(procs).split()) >= 2, what="the exec'd process in the cgroup")
+        assert fg.poll() is None  # it waits for the resume
+        assert anyrt.state(cid)["status"] == "paused"  # state is not blocked by it
+        r = anyrt("resume", cid, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert fg.wait(timeout=20) == unpaused.returncode
+        err = fg.stderr.read()
+        assert "/dev/x" in err and "exec format error" in err, err
+        assert len(_read(procs).split()) == 1  # only the init: the failed process is gone
     finally:
         if fg.poll() is None:
             fg.kill()
