@@ -5,6 +5,7 @@ Every test that makes cgroups does so under one fresh "/pyrunc-cgtest-<random>" 
 hierarchy (the `cg` fixture), and its finalizer thaws, kills and removes whatever is left there:
 no frozen process, no cgroup outlives a test. The hosts's cgroup mounts are never changed.
 """
+import contextlib
 import json
 import os
 import signal
@@ -200,6 +201,21 @@ def test_exec_into_paused_container_refused(anyrt):
     anyrt("resume", cid, check=True)
 
 
+@contextlib.contextmanager
+def _foreground_exec_ignore_paused(rt, cid, *args):
+    """`exec --ignore-paused CID ARGS` in the foreground, running meanwhile (stderr piped, text);
+    killed and reaped if it is still there at the end."""
+    fg = subprocess.Popen([rt.binary, "--root", rt.root, "exec", "--ignore-paused", cid, *args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield fg
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+        fg.stderr.close()
+
+
 @needs_v1
 @pytest.mark.parametrize("anyrt", ["pyrunc", pytest.param("runc", marks=pytest.mark.xfail(
     strict=True, raises=subprocess.TimeoutExpired, reason=RUNC_HANGS))], indirect=True)
@@ -212,9 +228,7 @@ def test_exec_ignore_paused_works(anyrt, cg):
     anyrt("pause", cid, check=True)
     p = anyrt("exec", "-d", "--ignore-paused", cid, "true", timeout=6)
     assert p.returncode == 0, p.stderr
-    fg = subprocess.Popen([anyrt.binary, "--root", anyrt.root, "exec", "--ignore-paused", cid, "sh", "-c", "exit 7"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with _foreground_exec_ignore_paused(anyrt, cid, "sh", "-c", "exit 7") as fg:
         procs = os.path.join(cg.dir("freezer", "c"), "cgroup.procs")
         # the detached one and the foreground one are in the (frozen) container, with its init
         wait_for(lambda: len(_read(procs).split()) >= 3, what="the exec'd processes in the cgroup")
@@ -222,11 +236,6 @@ def test_exec_ignore_paused_works(anyrt, cg):
         r = anyrt("resume", cid, timeout=10)
         assert r.returncode == 0, r.stderr
         assert fg.wait(timeout=20) == 7, fg.stderr.read()
-    finally:
-        if fg.poll() is None:
-            fg.kill()
-            fg.wait()
-        fg.stderr.close()
 
 
 @needs_v1
@@ -244,9 +253,7 @@ def test_exec_ignore_paused_reports_a_failed_execve(anyrt, cg):
     assert unpaused.returncode != 0 and "exec format error" in unpaused.stderr, unpaused.stderr
     anyrt("pause", cid, check=True)
     procs = os.path.join(cg.dir("freezer", "c"), "cgroup.procs")
-    fg = subprocess.Popen([anyrt.binary, "--root", anyrt.root, "exec", "--ignore-paused", cid, "/dev/x"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with _foreground_exec_ignore_paused(anyrt, cid, "/dev/x") as fg:
         wait_for(lambda: len(_read(procs).split()) >= 2, what="the exec'd process in the cgroup")
         assert fg.poll() is None  # it waits for the resume
         assert anyrt.state(cid)["status"] == "paused"  # state is not blocked by it
@@ -256,11 +263,6 @@ def test_exec_ignore_paused_reports_a_failed_execve(anyrt, cg):
         err = fg.stderr.read()
         assert "/dev/x" in err and "exec format error" in err, err
         assert len(_read(procs).split()) == 1  # only the init: the failed process is gone
-    finally:
-        if fg.poll() is None:
-            fg.kill()
-            fg.wait()
-        fg.stderr.close()
 
 
 @needs_v1
