@@ -183,8 +183,8 @@ def _exec(c, proc, o, preserved, paused=False):
                 placement = mgr.place(self_join=os.geteuid() == 0 and not paused)
             elif o.get("cgroup"):
                 raise Error("--cgroup: the container has no cgroup")
-            child = parent.start_exec(c, tail, flags, console, proc.get("consoleSize"), placement, detach,
-                                      paused)
+            child, execve = parent.start_exec(c, tail, flags, console, proc.get("consoleSize"), placement,
+                                              detach, paused)
         finally:
             if seccomp is not None:
                 from . import seccomp as sc
@@ -201,6 +201,13 @@ def _exec(c, proc, o, preserved, paused=False):
         if console is not None:
             console.close()
         return 0
+    if execve is not None:  # --ignore-paused: it execs once the container is resumed
+        try:
+            execve()
+        except BaseException:
+            if console is not None:
+                console.close()
+            raise
     if console is not None:
         from . import tty
         try:

@@ -775,18 +775,21 @@ def hide_outside_mounts(rootfs):
     container mount an unmasked procfs (unshare -mrpf ... mount -t proc). pivot_root detaches
     the old root; here every mount outside the rootfs that is not one of its ancestors goes
     (lazily, as a slave first so that no umount reaches the host), or, where the kernel refuses
-    (mounts locked in a user namespace), is covered with an empty read-only tmpfs."""
+    (mounts locked in a user namespace), is covered with an empty read-only tmpfs. A mount
+    point the caller cannot reach (rootless: below a host directory only root may search, e.g.
+    another program's 0700 temp dir) is out of the container's reach too, and is left, unless
+    a full procfs or sysfs is mounted there or below: then we fail, naming it."""
     root = rootfs.rstrip("/") or "/"
     mounts = _mountinfo()
     outside = {}
-    for mid, parent, mp in mounts:
+    for mid, parent, mp, fsroot, fstype in mounts:
         if mp == root or mp.startswith(root + "/") or mp == "/" or root.startswith(mp + "/"):
             continue
-        outside[mid] = (parent, mp)
+        outside[mid] = (parent, mp, fsroot, fstype)
     # the top of each subtree outside: its whole subtree goes with it
-    tops = {mp for parent, mp in outside.values() if parent not in outside}
+    tops = {mp for parent, mp, _, _ in outside.values() if parent not in outside}
     for mp in sorted(tops, key=len):
-        count = sum(1 for _, m in outside.values() if m == mp)  # mounts stacked there
+        count = sum(1 for _, m, _, _ in outside.values() if m == mp)  # mounts stacked there
         for n in range(count):
             try:
                 L.mount(None, mp, None, L.MS_SLAVE | L.MS_REC, None)
@@ -794,6 +797,12 @@ def hide_outside_mounts(rootfs):
             except OSError as e:
                 if e.errno == errno.ENOENT or n:
                     break  # gone with a parent, or nothing more stacked there
+                if e.errno == errno.EACCES:
+                    for _, m, fsroot, fstype in outside.values():
+                        if (m == mp or m.startswith(mp + "/")) and fstype in ("proc", "sysfs") and fsroot == "/":
+                            raise Error(f"--no-pivot: the {fstype} mounted on {m} cannot be hidden from "
+                                        f"the container: {why(e)}") from None
+                    break  # nothing there a container could use (mount_too_revealing)
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise
                 L.mount("tmpfs", mp, "tmpfs", L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
@@ -818,8 +827,8 @@ def _unescape(field):
 
 
 def _mountinfo():
-    """[(mount id, parent id, mount point)] of our mount namespace, read beneath the verified
-    procfs, bounded."""
+    """[(mount id, parent id, mount point, root in its filesystem, filesystem type)] of our mount
+    namespace, read beneath the verified procfs, bounded."""
     from . import procfs
     fd = procfs.open("self/mountinfo", os.O_RDONLY)
     try:
@@ -836,7 +845,8 @@ def _mountinfo():
     for line in b"".join(chunks).decode(errors="surrogateescape").splitlines():
         f = line.split(" ")
         if len(f) > 4:
-            out.append((int(f[0]), int(f[1]), _unescape(f[4])))
+            fstype = f[f.index("-", 6) + 1] if "-" in f[6:-1] else ""  # after the optional fields
+            out.append((int(f[0]), int(f[1]), _unescape(f[4]), _unescape(f[3]), fstype))
     return out
 
 

@@ -129,6 +129,27 @@ def cgroup_dirs_of(cid):
     return out
 
 
+def rmdir_tree(top, deadline):
+    """rmdir TOP and every directory below it, leaves first (a cgroup tree: only one the test
+    made). One still busy (a process that just died may not have left it yet) is retried until
+    DEADLINE (a time.monotonic() value), then left; returns the directories left."""
+    import time
+    left = []
+    for d, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    left.append(d)  # still busy: a process that will not die is the test's finding
+                    break
+                time.sleep(0.02)
+    return left
+
+
 def remove_cgroups(cid, timeout=5.0):
     """Remove CID's cgroups (after the processes in them are gone: awaited up to TIMEOUT);
     returns the ones that were there."""
@@ -136,17 +157,7 @@ def remove_cgroups(cid, timeout=5.0):
     dirs = cgroup_dirs_of(cid)
     end = time.monotonic() + timeout
     for d in dirs:
-        for sub, _, _ in sorted(os.walk(d), key=lambda w: -w[0].count("/")):
-            while True:
-                try:
-                    os.rmdir(sub)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() > end:
-                        break  # still busy: a process that will not die is the test's finding
-                    time.sleep(0.05)
+        rmdir_tree(d, end)
     return dirs
 
 

@@ -30,7 +30,7 @@ import uuid
 
 import pytest
 
-from conftest import RUNTIMES, ROOTFS, Runtime, wait_for
+from conftest import RUNTIMES, ROOTFS, Runtime, rmdir_tree, wait_for
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "engine-configs"))
 import corpus  # noqa: E402
@@ -74,16 +74,9 @@ def env(tmp_path_factory):
 
 def _remove_cgroups(rel):
     """rmdir the session's cgroup parent, leaves first (only what this module created)."""
+    deadline = time.monotonic() + 10
     for top in glob.glob(f"/sys/fs/cgroup/*/{rel}") + glob.glob(f"/sys/fs/cgroup/unified/{rel}"):
-        for d, _, _ in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
-            for _ in range(100):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)
+        rmdir_tree(top, deadline)
 
 
 def _umount_under(path):

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from conftest import base_config
+from conftest import base_config, wait_for
 
 PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -91,32 +91,28 @@ def test_failing_start_container_hook_fails_start(pyrunc, tmp_path):
     assert "SHOULD-NOT-RUN" not in p.stdout
 
 
-def test_failing_start_container_hook_fails_create_start(pyrunc, tmp_path):
-    """runtime.md step 7: the error reaches `start`, and the container is stopped."""
-    log = tmp_path / "hooks.log"
-    cfg = hooks_cfg(tmp_path, log, fail="startContainer")
+def _start_fails_in_hook(pyrunc, tmp_path, hook):
+    """create, then a `start` whose HOOK fails: start exits 1 naming it; returns the id."""
+    cfg = hooks_cfg(tmp_path, tmp_path / "hooks.log", fail=hook)
     cfg["process"]["args"] = ["sleep", "100"]
     b = pyrunc.bundle(cfg)
     cid = pyrunc.new_id()
     pyrunc("create", "-b", b, cid, check=True)
     p = pyrunc("start", cid)
-    assert p.returncode == 1 and "startContainer" in p.stderr
+    assert p.returncode == 1 and hook in p.stderr
+    return cid
+
+
+def test_failing_start_container_hook_fails_create_start(pyrunc, tmp_path):
+    """runtime.md step 7: the error reaches `start`, and the container is stopped."""
+    cid = _start_fails_in_hook(pyrunc, tmp_path, "startContainer")
     assert pyrunc.state(cid)["status"] == "stopped"
 
 
 def test_failing_poststart_hook_is_an_error(pyrunc, tmp_path):
     """runtime.md step 9 (v1.3.0): error, and the container is stopped."""
-    log = tmp_path / "hooks.log"
-    cfg = hooks_cfg(tmp_path, log, fail="poststart")
-    cfg["process"]["args"] = ["sleep", "100"]
-    b = pyrunc.bundle(cfg)
-    cid = pyrunc.new_id()
-    pyrunc("create", "-b", b, cid, check=True)
-    p = pyrunc("start", cid)
-    assert p.returncode == 1 and "poststart" in p.stderr
-    deadline = __import__("time").monotonic() + 5
-    while pyrunc.state(cid)["status"] != "stopped":
-        assert __import__("time").monotonic() < deadline
+    cid = _start_fails_in_hook(pyrunc, tmp_path, "poststart")
+    wait_for(lambda: pyrunc.state(cid)["status"] == "stopped", timeout=5, what="stopped")
     pyrunc("delete", cid, check=True)
 
 

@@ -5,6 +5,7 @@ Every test that makes cgroups does so under one fresh "/pyrunc-cgtest-<random>" 
 hierarchy (the `cg` fixture), and its finalizer thaws, kills and removes whatever is left there:
 no frozen process, no cgroup outlives a test. The hosts's cgroup mounts are never changed.
 """
+import contextlib
 import json
 import os
 import signal
@@ -15,13 +16,14 @@ import uuid
 
 import pytest
 
-from conftest import base_config, wait_for
+from conftest import base_config, rmdir_tree, wait_for
 from runtime import cgroups
 
 MODE = cgroups.mode()
 needs_v1 = pytest.mark.skipif(os.geteuid() != 0 or MODE not in ("v1", "hybrid"),
                               reason="needs root and v1 cgroup controllers (a v1 or hybrid host)")
-RUNC_HANGS = "runc 1.1.5 hangs: its exec's init joins the frozen cgroup before it execs, and waits"
+RUNC_HANGS = ("runc 1.1.5's exec -d --ignore-paused returns only once the container is resumed: its exec's "
+              "init joins the frozen cgroup before it execs, and runc waits for the execve")
 
 
 def _hierarchies():
@@ -109,22 +111,8 @@ class CG:
         for p in self.children:
             p.kill()
             p.wait()
-        left = []
         deadline = time.monotonic() + 10
-        for top in tops:
-            for d, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-                while True:
-                    try:
-                        os.rmdir(d)
-                        break
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline:
-                            left.append(d)
-                            break
-                        time.sleep(0.02)
-        return left
+        return [d for top in tops for d in rmdir_tree(top, deadline)]
 
 
 @pytest.fixture
@@ -213,6 +201,21 @@ def test_exec_into_paused_container_refused(anyrt):
     anyrt("resume", cid, check=True)
 
 
+@contextlib.contextmanager
+def _foreground_exec_ignore_paused(rt, cid, *args):
+    """`exec --ignore-paused CID ARGS` in the foreground, running meanwhile (stderr piped, text);
+    killed and reaped if it is still there at the end."""
+    fg = subprocess.Popen([rt.binary, "--root", rt.root, "exec", "--ignore-paused", cid, *args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield fg
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.wait()
+        fg.stderr.close()
+
+
 @needs_v1
 @pytest.mark.parametrize("anyrt", ["pyrunc", pytest.param("runc", marks=pytest.mark.xfail(
     strict=True, raises=subprocess.TimeoutExpired, reason=RUNC_HANGS))], indirect=True)
@@ -225,9 +228,7 @@ def test_exec_ignore_paused_works(anyrt, cg):
     anyrt("pause", cid, check=True)
     p = anyrt("exec", "-d", "--ignore-paused", cid, "true", timeout=6)
     assert p.returncode == 0, p.stderr
-    fg = subprocess.Popen([anyrt.binary, "--root", anyrt.root, "exec", "--ignore-paused", cid, "sh", "-c", "exit 7"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with _foreground_exec_ignore_paused(anyrt, cid, "sh", "-c", "exit 7") as fg:
         procs = os.path.join(cg.dir("freezer", "c"), "cgroup.procs")
         # the detached one and the foreground one are in the (frozen) container, with its init
         wait_for(lambda: len(_read(procs).split()) >= 3, what="the exec'd processes in the cgroup")
@@ -235,11 +236,33 @@ def test_exec_ignore_paused_works(anyrt, cg):
         r = anyrt("resume", cid, timeout=10)
         assert r.returncode == 0, r.stderr
         assert fg.wait(timeout=20) == 7, fg.stderr.read()
-    finally:
-        if fg.poll() is None:
-            fg.kill()
-            fg.wait()
-        fg.stderr.close()
+
+
+@needs_v1
+def test_exec_ignore_paused_reports_a_failed_execve(anyrt, cg):
+    """A foreground exec --ignore-paused waits for the resume (the process is frozen before its
+    execve, no lock held), then reports an execve that fails as an unpaused exec does: the error
+    on stderr, the same status (runc's bats "runc exec --ignore-paused"; runc's is 1, from its
+    init, pyrunc's 255, its status for a process that could not start)."""
+    b = _bundle(anyrt, ["sleep", "1000"], cgroupsPath=cg.path("c"))
+    cid = anyrt.new_id()
+    anyrt("run", "-d", "--bundle", b, cid, check=True, stdin=subprocess.DEVNULL)
+    # an executable file that neither runtime's checks refuse, and execve does: no known format
+    anyrt("exec", cid, "sh", "-c", r"printf '\001\002\003\004' >/dev/x && chmod +x /dev/x", check=True)
+    unpaused = anyrt("exec", cid, "/dev/x", timeout=20)
+    assert unpaused.returncode != 0 and "exec format error" in unpaused.stderr, unpaused.stderr
+    anyrt("pause", cid, check=True)
+    procs = os.path.join(cg.dir("freezer", "c"), "cgroup.procs")
+    with _foreground_exec_ignore_paused(anyrt, cid, "/dev/x") as fg:
+        wait_for(lambda: len(_read(procs).split()) >= 2, what="the exec'd process in the cgroup")
+        assert fg.poll() is None  # it waits for the resume
+        assert anyrt.state(cid)["status"] == "paused"  # state is not blocked by it
+        r = anyrt("resume", cid, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert fg.wait(timeout=20) == unpaused.returncode
+        err = fg.stderr.read()
+        assert "/dev/x" in err and "exec format error" in err, err
+        assert len(_read(procs).split()) == 1  # only the init: the failed process is gone
 
 
 @needs_v1

@@ -37,6 +37,19 @@ def wait_status(rt, cid, want, timeout=10):
         time.sleep(0.01)
 
 
+def _communicate(argv, timeout=30, **popen_kw):
+    """Popen(argv) with stdout and stderr piped, read both within `timeout`; the process is
+    killed and reaped if that fails. Returns (Popen, stdout, stderr)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen_kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return p, out, err
+
+
 def sleeper(rt, cmd="create"):
     b = rt.bundle(args=["sleep", "1000"])
     cid = rt.new_id()
@@ -84,14 +97,8 @@ def _orphan_parent(rt, *flags):
     cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
     b = rt.bundle(cfg)
     cid = rt.new_id()
-    p = subprocess.Popen([rt.binary, "--root", rt.root, "run", *flags, "--bundle", b, cid],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    p, out, err = _communicate([rt.binary, "--root", rt.root, "run", *flags, "--bundle", b, cid],
+                               stdin=subprocess.DEVNULL, text=True)
     assert p.returncode == 0, err
     return int(out.split()[-1]), p.pid
 
@@ -343,15 +350,9 @@ def _foreground_on_a_pipe(rt, *args):
     import termios
     master, slave = os.openpty()
     try:
-        p = subprocess.Popen([rt.binary, "--root", rt.root, *args], stdin=slave, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, start_new_session=True,
-                             preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
-        try:
-            out, err = p.communicate(timeout=30)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        p, out, err = _communicate([rt.binary, "--root", rt.root, *args], stdin=slave,
+                                   start_new_session=True,
+                                   preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     finally:
         os.close(slave)
         os.close(master)

@@ -348,6 +348,61 @@ def test_lifecycle_and_exec(rt):
     assert _dead(pid)
 
 
+@pytest.fixture
+def root_only_mount(request):
+    """A mount (request.param: tmpfs, or a full procfs) below a host directory only root may
+    search, as another program's 0700 temp dir may hold one: out of the test user's reach.
+    Removed at the end."""
+    d = tempfile.mkdtemp(prefix="pyrunc-rootonly-")  # 0700, root's
+    mp = os.path.join(d, "data")
+    os.mkdir(mp)
+    kind = getattr(request, "param", "tmpfs")
+    subprocess.run(["mount", "-t", kind, "-o", "nosuid,nodev,noexec", kind, mp], check=True, timeout=20)
+    try:
+        yield mp
+    finally:
+        subprocess.run(["umount", "-l", mp], timeout=20, check=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("how", ["run", "create-start"])
+def test_no_pivot(rt, how, root_only_mount):
+    """--no-pivot (MS_MOVE + chroot) as the user: the mounts outside the rootfs that can be hidden
+    are, and one the user cannot even reach (root_only_mount) is left out of the way, as runc
+    leaves it (it only looks for procfs and sysfs); before, pyrunc failed: "moving it to /
+    (--no-pivot): permission denied"."""
+    show = "cat /proc/self/uid_map; id -u; ls /; grep -c . /proc/self/mountinfo"
+    cid = rt.new_id()
+    if how == "run":
+        out = rt("run", "--no-pivot", "--bundle", rt.spec_bundle(["sh", "-c", show]), cid).stdout
+    else:
+        rt("create", "--no-pivot", "--bundle", rt.spec_bundle(["sleep", "1000"]), cid)
+        rt("start", cid)
+        assert rt.state(cid)["status"] == "running"
+        out = rt("exec", cid, "sh", "-c", show + "; cat /proc/1/cmdline").stdout
+    lines = out.split("\n")
+    assert lines[0].split() == ["0", str(rt.user.uid), "1"] and lines[1] == "0", out
+    assert {"bin", "etc", "proc", "sys"} <= set(lines) and "work" not in lines, out  # the rootfs is /
+    assert int(lines[lines.index("var") + 1]) > 10, out  # the container's own mounts, in sight
+    if how != "run":
+        assert lines[-1].startswith("sleep"), out
+        rt("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("root_only_mount", ["proc"], indirect=True)
+def test_no_pivot_refuses_a_procfs_it_cannot_hide(rt, root_only_mount):
+    """A full procfs left in the mount namespace would let a nested user namespace of the
+    container mount a fresh, unmasked one (the kernel's mount_too_revealing): one the user cannot
+    reach, and so cannot hide, fails the create, naming it (runc fails too: "error jailing
+    process inside rootfs: mount <it> ... permission denied")."""
+    cid = rt.new_id()
+    p = rt("run", "--no-pivot", "--bundle", rt.spec_bundle(["true"]), cid, check=False)
+    assert p.returncode == 1 and root_only_mount in p.stderr and "permission denied" in p.stderr, p.stderr
+    if rt.name == "pyrunc":
+        _one_line_error(p, "--no-pivot", f"the proc mounted on {root_only_mount} cannot be hidden")
+    assert rt("state", cid, check=False).returncode != 0  # nothing half-made
+
+
 def test_kill_all_and_delete_force(rt):
     """Without a cgroup of its own, kill --all and delete --force still end the container (its pid
     namespace dies with its init)."""

@@ -184,29 +184,26 @@ def test_masked_eq_and_comparisons():
     assert ok(cfg, fn) == [-errno.EXDEV, 0o022, -errno.EDOM, True]
 
 
-def test_different_indexes_are_anded():
-    cfg = {
+def _exdev_when_equal(name, *args):
+    """A filter failing NAME with EXDEV on its rule's ARGS: (index, value) pairs, SCMP_CMP_EQ."""
+    return {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{
-            "names": ["getpriority"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
-            "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
-                     {"index": 1, "value": 4242424, "op": "SCMP_CMP_EQ"}],
+            "names": [name], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
+            "args": [{"index": i, "value": v, "op": "SCMP_CMP_EQ"} for i, v in args],
         }],
     }
+
+
+def test_different_indexes_are_anded():
+    cfg = _exdev_when_equal("getpriority", (0, 0), (1, 4242424))
     res = ok(cfg, lambda: [raw_syscall("getpriority", 0, 4242424), raw_syscall("getpriority", 0, 0),
                            raw_syscall("getpriority", 1, 4242424)])
     assert res[0] == -errno.EXDEV and res[1] >= 0 and res[2] == -errno.ESRCH
 
 
 def test_same_index_is_ored():
-    cfg = {
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "syscalls": [{
-            "names": ["getpgid"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EXDEV,
-            "args": [{"index": 0, "value": 4242001, "op": "SCMP_CMP_EQ"},
-                     {"index": 0, "value": 4242002, "op": "SCMP_CMP_EQ"}],
-        }],
-    }
+    cfg = _exdev_when_equal("getpgid", (0, 4242001), (0, 4242002))
     res = ok(cfg, lambda: [raw_syscall("getpgid", 4242001), raw_syscall("getpgid", 4242002),
                            raw_syscall("getpgid", 4242003)])
     assert res == [-errno.EXDEV, -errno.EXDEV, -errno.ESRCH]
@@ -327,61 +324,50 @@ def test_notify_listener_gets_state_and_fd(tmp_path, flags):
     assert len(agent.fds) == 1
 
 
-def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
-    # No socket/connect/poll/fcntl/open allowed after load: load() connected beforehand.
+def _handover_under_filter(tmp_path, allow, notify, cid, metadata, work):
+    """Load a filter allowing only PYTHON_BASICS + `allow`, notifying `notify` and mkdir(at),
+    erroring ENOTSUP otherwise; hand the listener fd to an agent that answers the first mkdir
+    with EXDEV. Returns (agent, result of work())."""
     path = str(tmp_path / "agent.sock")
     cfg = {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno.ENOTSUP,
         "listenerPath": path,
         "syscalls": [
-            {"names": PYTHON_BASICS + ["sendmsg"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+            {"names": PYTHON_BASICS + allow, "action": "SCMP_ACT_ALLOW"},
+            {"names": notify + ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
         ],
     }
     agent = Agent(path, [(-errno.EXDEV, 0)])
     agent.start()
 
     def hand_over(fd):
-        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "c", "status": "creating",
-                                    "pid": 1, "bundle": "/"}, None)
+        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": cid, "status": "creating",
+                                    "pid": 1, "bundle": "/"}, metadata)
         os.close(fd)
 
     try:
-        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a")), raw_syscall("getppid")],
-                 after_load=hand_over)
+        res = ok(cfg, work, after_load=hand_over)
     finally:
         agent.join(TIMEOUT)
     assert agent.error is None, agent.error
+    return agent, res
+
+
+def test_notify_handover_needs_only_sendmsg_under_the_filter(tmp_path):
+    # No socket/connect/poll/fcntl/open allowed after load: load() connected beforehand.
+    agent, res = _handover_under_filter(
+        tmp_path, ["sendmsg"], [], "c", None,
+        lambda: [try_mkdir(str(tmp_path / "a")), raw_syscall("getppid")])
     assert res == [-errno.EXDEV, -errno.ENOTSUP]
     assert "metadata" not in agent.state and agent.state["state"]["id"] == "c"
 
 
 def test_notified_sendmsg_hands_over_with_sendmmsg_only(tmp_path):
     # runc allows SCMP_ACT_NOTIFY on sendmsg: the fd then goes over in one sendmmsg(2)
-    path = str(tmp_path / "agent.sock")
-    cfg = {
-        "defaultAction": "SCMP_ACT_ERRNO",
-        "defaultErrnoRet": errno.ENOTSUP,
-        "listenerPath": path,
-        "syscalls": [
-            {"names": PYTHON_BASICS + ["sendmmsg"], "action": "SCMP_ACT_ALLOW"},
-            {"names": ["sendmsg", "mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
-        ],
-    }
-    agent = Agent(path, [(-errno.EXDEV, 0)])
-    agent.start()
-
-    def hand_over(fd):
-        S.send_notify_fd(path, fd, {"ociVersion": "1.3.0", "id": "m", "status": "creating",
-                                    "pid": 1, "bundle": "/"}, "meta")
-        os.close(fd)
-
-    try:
-        res = ok(cfg, lambda: [try_mkdir(str(tmp_path / "a"))], after_load=hand_over)
-    finally:
-        agent.join(TIMEOUT)
-    assert agent.error is None, agent.error
+    agent, res = _handover_under_filter(
+        tmp_path, ["sendmmsg"], ["sendmsg"], "m", "meta",
+        lambda: [try_mkdir(str(tmp_path / "a"))])
     assert res == [-errno.EXDEV]
     assert agent.state["metadata"] == "meta" and agent.state["state"]["id"] == "m"
 

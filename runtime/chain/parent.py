@@ -235,14 +235,17 @@ def write_id_maps(pid, plan):
 
 # ------------------------------------------------------------------ exec
 def start_exec(c, tail, flags, console, console_size, placement, detach, paused=False):
-    """Fork the new process inside the running container C and let it exec; returns its pid
-    once it has (or raises its error). TAIL is its finalize plan (chain/finalize.py), FLAGS the
-    CLONE_NEW* of the container's namespaces.
+    """Fork the new process inside the running container C and let it exec; returns (its pid,
+    None) once it has (or raises its error). TAIL is its finalize plan (chain/finalize.py), FLAGS
+    the CLONE_NEW* of the container's namespaces.
 
     PAUSED (exec --ignore-paused into a frozen container): the process is moved into the
     container's cgroups by us once it is ready, and stops there, before its execve, until the
     container is resumed: we do not wait for the execve then (we would wait, holding the
-    container's lock, for as long as the container stays paused)."""
+    container's lock, for as long as the container stays paused). Detached, it is left to run
+    once resumed (exec -d returns at once; runc's waits for the resume); in the foreground the
+    second value is a function that awaits the execve, or raises the error that kept it from
+    happening (as the unpaused exec reports it), to be called once the lock is released."""
     from . import execproc
     d = c.data
     pid = d["pid"]
@@ -296,6 +299,9 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
                 kind, payload = ch.recv()  # EOF: execve done
                 if kind == sync.ERR:
                     raise Error(payload.decode(errors="replace"))
+            elif not detach:
+                execve, ch = _execve_awaiter(ch, child), None
+                return child, execve
         except BaseException as e:
             if isinstance(e, OSError) or (isinstance(e, Error) and str(e).endswith(GONE)):
                 status = _dead_status(child, wait=True)
@@ -304,7 +310,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
                     raise Error(death_message("exec: the process", status, mgr)) from None
             kill_reap(child)
             raise
-        return child
+        return child, None
     finally:
         os.close(pidfd)
         if rootfd >= 0:
@@ -312,6 +318,24 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
         for end in (ch, child_ch):
             if end is not None:
                 end.close()
+
+
+def _execve_awaiter(ch, child):
+    """The foreground's wait for the execve of CHILD, frozen before it (start_exec): EOF on CH
+    once it has happened (or the process died: its wait status tells), or its ERR raised as
+    the Error it is, the process reaped."""
+    def execve():
+        try:
+            try:
+                kind, payload = ch.recv()
+            except OSError:
+                return  # gone: its wait status says how
+        finally:
+            ch.close()
+        if kind == sync.ERR:
+            kill_reap(child)  # it only has its _exit left
+            raise Error(payload.decode(errors="replace"))
+    return execve
 
 
 def _enter_for_children(pidfd, flags):

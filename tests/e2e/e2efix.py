@@ -95,19 +95,10 @@ def cgroup_roots():
 def remove_cgroup_tree(rel):
     """rmdir REL (relative to each hierarchy root) and everything below it, leaves first; only used
     for parents the tests created (named after the session)."""
+    from conftest import rmdir_tree  # tests/conftest.py (pytest put tests/ on sys.path)
+    deadline = time.monotonic() + 10
     for root in cgroup_roots():
-        top = os.path.join(root, rel.strip("/"))
-        if not os.path.isdir(top):
-            continue
-        for d, _, _ in sorted(os.walk(top), key=lambda t: len(t[0]), reverse=True):
-            for _ in range(50):
-                try:
-                    os.rmdir(d)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)  # a process that just died may not have left it yet
+        rmdir_tree(os.path.join(root, rel.strip("/")), deadline)
 
 
 def have(binary):
