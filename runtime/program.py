@@ -72,7 +72,9 @@ def open_exec(path):
     pfd = open_in_root(path, os.O_PATH | os.O_CLOEXEC)
     try:
         st = os.fstat(pfd)
-        if not stat.S_ISREG(st.st_mode) or not _executable(st):
+        # a file on a noexec mount is refused as execve refuses it (path_noexec): a #! script
+        # there is followed by us, not the kernel, and would otherwise run
+        if not stat.S_ISREG(st.st_mode) or not _executable(st) or os.fstatvfs(pfd).f_flag & os.ST_NOEXEC:
             raise OSError(errno.EACCES, os.strerror(errno.EACCES), path)
         try:
             # readable: for its #! line or ELF header. Opened again by path (an O_PATH fd cannot

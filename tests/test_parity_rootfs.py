@@ -285,3 +285,30 @@ def test_exec_home(anyrt, rootcopy, tmp_path):
                                 "user": {"uid": 0, "gid": 0}}))
     got.append(anyrt("exec", "-p", str(proc), cid, check=True).stdout.strip())
     assert got == ["/root", "/", "/root"]
+
+
+# ------------------------------------------------------------------ programs on a noexec mount
+@pytest.mark.parametrize("kind", ["script", "binary"])
+def test_program_on_noexec_mount_refused(anyrt, tmp_path, kind):
+    """execve refuses any file on a noexec mount (path_noexec), a #! script included: pyrunc
+    follows #! lines itself (runtime/program.py) and must refuse it as the kernel would, for the
+    init and for exec, instead of running the interpreter on it."""
+    d = tmp_path / "nx"
+    d.mkdir()
+    if kind == "script":
+        (d / "prog").write_text("#!/bin/sh\necho RAN\n")
+    else:
+        shutil.copy(os.path.join(ROOTFS, "bin", "busybox"), d / "prog")
+    os.chmod(d / "prog", 0o755)
+    cfg = base_config(["/nx/prog", "echo", "RAN"])
+    cfg["mounts"].append({"destination": "/nx", "type": "bind", "source": str(d),
+                          "options": ["rbind", "ro", "noexec"]})
+    p = anyrt.run(cfg)
+    assert p.returncode != 0 and "RAN" not in p.stdout, (p.stdout, p.stderr)
+    assert "permission denied" in p.stderr.lower(), p.stderr
+    cfg["process"]["args"] = ["sleep", "100"]
+    cid = anyrt.new_id("nx")
+    anyrt("run", "-d", "--bundle", anyrt.bundle(cfg), cid, check=True)
+    p = anyrt("exec", cid, "/nx/prog", "echo", "RAN")
+    assert p.returncode != 0 and "RAN" not in p.stdout, (p.stdout, p.stderr)
+    assert "permission denied" in p.stderr.lower(), p.stderr
