@@ -41,6 +41,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
         raise Error(f"bundle {bundle}: no such directory")
     cfg = config.load(bundle)
     log.debug(f"create {cid}: config loaded from {bundle}/config.json")
+    from . import selfexe  # CAP_SYS_PTRACE without a user namespace: our binary read-only first
+    selfexe.ensure(selfexe.needed_by_config(cfg))
     plan = init_plan(cfg, bundle, no_pivot, preserve_fds, state_root=root)
     preload_init(plan)
     launch = Launch()

@@ -141,6 +141,7 @@ def _run(root, cid, o, args):
         else:
             proc = process_from_flags((c.data.get("config") or {}).get("process"), o, args)
         _validate(proc, "process")
+        _protect_binary(c, proc)
         terminal = bool(proc.get("terminal"))
         if terminal or o["console-socket"]:
             from . import tty
@@ -148,6 +149,25 @@ def _run(root, cid, o, args):
         return _exec(c, proc, o, preserved, st == "paused")
     finally:
         c.unlock()
+
+
+def _protect_binary(c, proc):
+    """Our process lives in the container until its execve: when a process there may hold
+    CAP_SYS_PTRACE, first run from a read-only view of our binary (runtime/selfexe.py). The lock
+    goes with the re-execution; the new command takes it again."""
+    from . import selfexe
+    config = c.data.get("config") or {}
+    no_userns, pid_joined = selfexe.shares_view(config.get("linux"))
+    if not no_userns or os.geteuid() != 0 or selfexe.protected():
+        return
+    needed = pid_joined or selfexe.may_ptrace(proc) or selfexe.may_ptrace(config.get("process"))
+    if not needed and c.data.get("cgroup"):
+        from . import cgroups
+        try:
+            needed = selfexe.any_may_ptrace(cgroups.load_manager(c.data["cgroup"]).pids())  # earlier execs
+        except OSError:
+            needed = True
+    selfexe.ensure(needed, release=c.unlock)
 
 
 def _exec(c, proc, o, preserved, paused=False):

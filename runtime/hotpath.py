@@ -67,12 +67,23 @@ GC_THRESHOLD = (100000, 50, 50)
 
 
 # ------------------------------------------------------------------ the command's start and end
+_COMMAND = False
+
+
 def command_start():
     """For the pyrunc command only (not for Python code calling runtime.cli.main with argv): no
     gen0 collection while a verb imports, unless a long verb (events, a foreground run) piles up
     a hundred thousand objects."""
+    global _COMMAND
+    _COMMAND = True
     import gc
     gc.set_threshold(*GC_THRESHOLD)
+
+
+def is_command():
+    """Whether this process is the pyrunc command (command_start() ran), not Python code calling
+    runtime.cli.main: only the command may end or replace the process (exit_now, selfexe)."""
+    return _COMMAND
 
 
 def exit_now(code):

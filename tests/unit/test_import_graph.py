@@ -12,7 +12,7 @@ LAYERS = {
     0: {"errors", "linux", "testpoint", "log", "signals", "schemas", "hotpath", "bpfcache"},
     1: {"procfs", "sync", "plan", "idmaps"},
     2: {"rootfs", "program", "process", "procattr", "sysctl", "mempolicy", "seccomp", "netdev", "hooks",
-        "tty", "idmap", "rootless", "state", "config", "fastcheck", "cgroups"},
+        "tty", "idmap", "rootless", "state", "config", "fastcheck", "cgroups", "selfexe"},
     3: {"prepare", "lifecycle"},
     4: {"chain"},
     5: {"container", "exec", "cgroupverbs", "features", "spec"},
