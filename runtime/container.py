@@ -43,6 +43,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     log.debug(f"create {cid}: config loaded from {bundle}/config.json")
     from . import selfexe  # CAP_SYS_PTRACE without a user namespace: our binary read-only first
     selfexe.ensure(selfexe.needed_by_config(cfg))
+    _mark_ptrace_peer(root, cfg)
     plan = init_plan(cfg, bundle, no_pivot, preserve_fds, state_root=root)
     preload_init(plan)
     launch = Launch()
@@ -76,6 +77,37 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     if not start_now:
         return 0
     return _run(root, cid, c, pid, ch, foreground, keep, console)
+
+
+def _mark_ptrace_peer(root, cfg):
+    """A container that joins another's pid namespace by path and may hold CAP_SYS_PTRACE (a
+    debugging sidecar, kubectl debug's ephemeral container) sees that one's exec processes before
+    their execve: the other container, when it is under the same --root, is marked so that its
+    execs protect our binary (runtime/selfexe.py, exec._protect_binary)."""
+    from . import selfexe
+    no_userns, pid_joined = selfexe.shares_view(cfg.get("linux"))
+    if not (pid_joined and no_userns and posix.geteuid() == 0 and selfexe.may_ptrace(cfg.get("process"))):
+        return
+    path = next(ns.get("path") for ns in cfg["linux"]["namespaces"] if ns.get("type") == "pid" and ns.get("path"))
+    parts = path.split("/")  # /proc/PID/ns/pid, the form engines pass
+    if len(parts) != 5 or parts[:2] != ["", "proc"] or not parts[2].isdigit() or parts[3:] != ["ns", "pid"]:
+        return
+    pid = int(parts[2])
+    for cid in state.list_ids(root):
+        other = state.Container(root, cid)
+        try:
+            other.open()
+        except Error:
+            continue
+        try:
+            d = other.data
+            if d.get("pid") == pid and not d.get("broken") and state.proc_alive(pid, d.get("pid_start")):
+                if not d.get("ptrace_peer"):
+                    d["ptrace_peer"] = True
+                    other.write(d)
+                return
+        finally:
+            other.unlock()
 
 
 def _create(c, cfg, plan, launch, bundle, start_now, foreground, rootless_cg, console, subreaper=True):

@@ -160,7 +160,8 @@ def _protect_binary(c, proc):
     no_userns, pid_joined = selfexe.shares_view(config.get("linux"))
     if not no_userns or os.geteuid() != 0 or selfexe.protected():
         return
-    needed = pid_joined or selfexe.may_ptrace(proc) or selfexe.may_ptrace(config.get("process"))
+    needed = (pid_joined or c.data.get("ptrace_peer") or selfexe.may_ptrace(proc)
+              or selfexe.may_ptrace(config.get("process")))
     if not needed and c.data.get("cgroup"):
         from . import cgroups
         try:

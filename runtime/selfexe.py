@@ -18,9 +18,11 @@ mount that no one can remount (it is in no namespace). The cost is one more inte
 (~10 ms), paid by those containers only: no engine's default config grants CAP_SYS_PTRACE.
 Without a user namespace a process that holds CAP_SYS_ADMIN as well can do worse anyway.
 
-Not covered: a container that later joins this one's pid namespace by path with CAP_SYS_PTRACE
-(its own init and execs are protected, this one's execs are not: telling would mean scanning
-every process of the host at each exec).
+A container that joins another's pid namespace by path with the capability marks that one, when
+it is under the same --root, so that its later execs are protected too (container.py,
+_mark_ptrace_peer). Not covered: such a joiner under another --root (telling would mean scanning
+every process of the host at each exec), and an init still waiting at `created` when it is
+joined (engines start what they share first).
 """
 import os
 import sys

@@ -53,12 +53,36 @@ def exec_exposed(rt, tmp_path):
         rt("delete", "--force", cid, timeout=30)
 
 
+def peer_exec_exposed(rt, tmp_path):
+    """A container without the capability, then a second one joining its pid namespace by path
+    with it (a debugging sidecar): the first one's exec process is what the second sees."""
+    cid = rt.new_id("ptv")
+    peer = rt.new_id("ptp")
+    rt("run", "-d", "-b", rt.bundle(_cfg(["sleep", "100"], ptrace=False)), cid, check=True)
+    pidfile = tmp_path / f"{cid}.pid"
+    try:
+        cfg = _cfg(["sleep", "100"])
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"] + [
+            {"type": "pid", "path": f"/proc/{rt.state(cid)['pid']}/ns/pid"}]
+        rt("run", "-d", "-b", rt.bundle(cfg), peer, check=True)
+        rt("pause", cid, check=True)
+        rt("exec", "--ignore-paused", "-d", "--pid-file", str(pidfile), cid, "sleep", "100", check=True)
+        return not _read_only(int(pidfile.read_text()))
+    finally:
+        rt("delete", "--force", peer, timeout=30)
+        rt("delete", "--force", cid, timeout=30)
+
+
 def test_created_init_exe_read_only(pyrunc):
     assert not init_exposed(pyrunc)
 
 
 def test_exec_process_exe_read_only(pyrunc, tmp_path):
     assert not exec_exposed(pyrunc, tmp_path)
+
+
+def test_exec_process_seen_by_a_ptrace_peer_read_only(pyrunc, tmp_path):
+    assert not peer_exec_exposed(pyrunc, tmp_path)
 
 
 def test_no_ptrace_no_reexec(pyrunc):
@@ -78,5 +102,13 @@ def test_weakened_selfexe_flagged(tmp_path):
     try:
         assert init_exposed(weak)
         assert exec_exposed(weak, tmp_path)
+    finally:
+        weak.cleanup()
+
+
+def test_weakened_peer_mark_flagged(tmp_path):
+    weak = weakened(tmp_path, {"exec.py": [('or c.data.get("ptrace_peer")', "")]}, name="nopeer")
+    try:
+        assert peer_exec_exposed(weak, tmp_path)
     finally:
         weak.cleanup()
