@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -95,7 +96,10 @@ def cgroup_roots():
 def remove_cgroup_tree(rel):
     """rmdir REL (relative to each hierarchy root) and everything below it, leaves first; only used
     for parents the tests created (named after the session)."""
-    from conftest import rmdir_tree  # tests/conftest.py (pytest put tests/ on sys.path)
+    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if tests_dir not in sys.path:  # the benchmarks import this module outside pytest
+        sys.path.insert(0, tests_dir)
+    from conftest import rmdir_tree  # tests/conftest.py
     deadline = time.monotonic() + 10
     for root in cgroup_roots():
         rmdir_tree(os.path.join(root, rel.strip("/")), deadline)
