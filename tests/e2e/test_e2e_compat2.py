@@ -304,26 +304,55 @@ runc = ["{RUNC}"]
         return sh(cmd, timeout=timeout, check=check, input=input)
 
 
+class ThrowawayUser:
+    def __init__(self, name, uid, gid):
+        self.name, self.uid, self.gid = name, uid, gid
+
+
 @pytest.fixture(scope="module")
-def rootless_podman():
-    for b in ("podman", "conmon", "useradd", "userdel", "setpriv", "newuidmap", "newgidmap"):
+def throwaway_user():
+    """An ordinary user with its own subuid/subgid range; afterwards every process it left is
+    killed (podman's pause process, conmons) and the user and its ranges removed."""
+    for b in ("useradd", "userdel", "setpriv", "newuidmap", "newgidmap"):
+        if not shutil.which(b):
+            pytest.skip(f"{b} not installed")
+    name = "pyc2" + uuid.uuid4().hex[:8]
+    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "-U", name], check=True,
+                   timeout=30)
+    pw = pwd.getpwnam(name)
+    try:
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
+        yield ThrowawayUser(name, pw.pw_uid, pw.pw_gid)
+    finally:
+        for _ in range(2):
+            for pid in _user_pids(pw.pw_uid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            wait_for(lambda: not [p for p in _user_pids(pw.pw_uid) if not _zombie(p)], timeout=20,
+                     what="the test user's processes to end")
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _edit_lines(f, drop=name)
+        subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def rootless_podman(throwaway_user):
+    for b in ("podman", "conmon"):
         if not shutil.which(b):
             pytest.skip(f"{b} not installed")
     for what, path in (("pyrunc", PYRUNC), ("its interpreter", os.path.realpath(os.path.join(os.path.dirname(PYRUNC),
                                                                                              "python")))):
         if _blocked(path):
             pytest.skip(f"{what} is under {_blocked(path)}, which an ordinary user cannot traverse")
-    name = "pyc2" + uuid.uuid4().hex[:8]
-    subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", "-U", name], check=True,
-                   timeout=30)
-    pw = pwd.getpwnam(name)
+    u = throwaway_user
     home = tempfile.mkdtemp(prefix="pyrunc-e2e-rootless-podman-")
     os.chmod(home, 0o755)
     pm = None
     try:
-        for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
-        pm = RootlessPodman(name, pw.pw_uid, pw.pw_gid, home)
+        pm = RootlessPodman(u.name, u.uid, u.gid, home)
         tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         p = subprocess.run(["setpriv", f"--reuid={pm.uid}", f"--regid={pm.gid}", "--init-groups", "env", "-i",
                             *pm.env, "podman", "import", "-", IMG], stdin=tar.stdout, capture_output=True,
@@ -339,19 +368,15 @@ def rootless_podman():
     finally:
         if pm is not None:
             pm("rm", "--all", "--force", "--time", "0", check=False)
-        # podman's pause process (keeper of its user and mount namespaces), conmons: all the user's
-        for _ in range(2):
-            for pid in _user_pids(pw.pw_uid):
+            # podman's pause process keeps its user and mount namespaces: end it with the rest
+            for pid in _user_pids(u.uid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            wait_for(lambda: not [p for p in _user_pids(pw.pw_uid) if not _zombie(p)], timeout=20,
+            wait_for(lambda: not [p for p in _user_pids(u.uid) if not _zombie(p)], timeout=20,
                      what="the test user's processes to end")
         shutil.rmtree(home, ignore_errors=True)
-        for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name)
-        subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
 
 
 def _zombie(pid):
@@ -385,3 +410,92 @@ def test_rootless_podman(rootless_podman, runtime):
     finally:
         pm("rm", "--force", "--time", "0", name, check=False)
     assert not [e for e in os.listdir(os.path.join(pm.xdg, rt)) if not e.startswith(".")]
+
+
+# ------------------------------------------------------------------ user namespaces: oomScoreAdj
+@pytest.fixture(scope="module")
+def docker_remapped(throwaway_user):
+    """A private dockerd with --userns-remap to the throwaway user (its subuid/subgid range)."""
+    from dockerfix import DOCKER, DockerUnavailable, docker_session
+    from e2efix import have
+    if not have("dockerd") or not DOCKER or not have("containerd") or not have("containerd-shim-runc-v2"):
+        pytest.skip("docker.io or containerd not installed")
+    u = throwaway_user
+    try:
+        with docker_session() as dk:
+            # the remapped root must traverse the daemon's dirs to its own data root
+            os.chmod(dk.base, 0o711)
+            os.chmod(os.path.join(dk.base, "data"), 0o711)
+            dk.restart(["--userns-remap", f"{u.name}:{u.name}"])
+            tar = subprocess.Popen(["tar", "-C", ROOTFS, "-c", "."], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            p = subprocess.run([DOCKER, "-H", f"unix://{dk.sock}", "import", "-", DIMG], stdin=tar.stdout,
+                               env=dk.env, timeout=120, capture_output=True, text=True)
+            tar.stdout.close()
+            tar.wait(timeout=60)
+            assert p.returncode == 0, p.stderr
+            yield dk
+    except DockerUnavailable as e:
+        pytest.skip(str(e))
+
+
+def test_docker_userns_remap(docker_remapped, runtime):
+    # Docker sends process.oomScoreAdj (0 by default) for the init and for exec: in the user
+    # namespace the process cannot write its own (its /proc/self files are the host root's once it
+    # is non-dumpable): the runtime sets it before, as runc does
+    dk, name = docker_remapped, _name(runtime)
+    p = _drun(dk, runtime, "--rm", DIMG, "sh", "-c", "head -1 /proc/self/uid_map; id -u; cat /proc/self/oom_score_adj")
+    assert [" ".join(ln.split()) for ln in p.stdout.splitlines()] == [f"0 {SUB_START} {SUB_COUNT}", "0", "0"], p.stdout
+    try:
+        _drun(dk, runtime, "-d", "--name", name, "--oom-score-adj", "300", "--pids-limit", "20", DIMG, "sleep", "1000")
+        p = dk("exec", "-t", "-u", "1000", name, "sh", "-c", "tty; id -u; cat /proc/1/oom_score_adj /proc/self/oom_score_adj")
+        out = p.stdout.replace("\r", "").split("\n")
+        assert out[0].startswith("/dev/pts/") and out[1:4] == ["1000", "300", "300"], p.stdout
+    finally:
+        dk("rm", "-f", name, check=False, timeout=120)
+
+
+def _userns_bundle(tmp, args, oom):
+    import json
+    from e2efix import REPO
+    with open(os.path.join(REPO, "bundles", "busybox", "config.json")) as f:
+        cfg = json.load(f)
+    cfg["root"]["path"] = ROOTFS
+    cfg["process"].update(terminal=False, args=args, oomScoreAdj=oom)
+    linux = cfg["linux"]
+    linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "user"] + [{"type": "user"}]
+    linux["uidMappings"] = linux["gidMappings"] = [{"containerID": 0, "hostID": SUB_START, "size": SUB_COUNT}]
+    linux.pop("cgroupsPath", None)
+    linux.pop("resources", None)
+    os.makedirs(tmp, exist_ok=True)
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return cfg
+
+
+def test_oom_score_adj_in_user_namespace(runtime, open_dir):
+    """The same without an engine: process.oomScoreAdj of the init and of exec in a container
+    with its own user namespace."""
+    if _blocked(os.path.join(ROOTFS, "bin")):
+        pytest.skip(f"the rootfs is under {_blocked(ROOTFS)}, which the container's root cannot traverse")
+    binary, root = runtime[1], os.path.join(open_dir, "state")
+    bundle = os.path.join(open_dir, "bundle")
+    cfg = _userns_bundle(bundle, ["sh", "-c", "cat /proc/self/oom_score_adj; id -u"], 300)
+    p = sh([binary, "--root", root, "run", "--bundle", bundle, f"c2o-{uuid.uuid4().hex[:8]}"], timeout=60)
+    assert p.stdout.split() == ["300", "0"], p.stdout + p.stderr
+    cid = f"c2o-{uuid.uuid4().hex[:8]}"
+    _userns_bundle(bundle, ["sleep", "1000"], 300)
+    # (the container's value again: runc 1.1.5's exec applies the container's, not process.json's)
+    proc = dict(cfg["process"], args=["cat", "/proc/self/oom_score_adj"], oomScoreAdj=300)
+    pj = os.path.join(open_dir, "process.json")
+    import json
+    with open(pj, "w") as f:
+        json.dump(proc, f)
+    # no pipes: the detached init keeps the runtime's stdio
+    subprocess.run([binary, "--root", root, "run", "-d", "--bundle", bundle, cid], check=True, timeout=60,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p = sh([binary, "--root", root, "exec", "--process", pj, cid], timeout=60)
+        assert p.stdout.split() == ["300"], p.stdout + p.stderr
+    finally:
+        subprocess.run([binary, "--root", root, "delete", "--force", cid], capture_output=True, timeout=60)
+    assert not [e for e in os.listdir(root) if not e.startswith(".")]
