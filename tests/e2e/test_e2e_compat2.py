@@ -210,6 +210,31 @@ def test_podman_idmapped_volume(podman, runtime, open_dir, request):
     assert os.stat(os.path.join(open_dir, "new")).st_uid == 0
 
 
+def test_podman_cgroupfs_tmpfs_read_only(podman, runtime, request):
+    # podman (as Docker and containerd) sends /sys/fs/cgroup as a "cgroup" mount with "ro": on a
+    # v1 host that is a tmpfs holding one directory per hierarchy. pyrunc makes the tmpfs itself
+    # read-only too, as the option says (as runc did before 1.0); runc 1.1.5 leaves it writable
+    with open("/proc/self/mountinfo") as f:
+        host = [ln.split(" - ")[1].split()[0] for ln in f if ln.split()[4] == "/sys/fs/cgroup"]
+    if host[-1:] != ["tmpfs"]:
+        pytest.skip("not a cgroup v1 (or hybrid) host: /sys/fs/cgroup is no tmpfs here")
+    _runc_lacks(request, runtime, "runc 1.1.5 mounts the v1 /sys/fs/cgroup tmpfs read-write despite \"ro\"")
+    p = _prun(podman, runtime, IMG, "sh", "-c", "grep -E '^[^ ]+ /sys/fs/cgroup ' /proc/mounts; "
+              "mkdir /sys/fs/cgroup/x 2>&1; cat /sys/fs/cgroup/memory/memory.limit_in_bytes >/dev/null && echo readable")
+    first, made, readable = p.stdout.splitlines()
+    assert first.split()[2] == "tmpfs" and first.split()[3].startswith("ro,"), p.stdout
+    assert "Read-only file system" in made and readable == "readable", p.stdout
+
+
+def test_podman_tmpfs_inside_proc_refused(podman, runtime, request):
+    # a mount inside /proc (other than the files lxcfs emulates) could swallow the writes the
+    # runtime makes there (runtime/rootfs.py): refused with one line naming the field, where
+    # runc 1.1.5 checks only bind mounts
+    _runc_lacks(request, runtime, "runc 1.1.5 mounts a tmpfs inside /proc")
+    p = _prun(podman, runtime, "--mount", "type=tmpfs,destination=/proc/acpi", IMG, "true", check=False)
+    assert p.returncode == 126 and "/proc/acpi: mounts inside /proc are refused" in p.stderr, p.stderr
+
+
 # ------------------------------------------------------------------ CRI
 def test_cri_sandbox_sysctls_and_resources(cri_env, runtime):
     """Sysctls of the pod (set in the sandbox's namespaces, seen by its containers), a user by name,
