@@ -355,8 +355,12 @@ def dispatch(argv):
             raise UnknownCommand(f"No help topic for '{topic}'")
         return 0
     if g["root"] is None:
-        if posix.geteuid() == 0 and g["rootless"] == "auto":
-            g["root"] = "/run/pyrunc"  # hot path: root never imports runtime/rootless.py
+        # hot path: root never imports runtime/rootless.py, unless $XDG_RUNTIME_DIR may apply
+        # (root of a user namespace, as rootless podman runs the runtime: runc's rule)
+        env = posix.environ
+        if posix.geteuid() == 0 and g["rootless"] == "auto" and (
+                not env.get(b"XDG_RUNTIME_DIR") or env.get(b"USER") == b"root"):
+            g["root"] = "/run/pyrunc"
         else:
             from . import rootless
             g["root"] = rootless.default_root()

@@ -34,7 +34,7 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     from . import config, log
     from .chain import preload_init
     from .plan import Launch
-    from .prepare import init_plan
+    from .prepare import init_plan, runtime_in_userns
     import os  # loaded already by the modules above
     bundle = os.path.abspath(bundle or ".")
     if not os.path.isdir(bundle):
@@ -47,7 +47,8 @@ def create(root, cid, bundle, pid_file=None, no_pivot=False, preserve_fds=0, sta
     plan = init_plan(cfg, bundle, no_pivot, preserve_fds, state_root=root)
     preload_init(plan)
     launch = Launch()
-    rootless_cg = rootless != "auto" or plan.rootless
+    # root in a user namespace (rootless podman): runc's rootless cgroup manager, as runc decides
+    rootless_cg = rootless != "auto" or plan.rootless or runtime_in_userns()
     if rootless_cg:
         from . import rootless as rl
         rootless_cg = rl.resolve(rootless)

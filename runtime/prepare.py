@@ -93,6 +93,24 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0, state_root=None):
     return plan
 
 
+def runtime_in_userns():
+    """Whether this runtime runs in a user namespace other than the initial one, as root of it
+    (rootless podman runs the runtime so, with no user namespace in config.json): runc then uses
+    its rootless cgroup manager (runtime/cgroups/rootless.py: cgroups where delegated, else none).
+    One bounded read of /proc/self/uid_map; false when it cannot be read."""
+    try:
+        fd = os.open("/proc/self/uid_map", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return data.split() != [b"0", b"0", b"4294967295"]
+
+
 def _devices(linux):
     out = []
     for i, d in enumerate(linux.get("devices") or []):

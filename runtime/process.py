@@ -129,9 +129,19 @@ def apply_early(p):
         try:
             procfs.write("self/oom_score_adj", str(p.oom))
         except OSError as e:
+            if e.errno == errno.EACCES and _oom_now() == p.oom:
+                return  # in a user namespace: the runtime wrote it (runtime/chain/parent.py)
             # a score below the current one needs CAP_SYS_RESOURCE (containerd's CRI gives the
             # pause container -998): name the field, not just "Permission denied"
             raise Error(f"process.oomScoreAdj: setting {p.oom}: {why(e)}") from None
+
+
+def _oom_now():
+    from . import procfs
+    try:
+        return int(procfs.read("self/oom_score_adj", 64))
+    except (OSError, ValueError):
+        return None
 
 
 def _rlimit_error(res, soft, hard, e):

@@ -599,10 +599,18 @@ def _create_device(plan, rootfd, d):
             return
         if plan.userns and d["type"] != "p":  # mknod of a device needs init-userns CAP_MKNOD
             _bind_device(dfd, name, path, kind, d)
-        else:
+            return
+        try:
             os.mknod(name, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)), dir_fd=dfd)
-            os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
-            os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
+        except PermissionError:
+            if d["type"] == "p":
+                raise
+            # the runtime itself is root of a user namespace (rootless podman: none in
+            # config.json), without CAP_MKNOD where it counts: a bind, as runc falls back to
+            _bind_device(dfd, name, path, kind, d)
+            return
+        os.chmod(name, mode, dir_fd=dfd)  # mknod's mode passes through the umask
+        os.chown(name, d.get("uid", 0), d.get("gid", 0), dir_fd=dfd)
     except OSError as e:
         raise Error(f"linux.devices: {path}: {why(e)}") from None
     finally:

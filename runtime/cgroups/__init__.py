@@ -20,7 +20,6 @@ directories it is given, so tests hand it a tmp dir standing in for /sys/fs/cgro
 """
 import errno
 import posix
-import sys
 import time
 
 from runtime.errors import Error, describe, why
@@ -218,8 +217,11 @@ def _events(d):
 
 
 def warn(msg):
-    """Non-fatal notice on stderr, where runc only logs a warning."""
-    print(f"pyrunc: warning: {msg}", file=sys.stderr)
+    """Non-fatal notice: a warning line in the log (--log FILE when given, else stderr), as runc
+    logs it. Never a bare print to stderr: under an engine (containerd's shim, conmon) the
+    runtime's stderr at create is the container's own, and the line would land in its output."""
+    from runtime import log
+    log.warning(msg)
 
 
 # ---------------------------------------------------------------- placement

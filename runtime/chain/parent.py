@@ -84,6 +84,8 @@ def start_init(plan, launch, c, resources):
             pid = _intermediate(plan, ch, child)
         elif plan.userns:
             write_id_maps(pid, plan)
+        if plan.userns and plan.proc.oom is not None:
+            preset_oom(pid, plan.proc.oom)
         c.data["pid"] = pid
         c.data["pid_start"] = state.proc_start_time(pid)
         c.write()
@@ -225,6 +227,35 @@ def _serve(plan, ch, pid, st):
             raise sync.unexpected(kind)
 
 
+def preset_oom(pid, value):
+    """process.oomScoreAdj of a process that will be in a user namespace, written by us before it
+    goes on (runc writes it before the namespace too): its own write fails there, its /proc/self
+    files being the host root's once it is non-dumpable, an owner its namespace does not map
+    (Docker's --userns-remap sends oomScoreAdj 0). A failure here (a lower score needs
+    CAP_SYS_RESOURCE) is left to the process's own write to report."""
+    from .. import procfs
+    try:
+        procfs.write(f"{pid}/oom_score_adj", str(value))
+    except OSError:
+        pass
+
+
+def _swap_own_oom(value):
+    """Set our own oom_score_adj to VALUE (None: nothing); returns the old one, or None when it
+    was not changed (the child's own write then reports why). Put back with the returned value:
+    a non-privileged write is checked against oom_score_adj_min, which such writes never move."""
+    if value is None:
+        return None
+    from .. import procfs
+    try:
+        old = int(procfs.read("self/oom_score_adj", 64))
+        if old != value:
+            procfs.write("self/oom_score_adj", str(value))
+        return old
+    except (OSError, ValueError):
+        return None
+
+
 def write_id_maps(pid, plan):
     if plan.rootless:
         from .. import rootless
@@ -266,9 +297,12 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
         _enter_for_children(pidfd, flags)
         if not detach:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
+        # in a user namespace the child could not write its own oomScoreAdj: it inherits ours
+        old_oom = _swap_own_oom(tail.plan.oom) if flags & L.CLONE_NEWUSER and tail.plan.oom is not None else None
         try:
             child = placement.spawn(fork=os.fork) if placement is not None else os.fork()
         except OSError as e:
+            _swap_own_oom(old_oom)
             if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
                 raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
             raise Error(f"fork: {why(e)}") from None
@@ -276,6 +310,7 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
             ch.close()
             execproc.main(child_ch, c, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console,
                           console_size, placement)
+        _swap_own_oom(old_oom)
         child_ch.close()
         child_ch = None
         log.debug(f"exec {c.id}: process started: pid {child}")
