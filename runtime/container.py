@@ -87,7 +87,7 @@ def _mark_ptrace_peer(root, cfg):
     execs protect our binary (runtime/selfexe.py, exec._protect_binary)."""
     from . import selfexe
     no_userns, pid_joined = selfexe.shares_view(cfg.get("linux"))
-    if not (pid_joined and no_userns and posix.geteuid() == 0 and selfexe.may_ptrace(cfg.get("process"))):
+    if not (pid_joined and no_userns and selfexe.may_ptrace(cfg.get("process")) and selfexe.host_root()):
         return
     path = next(ns.get("path") for ns in cfg["linux"]["namespaces"] if ns.get("type") == "pid" and ns.get("path"))
     parts = path.split("/")  # /proc/PID/ns/pid, the form engines pass

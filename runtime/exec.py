@@ -158,7 +158,7 @@ def _protect_binary(c, proc):
     from . import selfexe
     config = c.data.get("config") or {}
     no_userns, pid_joined = selfexe.shares_view(config.get("linux"))
-    if not no_userns or os.geteuid() != 0 or selfexe.protected():
+    if not no_userns or not selfexe.host_root() or selfexe.protected():
         return
     needed = (pid_joined or c.data.get("ptrace_peer") or selfexe.may_ptrace(proc)
               or selfexe.may_ptrace(config.get("process")))

@@ -54,10 +54,19 @@ def shares_view(linux):
             any(ns.get("type") == "pid" and ns.get("path") for ns in nss))
 
 
+def host_root():
+    """Root of the initial user namespace: only then can the container's root write our binary
+    (root of a user namespace, as rootless podman runs us, does not own it)."""
+    if os.geteuid() != 0:
+        return False
+    from .rootless import in_user_namespace
+    return not in_user_namespace()
+
+
 def needed_by_config(cfg):
     """For create and run: whether the container's processes may reach our binary."""
     no_userns, pid_joined = shares_view(cfg.get("linux"))
-    return no_userns and os.geteuid() == 0 and (pid_joined or may_ptrace(cfg.get("process")))
+    return no_userns and (pid_joined or may_ptrace(cfg.get("process"))) and host_root()
 
 
 def any_may_ptrace(pids):
