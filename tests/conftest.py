@@ -129,6 +129,52 @@ def cgroup_dirs_of(cid):
     return out
 
 
+def edit_lines(path, drop=None, add=None):
+    """Rewrite a colon-separated table (/etc/subuid, /etc/subgid) atomically: without the lines
+    whose first field is DROP, with the line ADD appended."""
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln and not (drop and ln.split(":")[0] == drop)]
+    if add:
+        lines.append(add)
+    tmp = path + ".pyrunc-test"
+    with open(tmp, "w") as f:
+        f.write("".join(ln + "\n" for ln in lines))
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, path)
+
+
+def exited(pid):
+    """Gone, or a zombie: an orphan is reparented to this machine's pid 1, which reaps when it
+    pleases, so "exited" is all a test can ask for."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def end_user_procs(uid, timeout=20):
+    """SIGKILL every process of UID (a throwaway test user's) and await their end (twice: one
+    may fork while we look)."""
+    def pids():
+        out = []
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    if os.stat(f"/proc/{p}").st_uid == uid:
+                        out.append(int(p))
+                except FileNotFoundError:
+                    pass
+        return out
+    for _ in range(2):
+        for pid in pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        wait_for(lambda: all(exited(p) for p in pids()), timeout=timeout, what=f"uid {uid}'s processes to end")
+
+
 def rmdir_tree(top, deadline):
     """rmdir TOP and every directory below it, leaves first (a cgroup tree: only one the test
     made). One still busy (a process that just died may not have left it yet) is retried until

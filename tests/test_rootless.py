@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import PYRUNC, ROOTFS, base_config  # noqa: E402
+from conftest import PYRUNC, ROOTFS, base_config, edit_lines, exited  # noqa: E402
 from recvtty import Receiver  # noqa: E402
 
 RUNC = shutil.which("runc") or "runc"
@@ -82,18 +82,6 @@ class User:
         return inner
 
 
-def _edit_lines(path, drop=None, add=None):
-    with open(path) as f:
-        lines = [ln for ln in f.read().splitlines() if ln and not (drop and ln.split(":")[0] == drop)]
-    if add:
-        lines.append(add)
-    tmp = path + ".pyrunc-test"
-    with open(tmp, "w") as f:
-        f.write("".join(ln + "\n" for ln in lines))
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
-
 def _kill_user_procs(uid):
     for p in os.listdir("/proc"):
         if p.isdigit():
@@ -104,23 +92,13 @@ def _kill_user_procs(uid):
                 pass
 
 
-def _dead(pid):
-    """Gone, or a zombie: an orphaned init is reparented to this machine's pid 1, which reaps
-    when it pleases, so "exited" is all a test can ask for."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-
-
 def _user_procs(uid):
     """Live (not zombie) processes of UID."""
     out = []
     for p in os.listdir("/proc"):
         if p.isdigit():
             try:
-                if os.stat(f"/proc/{p}").st_uid == uid and not _dead(p):
+                if os.stat(f"/proc/{p}").st_uid == uid and not exited(p):
                     with open(f"/proc/{p}/cmdline", "rb") as f:
                         out.append((int(p), f.read().replace(b"\0", b" ").decode(errors="replace")))
             except (FileNotFoundError, ProcessLookupError):
@@ -138,7 +116,7 @@ def user():
     try:
         pw = pwd.getpwnam(name)
         for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
+            edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
         scratch = tempfile.mkdtemp(prefix="pyrunc-rootless-")
         os.chmod(scratch, 0o755)
         os.chown(scratch, pw.pw_uid, pw.pw_gid)
@@ -151,7 +129,7 @@ def user():
             shutil.rmtree(scratch, ignore_errors=True)
     finally:
         for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name)
+            edit_lines(f, drop=name)
         # -f: zombies of the user's containers may still wait for pid 1 to reap them
         subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
 
@@ -345,7 +323,7 @@ def test_lifecycle_and_exec(rt):
         time.sleep(0.02)
     rt("delete", cid)
     assert rt("state", cid, check=False).returncode != 0
-    assert _dead(pid)
+    assert exited(pid)
 
 
 @pytest.fixture
@@ -418,7 +396,7 @@ def test_kill_all_and_delete_force(rt):
     else:
         assert p.returncode == 0, p.stderr
     deadline = time.monotonic() + 10
-    while not _dead(pid):
+    while not exited(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     rt("delete", "--force", cid)
@@ -668,7 +646,7 @@ def test_delegated_cgroups_are_used(rt, delegation):
             assert f.read().strip() == "77"
     rt("kill", "--all", cid, "KILL")
     deadline = time.monotonic() + 10
-    while not _dead(pid):
+    while not exited(pid):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     rt("delete", cid)

@@ -21,7 +21,6 @@ afterwards with every process it left).
 import os
 import pwd
 import shutil
-import signal
 import stat
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ import uuid
 import pytest
 
 from e2efix import PYRUNC, ROOTFS, RUNC, podman, runtime, sh, wait_for  # noqa: F401 (fixtures)
+from conftest import edit_lines, end_user_procs  # tests/conftest.py
 from dockerfix import docker  # noqa: F401 (fixture)
 from crifix import CGROUP_PARENT, Pod, cri, cri_env  # noqa: F401 (fixtures)
 
@@ -280,30 +280,6 @@ def _blocked(path):
     return None
 
 
-def _edit_lines(path, drop=None, add=None):
-    with open(path) as f:
-        lines = [ln for ln in f.read().splitlines() if ln and not (drop and ln.split(":")[0] == drop)]
-    if add:
-        lines.append(add)
-    tmp = path + ".pyrunc-compat2"
-    with open(tmp, "w") as f:
-        f.write("".join(ln + "\n" for ln in lines))
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, path)
-
-
-def _user_pids(uid):
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if os.stat(f"/proc/{p}").st_uid == uid:
-                    out.append(int(p))
-            except FileNotFoundError:
-                pass
-    return out
-
-
 class RootlessPodman:
     def __init__(self, name, uid, gid, home):
         self.name, self.uid, self.gid, self.home = name, uid, gid, home
@@ -353,19 +329,12 @@ def throwaway_user():
     pw = pwd.getpwnam(name)
     try:
         for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
+            edit_lines(f, drop=name, add=f"{name}:{SUB_START}:{SUB_COUNT}")
         yield ThrowawayUser(name, pw.pw_uid, pw.pw_gid)
     finally:
-        for _ in range(2):
-            for pid in _user_pids(pw.pw_uid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            wait_for(lambda: not [p for p in _user_pids(pw.pw_uid) if not _zombie(p)], timeout=20,
-                     what="the test user's processes to end")
+        end_user_procs(pw.pw_uid)
         for f in ("/etc/subuid", "/etc/subgid"):
-            _edit_lines(f, drop=name)
+            edit_lines(f, drop=name)
         subprocess.run(["userdel", "-f", name], timeout=30, stderr=subprocess.DEVNULL)
 
 
@@ -400,22 +369,8 @@ def rootless_podman(throwaway_user):
         if pm is not None:
             pm("rm", "--all", "--force", "--time", "0", check=False)
             # podman's pause process keeps its user and mount namespaces: end it with the rest
-            for pid in _user_pids(u.uid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            wait_for(lambda: not [p for p in _user_pids(u.uid) if not _zombie(p)], timeout=20,
-                     what="the test user's processes to end")
+            end_user_procs(u.uid)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _zombie(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def test_rootless_podman(rootless_podman, runtime):
