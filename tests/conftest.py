@@ -129,6 +129,18 @@ def cgroup_dirs_of(cid):
     return out
 
 
+def untraversable(path):
+    """The first ancestor directory of PATH that others cannot traverse (no o+x), or None: an
+    ordinary test user cannot reach PATH through it."""
+    import stat
+    p = "/"
+    for part in path.strip("/").split("/")[:-1]:
+        p = os.path.join(p, part)
+        if not os.stat(p).st_mode & stat.S_IXOTH:
+            return p
+    return None
+
+
 def edit_lines(path, drop=None, add=None):
     """Rewrite a colon-separated table (/etc/subuid, /etc/subgid) atomically: without the lines
     whose first field is DROP, with the line ADD appended."""

@@ -27,7 +27,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conftest import PYRUNC, ROOTFS, base_config, edit_lines, exited  # noqa: E402
+from conftest import PYRUNC, ROOTFS, base_config, edit_lines, exited, untraversable as _blocked  # noqa: E402
 from recvtty import Receiver  # noqa: E402
 
 RUNC = shutil.which("runc") or "runc"
@@ -35,16 +35,6 @@ SUB_START, SUB_COUNT = 1_300_000, 65536  # the test user's /etc/subuid and /etc/
 ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create the test user")
-
-
-def _blocked(path):
-    """The first ancestor dir of PATH that others cannot traverse (no o+x), or None."""
-    p = "/"
-    for part in path.strip("/").split("/")[:-1]:
-        p = os.path.join(p, part)
-        if not os.stat(p).st_mode & stat.S_IXOTH:
-            return p
-    return None
 
 
 def _interpreter_reach():

@@ -21,7 +21,6 @@ afterwards with every process it left).
 import os
 import pwd
 import shutil
-import stat
 import subprocess
 import tempfile
 import uuid
@@ -29,7 +28,7 @@ import uuid
 import pytest
 
 from e2efix import PYRUNC, ROOTFS, RUNC, podman, runtime, sh, wait_for  # noqa: F401 (fixtures)
-from conftest import edit_lines, end_user_procs  # tests/conftest.py
+from conftest import edit_lines, end_user_procs, untraversable as _blocked  # tests/conftest.py
 from dockerfix import docker  # noqa: F401 (fixture)
 from crifix import CGROUP_PARENT, Pod, cri, cri_env  # noqa: F401 (fixtures)
 
@@ -268,16 +267,6 @@ def test_cri_sandbox_sysctls_and_resources(cri_env, runtime):
 # ------------------------------------------------------------------ rootless podman
 SUB_START, SUB_COUNT = 1_700_000, 65536  # the throwaway user's subuid/subgid range
 ENV_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _blocked(path):
-    """The first directory above PATH that others cannot traverse, or None."""
-    p = "/"
-    for part in path.strip("/").split("/")[:-1]:
-        p = os.path.join(p, part)
-        if not os.stat(p).st_mode & stat.S_IXOTH:
-            return p
-    return None
 
 
 class RootlessPodman:
