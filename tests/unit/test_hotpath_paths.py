@@ -39,3 +39,19 @@ def test_file_tests_and_walk_as_os(tmp_path):
     assert up.index(str(t / "a" / "b")) < up.index(str(t / "a"))  # deepest first, as rmdir needs
     assert list(hotpath.walk_dirs(str(t / "nope"))) == []
     assert hotpath.fsdecode(b"a\xff") == os.fsdecode(b"a\xff") and hotpath.fsdecode("s") == "s"
+
+
+def test_selfexe_checks_stay_light():
+    """exec asks selfexe on every call (docker and podman exec: no CAP_SYS_PTRACE, so no
+    re-execution): its checks must not import runtime.rootless, subprocess or shutil (27 ms)."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from runtime import selfexe; "
+            "before = set(sys.modules); selfexe.host_root(); selfexe.protected(); "
+            "selfexe.needed_by_config({'process': {}, 'linux': {'namespaces': []}}); "
+            "selfexe.any_may_ptrace([1]); print(sorted(set(sys.modules) - before))")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, repo], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
