@@ -8,6 +8,15 @@ container's filesystem is ours), proven to be procfs's root (statfs magic, root 
 file is opened beneath it with openat2 forbidding symlinks, magic links and mount crossings, then
 checked to be procfs again. `self` is resolved by reading procfs's own `self` link (it names our
 pid in that procfs's pid namespace, which may not be ours).
+
+That root must never be reachable from the container: a process of it granted CAP_SYS_PTRACE
+(ptrace beats non-dumpable) opens /proc/<init>/fd/N of a `created` init, or of a process `exec`
+is bringing in, and through the host's procfs root writes /proc/sys/kernel/core_pattern (any
+procfs root not under the container's masks and read-only /proc/sys would do). So the init
+release()s it once its root is finished, before it waits to be started, and `exec`'s process
+never opens it: from then on root() is the /proc of the current root (the container's, the
+one the runtime mounted and masked), opened when needed and proven the root of a procfs the
+same way, and every file beneath it still refuses symlinks and mount crossings.
 """
 import errno
 import os
@@ -39,6 +48,7 @@ def root():
     if _root >= 0:  # inherited across fork: still procfs, but our "self" differs
         _self, _root_pid = None, pid
         return _root
+    # before release(): the host's /proc (our root is still the host's); after: the container's
     fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         _verify(fd, "/proc")
@@ -95,3 +105,10 @@ def close():
     if _root >= 0:
         os.close(_root)
     _root, _self = -1, None
+
+
+def release():
+    """Close the procfs root opened so far (the host's) for good: the next root() opens the
+    /proc of the root we are in then (see the module's doc). Call it once our root is the
+    container's, before anything of the container can see us."""
+    close()

