@@ -15,8 +15,8 @@ is bringing in, and through the host's procfs root writes /proc/sys/kernel/core_
 procfs root not under the container's masks and read-only /proc/sys would do). So the init
 release()s it once its root is finished, before it waits to be started, and `exec`'s process
 never opens it: from then on root() is the /proc of the current root (the container's, the
-one the runtime mounted and masked), opened when needed and proven the root of a procfs the
-same way, and every file beneath it still refuses symlinks and mount crossings.
+one the runtime mounted and masked), proven the root of a procfs the same way, and every file
+beneath it still refuses symlinks and mount crossings.
 """
 import errno
 import os
@@ -49,6 +49,11 @@ def root():
         _self, _root_pid = None, pid
         return _root
     # before release(): the host's /proc (our root is still the host's); after: the container's
+    _root, _root_pid, _self = _open_root(), pid, None
+    return _root
+
+
+def _open_root():
     fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         _verify(fd, "/proc")
@@ -57,7 +62,6 @@ def root():
     except BaseException:
         os.close(fd)
         raise
-    _root, _root_pid, _self = fd, pid, None
     return fd
 
 
@@ -108,7 +112,13 @@ def close():
 
 
 def release():
-    """Close the procfs root opened so far (the host's) for good: the next root() opens the
-    /proc of the root we are in then (see the module's doc). Call it once our root is the
-    container's, before anything of the container can see us."""
+    """Our root is the container's now: trade the procfs root opened so far (the host's) for
+    the /proc of this root (see the module's doc). Without a procfs there, the container has no
+    /proc/PID/fd to reach ours through (mounting one takes a privileged container): ours stays."""
+    global _root, _root_pid, _self
+    try:
+        fd = _open_root()
+    except OSError:
+        return
     close()
+    _root, _root_pid, _self = fd, os.getpid(), None

@@ -43,7 +43,7 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
     # /proc/<us>/fd/N link a process of the container with CAP_SYS_PTRACE could follow to the
     # host's /proc/sys. /proc is the container's, opened beneath our new root when needed and
     # verified (runtime/procfs.py).
-    procfs.release()
+    procfs.close()
     process.seal_imports()
     if flags:
         try:

@@ -169,7 +169,7 @@ def test_exec_process_holds_no_host_procfs(anyrt, tmp_path):
 
 WEAK_EXEC = {
     # the process opens the host's procfs root again (what it did before)
-    "procfs": ({"chain/execproc.py": [("    procfs.release()\n", "    procfs.root()\n")]}, "WRITABLE"),
+    "procfs": ({"chain/execproc.py": [("    procfs.close()\n", "    procfs.root()\n")]}, "WRITABLE"),
     # the intermediate keeps the state dir's lock fd: the process inherits it, as it did when
     # the runtime forked it itself (then with the cgroup2 directory it was cloned into, too)
     "state-dir": ({"chain/parent.py": [("        c.unlock()  # the state dir", "        pass  # the state dir")]},
