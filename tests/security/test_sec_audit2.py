@@ -6,11 +6,17 @@ Each fix here has a detector seen to fail against a weakened pyrunc (tests/secur
 """
 import os
 import subprocess
+import sys
+import uuid
 
 import pytest
 
 from secutil import base_config, copy_rootfs, runc_xfail
+from conftest import wait_for
 from weaken import weakened
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from test_rootless import RootlessRuntime, user  # noqa: E402,F401 - the module-scoped fixture
 
 _SWAP = """
 import ctypes, os
@@ -183,5 +189,56 @@ def test_weakened_exec_host_fds_flagged(tmp_path, weak):
     rt = weakened(tmp_path, patches, f"exec-{weak}")
     try:
         assert word in exec_window_leak(rt, tmp_path, 60)
+    finally:
+        rt.cleanup()
+
+
+# ---------------------------------------------- CVE-2023-25809: rootless, /sys rbind ro, no cgroupns
+@pytest.fixture
+def user_cgroup(user):
+    """A pids cgroup owned by the rootless test user (as a delegated subtree would be)."""
+    d = f"/sys/fs/cgroup/pids/pyrunc-sec-{uuid.uuid4().hex[:8]}"
+    if not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("no v1 pids hierarchy at /sys/fs/cgroup/pids")
+    os.mkdir(d)
+    try:
+        for f in ("", "cgroup.procs", "tasks"):
+            os.chown(os.path.join(d, f), user.uid, user.gid)
+        yield d
+    finally:
+        for sub in ("sub", ""):
+            if os.path.isdir(os.path.join(d, sub)):
+                # empty once the run's processes are reaped: awaited
+                wait_for(lambda: _rmdir(os.path.join(d, sub)), timeout=10, what=f"rmdir {d}/{sub}")
+
+
+def _rmdir(path):
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["pyrunc", "runc"])
+@pytest.mark.parametrize("inside", [False, True], ids=["spec", "in-user-cgroup"])
+def test_rootless_cgroups_stay_ro(user, user_cgroup, name, inside):
+    """`spec --rootless` (the host's /sys bound rbind,ro, a read-only cgroup mount, no cgroup
+    namespace), the runtime started in a cgroup the user owns (its delegated subtree) or not:
+    no cgroup the user owns may be written from the container."""
+    rt = RootlessRuntime(name, user)
+    try:
+        probe = f"mkdir {user_cgroup}/sub; mkdir /sys/fs/cgroup/pids/sub; ls -d /sys/fs/cgroup/pids/sub; true"
+        b = rt.spec_bundle(["sh", "-c", probe])
+        cid = rt.new_id()
+        argv = user.cmd([rt.binary, "run", "-b", b, cid])
+        if inside:
+            argv = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', user_cgroup] + argv
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr
+        assert not os.path.exists(os.path.join(user_cgroup, "sub")), p.stdout
+        assert "/sys/fs/cgroup/pids/sub" not in p.stdout.split(), p.stdout
     finally:
         rt.cleanup()
