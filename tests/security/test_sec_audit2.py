@@ -242,3 +242,57 @@ def test_rootless_cgroups_stay_ro(user, user_cgroup, name, inside):
         assert "/sys/fs/cgroup/pids/sub" not in p.stdout.split(), p.stdout
     finally:
         rt.cleanup()
+
+
+# ---------------------------------------------- state: an init that died, its pid reused
+def test_reused_pid_never_signalled(anyrt):
+    """The init dies and its pid goes to another process (simulated: state.json's pid names a
+    host process; its start time is not the init's). No verb may signal or enter it."""
+    import json
+    cid = anyrt.new_id("reuse")
+    anyrt("run", "-d", "-b", anyrt.bundle(base_config(["sleep", "100"])), cid, check=True, timeout=30)
+    path = os.path.join(anyrt.root, cid, "state.json")
+    with open(path) as f:
+        st = json.load(f)
+    key = "pid" if "pid" in st else "init_process_pid"  # pyrunc's, runc's
+    victim = subprocess.Popen(["sleep", "100"])
+    try:
+        os.kill(st[key], 9)
+        wait_for(lambda: not os.path.exists(f"/proc/{st[key]}") or
+                 open(f"/proc/{st[key]}/stat").read().split(") ")[1][0] == "Z", what="the init's death")
+        st[key] = victim.pid
+        with open(path, "w") as f:
+            json.dump(st, f)
+        for verb in (["kill", cid, "KILL"], ["pause", cid], ["exec", cid, "true"], ["delete", "--force", cid]):
+            p = anyrt(*verb)
+            assert "Traceback" not in p.stderr, p.stderr
+            assert victim.poll() is None, verb
+            with open(f"/proc/{victim.pid}/status") as f:
+                assert "\nState:\tS" in f.read(), verb  # not frozen, not stopped
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+# ---------------------------------------------- CVE-2022-29162: inheritable capabilities of exec
+def test_exec_inheritable_capabilities(anyrt, tmp_path):
+    """exec's process gets exactly the inheritable set asked for: none when the list is empty
+    (never the runtime's own, nor the bounding set), with no ambient capability either."""
+    import json
+    cid = anyrt.new_id("inh")
+    anyrt("run", "-d", "-b", anyrt.bundle(base_config(["sleep", "100"])), cid, check=True, timeout=30)
+    want = {"": 0, "CAP_KILL": 1 << 5}
+    for inh, mask in want.items():
+        proc = {"args": ["grep", "-E", "^Cap(Inh|Amb)", "/proc/self/status"], "cwd": "/", "env": ["PATH=/bin"],
+                "user": {"uid": 0, "gid": 0},
+                "capabilities": {k: ["CAP_KILL", "CAP_NET_BIND_SERVICE"] for k in ("bounding", "effective", "permitted")}}
+        proc["capabilities"]["inheritable"] = [inh] if inh else []
+        pj = tmp_path / f"proc-{anyrt.name}-{inh or 'none'}.json"
+        pj.write_text(json.dumps(proc))
+        p = anyrt("exec", "-p", str(pj), cid)
+        assert p.returncode == 0, p.stderr
+        caps = dict(line.split(":\t") for line in p.stdout.split("\n") if line)
+        assert int(caps["CapInh"], 16) == mask and int(caps["CapAmb"], 16) == 0, p.stdout
+    p = anyrt("exec", "--cap", "CAP_SYS_ADMIN", cid, "grep", "-E", "^Cap(Inh|Amb)", "/proc/self/status")
+    assert p.returncode == 0, p.stderr
+    assert all(int(line.split(":\t")[1], 16) == 0 for line in p.stdout.split("\n") if line), p.stdout
