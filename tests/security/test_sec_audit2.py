@@ -296,3 +296,30 @@ def test_exec_inheritable_capabilities(anyrt, tmp_path):
     p = anyrt("exec", "--cap", "CAP_SYS_ADMIN", cid, "grep", "-E", "^Cap(Inh|Amb)", "/proc/self/status")
     assert p.returncode == 0, p.stderr
     assert all(int(line.split(":\t")[1], 16) == 0 for line in p.stdout.split("\n") if line), p.stdout
+
+
+# ---------------------------------------------- CVE-2024-21626 for exec: --cwd and the caller's fds
+ESCAPE = "test -e ../../../../../../../../../../work && echo ESCAPED; ls /proc/self/fd | tr '\\n' ' '; true"
+
+
+def _exec_with_fds(rt, tmp_path, *args):
+    """`exec ARGS` run by a caller holding host directories (tmp_path) on fds 3-6."""
+    argv = [rt.binary, "--root", rt.root, "exec", *args]
+    return subprocess.run(["/bin/sh", "-c", 'exec "$@" 3<"$D" 4<"$D" 5<"$D" 6<"$D"', "sh", *argv],
+                          env=dict(os.environ, D=str(tmp_path)), capture_output=True, text=True, timeout=30)
+
+
+def test_exec_cwd_and_fds_stay_inside(anyrt, tmp_path):
+    """The caller of `exec` holds host directories on fds 3-6: --cwd /proc/self/fd/N (of the
+    runtime or its caller) never lands on the host, and only stdio (plus --preserve-fds) arrive."""
+    cid = anyrt.new_id("xcwd")
+    anyrt("run", "-d", "-b", anyrt.bundle(base_config(["sleep", "100"])), cid, check=True, timeout=30)
+    for cwd in [f"/proc/self/fd/{n}" for n in range(3, 12)] + ["/../../../.."]:
+        p = _exec_with_fds(anyrt, tmp_path, "--cwd", cwd, cid, "sh", "-c", ESCAPE)
+        assert "ESCAPED" not in p.stdout, (cwd, p.stdout)
+        assert "Traceback" not in p.stderr, p.stderr
+        if p.returncode == 0:
+            # 0 1 2, and ls's own fd on the directory it lists
+            assert p.stdout.split()[:3] == ["0", "1", "2"] and len(p.stdout.split()) == 4, p.stdout
+    p = _exec_with_fds(anyrt, tmp_path, "--preserve-fds", "2", cid, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
+    assert p.stdout.split()[:5] == ["0", "1", "2", "3", "4"] and len(p.stdout.split()) == 6, p.stdout
