@@ -1001,13 +1001,15 @@ def finish_rootfs(plan):
             if fd is None:
                 continue
             try:
-                L.mount(fdpath(fd), fdpath(fd), None, L.MS_BIND | L.MS_REC, None)
-                nfd = open_in_root(rootfd, path, mkdir=False)  # the new bind mount, on top
+                # a read-only clone attached onto the fd: no second lookup of PATH, which a
+                # process sharing a volume with us could have made lead elsewhere meanwhile
+                # (see _mount_at)
+                tree = L.open_tree(fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE | L.AT_EMPTY_PATH)
                 try:
-                    t = fdpath(nfd)
-                    L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(t), None)
+                    L.mount_setattr(tree, "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY, 0)
+                    L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 finally:
-                    os.close(nfd)
+                    os.close(tree)
             except OSError as e:
                 raise Error(f"linux.readonlyPaths: {path}: {why(e)}") from None
             finally:
