@@ -344,3 +344,35 @@ def test_created_init_exe_not_writable(anyrt, request):
     exe = f"/proc/{anyrt.state(cid)['pid']}/exe"
     sealed = os.readlink(exe).startswith("/memfd:")
     assert sealed or os.statvfs(exe).f_flag & os.ST_RDONLY, os.readlink(exe)
+
+
+# ---------------------------------------------- --preserve-fds with a gap: nothing of the runtime's
+def test_preserve_fds_gap_gets_nothing_of_the_runtime(anyrt, request):
+    """--preserve-fds 2 with only fd 3 passed: fd 4 is free when the runtime starts. Whatever
+    the runtime opens there (the host's procfs root, whose 1/root is the host's root) must not
+    be passed on as if the caller had passed it."""
+    runc_xfail(request, anyrt, "passes its own fd 4, on the host's /sys/fs/cgroup, to the container (CVE-2024-21626)")
+    b = anyrt.bundle(args=["sh", "-c", "for f in /proc/self/fd/*; do echo \"$f $(readlink $f)\"; done"])
+    cid = anyrt.new_id("gap")
+    p = subprocess.run(["/bin/sh", "-c", 'exec "$@" 3</etc/hostname', "sh", anyrt.binary, "--root", anyrt.root,
+                        "run", "--preserve-fds", "2", "-b", b, cid],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    fds = dict(line.split(" ", 1) if " " in line else (line, "") for line in p.stdout.splitlines())
+    assert fds["/proc/self/fd/3"] == "/etc/hostname", p.stdout
+    # 0 1 2 3, and the shell's own fd on /proc/self/fd (its readlink fails: gone by then)
+    others = {f: t for f, t in fds.items() if f not in ("/proc/self/fd/%d" % n for n in range(4))}
+    assert len(others) == 1 and list(others.values()) == [""], p.stdout
+
+
+def test_weakened_late_passed_fds_flagged(tmp_path, request):
+    """The fds counted as passed after the capability check opened the procfs root (as
+    before): the container gets the host's /proc as its fd 4 (or the run fails)."""
+    rt = weakened(tmp_path, {"prepare.py": [("preserved=preserved, attrs", "preserved=passed_fds(preserve_fds), attrs")],
+                             "rootfs.py": [("        from . import procfs\n        procfs.release()\n", "        pass\n")]},
+                  "late-passed-fds")
+    try:
+        with pytest.raises(AssertionError):
+            test_preserve_fds_gap_gets_nothing_of_the_runtime(rt, request)
+    finally:
+        rt.cleanup()
