@@ -1026,7 +1026,12 @@ def finish_rootfs(plan):
                     else:
                         if null < 0:
                             null = _dev_null(rootfd)
-                        L.mount(fdpath(null), fdpath(fd), None, L.MS_BIND, None)
+                        # the checked null device, cloned and attached onto the checked fd
+                        tree = L.open_tree(null, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
+                        try:
+                            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                        finally:
+                            os.close(tree)
                 except OSError as e:
                     raise Error(f"linux.maskedPaths: {path}: {why(e)}") from None
                 finally:
