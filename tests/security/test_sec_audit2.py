@@ -177,9 +177,10 @@ WEAK_EXEC = {
     # the process opens the host's procfs root again (what it did before)
     "procfs": ({"chain/execproc.py": [("    procfs.close()\n", "    procfs.root()\n")]}, "WRITABLE"),
     # the intermediate keeps the state dir's lock fd: the process inherits it, as it did when
-    # the runtime forked it itself (then with the cgroup2 directory it was cloned into, too)
-    "state-dir": ({"chain/parent.py": [("        c.unlock()  # the state dir", "        pass  # the state dir")]},
-                  "HOSTDIR"),
+    # the runtime forked it itself (then with the cgroup2 directory it was cloned into, too),
+    # and holds it until its execve (the window made wide: it closed it first thing)
+    "state-dir": ({"chain/parent.py": [("        c.unlock()  # the state dir", "        pass  # the state dir")],
+                   "chain/execproc.py": [("        c.unlock()\n", "        pass\n")]}, "HOSTDIR"),
 }
 
 
