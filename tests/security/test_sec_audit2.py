@@ -51,12 +51,14 @@ def ro_bind_race(rt, tmp_path, runs, first=False):
         (vol / f"x{i}").mkdir(parents=True)
         os.symlink("/vol", vol / f"l{i}")
         pairs.append((str(vol / f"x{i}"), str(vol / f"l{i}")))
+    rootfs = copy_rootfs(tmp_path)  # /vol is made in it: the shared rootfs is never written
     stop = str(tmp_path / "stop")
     sw = _swapper(pairs, stop)
     pwned = 0
     try:
         for _ in range(runs):
             cfg = base_config(["sh", "-c", "for d in /vol/*; do touch $d/pwned 2>/dev/null; done; true"])
+            cfg["root"]["path"] = rootfs
             cfg["mounts"].append({"destination": "/vol", "type": "bind", "source": str(vol),
                                   "options": ["rbind", "rw"]})
             for i in range(BINDS):  # a chance to lose the race each
@@ -155,6 +157,7 @@ def exec_window_leak(rt, tmp_path, execs):
     out = tmp_path / f"out-{rt.name}"
     out.mkdir()
     cfg = _ptrace_cfg(["sh", "-c", f"while :; do {SCAN}; done >/out/found"])
+    cfg["root"]["path"] = copy_rootfs(tmp_path, f"rootfs-{rt.name}")  # /out is made in it
     cfg["mounts"].append({"destination": "/out", "type": "bind", "source": str(out), "options": ["rbind", "rw"]})
     cid = rt.new_id("ptx")
     rt("run", "-d", "-b", rt.bundle(cfg), cid, check=True, timeout=30)
