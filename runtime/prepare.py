@@ -16,6 +16,12 @@ _JOIN_ORDER = ("user", "ipc", "uts", "network", "cgroup", "time", "pid", "mount"
 
 def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0, state_root=None):
     """The checked InitPlan of config CFG in BUNDLE; raises Error naming the field."""
+    # The fds the caller really passed (LISTEN_FDS first), seen before any check below opens
+    # an fd of ours that could take a free number in the range (the procfs root process.py's
+    # capability check opens): it would be passed on to the container's program as if the
+    # caller had (the host's /proc, from which /proc/1/root is the host's root).
+    listen = _listen_fds()
+    preserved = passed_fds(preserve_fds + listen)
     linux = cfg.get("linux") or {}
     root = cfg["root"]
     rpath = root["path"]
@@ -63,7 +69,7 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0, state_root=None):
     if linux.get("memoryPolicy") is not None:
         from . import mempolicy
         mpol = mempolicy.plan(linux["memoryPolicy"])
-    n = _listen_fds()
+    n = listen
     if n:
         preserve_fds += n
         pplan = pplan.replace(env=pplan.env + (f"LISTEN_FDS={n}", "LISTEN_PID=1"))
@@ -83,7 +89,7 @@ def init_plan(cfg, bundle, no_pivot=False, preserve_fds=0, state_root=None):
         # no root: user namespace and id maps as runtime/rootless.py says
         rootless=os.geteuid() != 0,
         proc=pplan, terminal=bool(proc.get("terminal")), preserve_fds=preserve_fds,
-        preserved=passed_fds(preserve_fds), attrs=attrs, mempolicy=mpol, sysctl=sysctl,
+        preserved=preserved, attrs=attrs, mempolicy=mpol, sysctl=sysctl,
         seccomp=seccomp, seccomp_filter=seccomp_filter, hooks=hooks,
         runtime_hooks=bool(hooks.get("prestart") or hooks.get("createRuntime")),
     )

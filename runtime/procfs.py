@@ -8,6 +8,15 @@ container's filesystem is ours), proven to be procfs's root (statfs magic, root 
 file is opened beneath it with openat2 forbidding symlinks, magic links and mount crossings, then
 checked to be procfs again. `self` is resolved by reading procfs's own `self` link (it names our
 pid in that procfs's pid namespace, which may not be ours).
+
+That root must never be reachable from the container: a process of it granted CAP_SYS_PTRACE
+(ptrace beats non-dumpable) opens /proc/<init>/fd/N of a `created` init, or of a process `exec`
+is bringing in, and through the host's procfs root writes /proc/sys/kernel/core_pattern (any
+procfs root not under the container's masks and read-only /proc/sys would do). So the init
+release()s it once its root is finished, before it waits to be started, and `exec`'s process
+never opens it: from then on root() is the /proc of the current root (the container's, the
+one the runtime mounted and masked), proven the root of a procfs the same way, and every file
+beneath it still refuses symlinks and mount crossings.
 """
 import errno
 import os
@@ -39,6 +48,12 @@ def root():
     if _root >= 0:  # inherited across fork: still procfs, but our "self" differs
         _self, _root_pid = None, pid
         return _root
+    # before release(): the host's /proc (our root is still the host's); after: the container's
+    _root, _root_pid, _self = _open_root(), pid, None
+    return _root
+
+
+def _open_root():
     fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
         _verify(fd, "/proc")
@@ -47,7 +62,6 @@ def root():
     except BaseException:
         os.close(fd)
         raise
-    _root, _root_pid, _self = fd, pid, None
     return fd
 
 
@@ -95,3 +109,16 @@ def close():
     if _root >= 0:
         os.close(_root)
     _root, _self = -1, None
+
+
+def release():
+    """Our root is the container's now: trade the procfs root opened so far (the host's) for
+    the /proc of this root (see the module's doc). Without a procfs there, the container has no
+    /proc/PID/fd to reach ours through (mounting one takes a privileged container): ours stays."""
+    global _root, _root_pid, _self
+    try:
+        fd = _open_root()
+    except OSError:
+        return
+    close()
+    _root, _root_pid, _self = fd, os.getpid(), None

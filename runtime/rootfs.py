@@ -268,27 +268,36 @@ def _mount_at(rootfd, p, target_is_file, launch=None, source=None):
         rootpath = os.readlink(fdpath(rootfd)).rstrip("/")
         if real.startswith(rootpath + "/"):
             check_proc_dest("/" + real[len(rootpath):].lstrip("/"), p, f"mounts[{p.index}].destination")
-        # a non-bind mount with ro etc. goes in one call; a bind needs a remount for its flags
         tree = launch.trees.get(p.index) if p.idmap else None
         if p.idmap and tree is None:  # in a user namespace: see runtime/idmap.py
             from . import idmap
             tree = launch.trees[p.index] = idmap.request(launch.sync, p, source or p.source)
-        if tree is not None:  # idmapped: the runtime made the tree (runtime/idmap.py)
-            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
-        else:
-            L.mount(source or p.source, tgt, p.type if not p.bind else None,
-                    p.flags & ~L.MS_REMOUNT if p.bind else _first_flags(p), data or None)
-        if p.bind and p.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT):
-            # re-open: the fd still points at the mountpoint beneath the new bind mount
-            nfd = open_in_root(rootfd, p.dest, mkdir=False)
+        if p.bind:
+            # A bind mount gets its flags (ro, nosuid, ...) and recursive attributes while it is
+            # still a detached tree, then is attached onto the checked fd. Mounting first and
+            # remounting after would look the destination up again by path: a process of another
+            # container sharing a volume with this one can swap the destination for a symlink to
+            # another mount (/vol/x <-> /vol/l -> /vol) in between, so the remount lands there
+            # and the "ro" bind of a host directory stays writable.
+            own = -1
+            if tree is None:
+                own = tree = L.open_tree(AT_FDCWD, source or p.source, L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC
+                                         | (L.AT_RECURSIVE if p.flags & L.MS_REC else 0))
             try:
-                L.mount(None, fdpath(nfd), None, p.flags | L.MS_REMOUNT | _locked_flags(fdpath(nfd)), None)
+                _bind_attrs(tree, p)
+                L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
             finally:
-                os.close(nfd)
-        if p.prop or p.rset or p.rclr:
+                if own >= 0:
+                    os.close(own)
+        else:
+            L.mount(source or p.source, tgt, p.type, _first_flags(p), data or None)
+        if p.prop or (not p.bind and (p.rset or p.rclr)):
             nfd = open_in_root(rootfd, p.dest, mkdir=False)
             try:
-                _propagation_and_attrs(nfd, p)
+                if p.bind:
+                    L.mount(None, fdpath(nfd), None, p.prop, None)  # its attributes are set
+                else:
+                    _propagation_and_attrs(nfd, p)
             finally:
                 os.close(nfd)
     finally:
@@ -356,6 +365,32 @@ def _deferred_ro(p):
 
 def _first_flags(p):
     return p.flags & ~L.MS_RDONLY if _deferred_ro(p) else p.flags
+
+
+# a bind mount's per-mount flags and their mount_setattr attributes; the flags of the
+# superblock (sync, dirsync, ...) are not the bind's to change, as with MS_BIND|MS_REMOUNT
+_BIND_ATTRS = ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID),
+               (L.MS_NODEV, L.MOUNT_ATTR_NODEV), (L.MS_NOEXEC, L.MOUNT_ATTR_NOEXEC),
+               (L.MS_NODIRATIME, L.MOUNT_ATTR_NODIRATIME), (L.MS_NOSYMFOLLOW, L.MOUNT_ATTR_NOSYMFOLLOW))
+
+
+def _bind_attrs(tree, p):
+    """Bind plan P's flags, then its recursive attributes, on the detached TREE. Flags are set,
+    never cleared (what the remount with the source's locked flags kept did); the atime mode
+    changes only when an option names one."""
+    aset = aclr = 0
+    for mf, af in _BIND_ATTRS:
+        if p.flags & mf:
+            aset |= af
+    for mf, af in ((L.MS_NOATIME, L.MOUNT_ATTR_NOATIME), (L.MS_STRICTATIME, L.MOUNT_ATTR_STRICTATIME),
+                   (L.MS_RELATIME, L.MOUNT_ATTR_RELATIME)):
+        if p.flags & mf:
+            aset, aclr = aset | af, L.MOUNT_ATTR__ATIME
+            break
+    if aset or aclr:
+        L.mount_setattr(tree, "", L.AT_EMPTY_PATH, aset, aclr)
+    if p.rset or p.rclr:
+        L.mount_setattr(tree, "", L.AT_EMPTY_PATH | L.AT_RECURSIVE, p.rset, p.rclr)
 
 
 def _propagation_and_attrs(fd, p):
@@ -545,13 +580,13 @@ def _mount_cgroup(plan, launch, rootfd, p):
 
 
 def _symlink(rootfd, target, path):
-    parent = open_in_root(rootfd, os.path.dirname(path))
+    dfd = _dirfd(rootfd, os.path.dirname(path))
     try:
-        os.symlink(target, os.path.basename(path), dir_fd=os.open(fdpath(parent), os.O_DIRECTORY | os.O_CLOEXEC))
+        os.symlink(target, os.path.basename(path), dir_fd=dfd)
     except FileExistsError:
         pass
     finally:
-        os.close(parent)
+        os.close(dfd)
 
 
 def _dirfd(rootfd, path):
@@ -711,7 +746,17 @@ def enter_scratch_ns():
 
 def leave_scratch_ns(plan):
     """After finish_rootfs, when enter_scratch_ns was used: our root, with every mount in it,
-    becomes a detached tree; we go back to the caller's mount namespace and chroot into it."""
+    becomes a detached tree; we go back to the caller's mount namespace and chroot into it.
+    Either way our root is the container's from now on: the host's procfs root is dropped
+    before anything of the container can see us (runtime/procfs.py release)."""
+    try:
+        _leave_scratch_ns(plan)
+    finally:
+        from . import procfs
+        procfs.release()
+
+
+def _leave_scratch_ns(plan):
     global _caller_mntns
     if _caller_mntns < 0:
         return
@@ -956,13 +1001,15 @@ def finish_rootfs(plan):
             if fd is None:
                 continue
             try:
-                L.mount(fdpath(fd), fdpath(fd), None, L.MS_BIND | L.MS_REC, None)
-                nfd = open_in_root(rootfd, path, mkdir=False)  # the new bind mount, on top
+                # a read-only clone attached onto the fd: no second lookup of PATH, which a
+                # process sharing a volume with us could have made lead elsewhere meanwhile
+                # (see _mount_at)
+                tree = L.open_tree(fd, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_RECURSIVE | L.AT_EMPTY_PATH)
                 try:
-                    t = fdpath(nfd)
-                    L.mount(None, t, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | _locked_flags(t), None)
+                    L.mount_setattr(tree, "", L.AT_EMPTY_PATH, L.MOUNT_ATTR_RDONLY, 0)
+                    L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
                 finally:
-                    os.close(nfd)
+                    os.close(tree)
             except OSError as e:
                 raise Error(f"linux.readonlyPaths: {path}: {why(e)}") from None
             finally:
@@ -979,7 +1026,12 @@ def finish_rootfs(plan):
                     else:
                         if null < 0:
                             null = _dev_null(rootfd)
-                        L.mount(fdpath(null), fdpath(fd), None, L.MS_BIND, None)
+                        # the checked null device, cloned and attached onto the checked fd
+                        tree = L.open_tree(null, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
+                        try:
+                            L.move_mount(tree, "", fd, "", L.MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+                        finally:
+                            os.close(tree)
                 except OSError as e:
                     raise Error(f"linux.maskedPaths: {path}: {why(e)}") from None
                 finally:

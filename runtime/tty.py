@@ -183,7 +183,13 @@ def _mount_console(slave):
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
             raise Error("/dev/console: not a file or character device")
         try:
-            L.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{tfd}", None, L.MS_BIND, None)
+            # fd to fd (a clone of the pty's mount attached onto the checked target): no path,
+            # no /proc/self/fd magic link of the container's procfs is looked up
+            tree = L.open_tree(slave, "", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC | L.AT_EMPTY_PATH)
+            try:
+                L.move_mount(tree, "", tfd, "", L.MOVE_MOUNT_F_EMPTY_PATH | L.MOVE_MOUNT_T_EMPTY_PATH)
+            finally:
+                os.close(tree)
         except OSError as e:
             raise Error(f"process.terminal: bind mount of the pty to /dev/console: {why(e)}") from None
     finally:

@@ -37,9 +37,13 @@ def _setup(ch, init_pid, pidfd, rootfd, flags, tail, console, console_size):
         # joining our own user namespace is EINVAL: only join one that differs
         if os.stat(f"/proc/{init_pid}/ns/user").st_ino == os.stat("/proc/self/ns/user").st_ino:
             flags &= ~L.CLONE_NEWUSER
-    # from the mount namespace join on, files are the container's: never import them as our code,
-    # and never reach /proc but beneath the host's, opened now (runtime/procfs.py)
-    procfs.root()
+    # from the mount namespace join on, files are the container's: never import them as our code.
+    # We are visible in the container's pid namespace from our fork on: never hold a procfs
+    # root of the host's (not even one the runtime opened before the fork), whose
+    # /proc/<us>/fd/N link a process of the container with CAP_SYS_PTRACE could follow to the
+    # host's /proc/sys. /proc is the container's, opened beneath our new root when needed and
+    # verified (runtime/procfs.py).
+    procfs.close()
     process.seal_imports()
     if flags:
         try:

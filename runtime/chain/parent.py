@@ -294,34 +294,57 @@ def start_exec(c, tail, flags, console, console_size, placement, detach, paused=
         # non-dumpable before the fork: the child never is, inside the container, before its
         # execve (no ptrace, no /proc/PID/exe from the container)
         L.prctl(L.PR_SET_DUMPABLE, 0)
-        _enter_for_children(pidfd, flags)
-        if not detach:
-            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)  # its forks are reaped by us, like runc
+        # Its forks are reaped by us, like runc; and so is the process itself, our grandchild.
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         # in a user namespace the child could not write its own oomScoreAdj: it inherits ours
         old_oom = _swap_own_oom(tail.plan.oom) if flags & L.CLONE_NEWUSER and tail.plan.oom is not None else None
+        # The process is visible in the container's pid namespace from its birth, and a process
+        # of the container granted CAP_SYS_PTRACE (ptrace beats non-dumpable) may follow its
+        # /proc/PID/fd/N links then: an fd it inherited on a directory of the host's (our lock on
+        # the state dir, the cgroup2 directory it is cloned into, our procfs root) leads to the
+        # host's root through `..` (the CVE-2024-21626 class), however soon it is closed. So an
+        # intermediate, born in the cgroups but in our pid namespace (the container cannot see
+        # it), closes those and forks the process, which inherits none of them.
+        from .. import procfs
+        procfs.close()
         try:
-            child = placement.spawn(fork=os.fork) if placement is not None else os.fork()
+            mid = placement.spawn(fork=os.fork) if placement is not None else os.fork()
         except OSError as e:
             _swap_own_oom(old_oom)
-            if flags & L.CLONE_NEWPID and not state.proc_alive(pid, d.get("pid_start")):
-                raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
             raise Error(f"fork: {why(e)}") from None
-        if child == 0:
+        if mid == 0:
             ch.close()
-            execproc.main(child_ch, c, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console,
-                          console_size, placement)
+            _exec_intermediate(child_ch, c, d, pidfd, rootfd, flags, tail, console, console_size,
+                               placement)
         _swap_own_oom(old_oom)
         child_ch.close()
         child_ch = None
+        ready = False  # the process may say READY before the intermediate's PID arrives
+        try:
+            child = None
+            while child is None:
+                kind, payload = _recv(ch, "exec: the process")
+                if kind == sync.PID:
+                    child = int(payload)
+                elif kind == sync.READY and not ready:
+                    ready = True
+                else:
+                    raise sync.unexpected(kind)
+        except BaseException:
+            kill_reap(mid)
+            raise
+        finally:
+            _reap_quietly(mid)
         log.debug(f"exec {c.id}: process started: pid {child}")
         os.close(rootfd)
         rootfd = -1
         if console is not None:
             console.close_child()
         try:
-            kind, _ = _recv(ch, "exec: the process")
-            if kind != sync.READY:
-                raise sync.unexpected(kind)
+            if not ready:
+                kind, _ = _recv(ch, "exec: the process")
+                if kind != sync.READY:
+                    raise sync.unexpected(kind)
             if placement is not None:
                 placement.finish(child)  # what the child did not join itself
             if not detach and console is None:
@@ -371,6 +394,44 @@ def _execve_awaiter(ch, child):
             kill_reap(child)  # it only has its _exit left
             raise Error(payload.decode(errors="replace"))
     return execve
+
+
+def _exec_intermediate(ch, c, d, pidfd, rootfd, flags, tail, console, console_size, placement):
+    """exec's intermediate (see start_exec): never returns. It drops every descriptor of ours
+    on a directory of the host's, joins the v1 cgroups (the process inherits them), enters the
+    container's pid (and time) namespace for its children and forks the process."""
+    try:
+        c.unlock()  # the state dir: our copy of the lock fd (closing a copy keeps the runtime's)
+        from .. import procfs
+        procfs.close()  # none is open (start_exec): never let one reach the process
+        if placement is not None:
+            placement.join()  # v1 `tasks` files; the process is born in all our cgroups
+        _enter_for_children(pidfd, flags)
+        try:
+            child = os.fork()
+        except OSError as e:
+            if flags & L.CLONE_NEWPID and not state.proc_alive(d["pid"], d.get("pid_start")):
+                raise Error("cannot exec in a stopped container") from None  # its pid ns is gone
+            raise Error(f"fork: {why(e)}") from None
+        if child == 0:
+            from . import execproc
+            execproc.main(ch, c, pidfd, rootfd, flags & ~_FOR_CHILDREN, tail, console,
+                          console_size, None)
+        ch.send(sync.PID, str(child))
+        os._exit(0)
+    except Error as e:
+        ch.error(str(e))
+    except BaseException as e:  # noqa: BLE001 - never unwind into the runtime's code
+        from ..errors import unexpected
+        ch.error(f"exec: {unexpected(e)}")
+    os._exit(255)
+
+
+def _reap_quietly(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _enter_for_children(pidfd, flags):

@@ -207,14 +207,14 @@ def test_init_sets_home_from_passwd_as_exec_does(rec, monkeypatch):
 
 
 def test_exec_process_joins_takes_the_root_then_waits_for_go(rec, monkeypatch):
-    monkeypatch.setattr(execproc.procfs, "root", rec.step("procfs.root"))
+    monkeypatch.setattr(execproc.procfs, "close", rec.step("procfs.close"))
     monkeypatch.setattr(execproc.process, "seal_imports", rec.step("seal imports"))
     monkeypatch.setattr(execproc.os, "close", lambda fd: None)
     monkeypatch.setattr(execproc.os, "fchdir", rec.step("fchdir root"))
     monkeypatch.setattr(execproc.os, "chroot", rec.step("chroot"))
     t = finalize.Tail(process.plan_process({"args": ["sh"]}), (), 3)
     execproc._setup(FakeChannel(rec), 1, 5, 6, FakeL.CLONE_NEWNS, t, None, None)
-    assert rec == ["setsid", "procfs.root", "seal imports", f"setns({FakeL.CLONE_NEWNS:#x})",
+    assert rec == ["setsid", "procfs.close", "seal imports", f"setns({FakeL.CLONE_NEWNS:#x})",
                    "fchdir root", "chroot", "chdir", "open program", "rlimits+oom",
                    "send:ready", "expect:go", "finalize[close_fds..execve]"]
     assert t.env == {"HOME": "/root"}
