@@ -361,8 +361,8 @@ def _run_two_syscalls(rt, tmp_path, elf, seccomp):
     exe = bindir / "sys2"
     exe.write_bytes(elf)
     exe.chmod(0o755)
-    cfg = base_config(["/sc/sys2"])
-    cfg["mounts"].append({"destination": "/sc", "type": "bind", "source": str(bindir),
+    cfg = base_config(["/mnt/sys2"])  # /mnt: in the shared rootfs already (nothing made there)
+    cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(bindir),
                           "options": ["rbind", "ro"]})
     cfg["linux"]["seccomp"] = seccomp
     # the output is two raw bytes: read as bytes (the fixture's runner decodes text)

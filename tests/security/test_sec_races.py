@@ -165,8 +165,8 @@ def two_starts_violations(rt, tmp, rounds=4):
     for i in range(rounds):
         token = _token()
         log = os.path.join(out, f"log-{i}")
-        cfg = base_config(["sh", "-c", f"echo started >> /out/log-{i}; sleep 100; : {token}"])
-        cfg["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind"]})
+        cfg = base_config(["sh", "-c", f"echo started >> /mnt/log-{i}; sleep 100; : {token}"])
+        cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": out, "options": ["rbind"]})
         cid = rt.new_id("ss")
         try:
             rt("create", "-b", rt.bundle(cfg), cid, check=True)
