@@ -33,9 +33,10 @@ _MARK = "_PYRUNC_EXE_RO"  # set across our own re-exec only: a failed protection
 
 def protected():
     """Whether our binary is on a read-only mount already (after the re-exec, or on a host whose
-    interpreter lives on a read-only filesystem)."""
+    interpreter lives on a read-only filesystem), or a sealed copy."""
     try:
-        return bool(os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY)
+        return (bool(os.statvfs("/proc/self/exe").f_flag & os.ST_RDONLY)
+                or os.readlink("/proc/self/exe").startswith("/memfd:pyrunc"))
     except OSError:
         return False
 
@@ -101,12 +102,13 @@ def ensure(needed, release=None):
     from . import linux as L
     from .errors import Error, why
     try:
-        fd = L.open_tree(L.AT_FDCWD, "/proc/self/exe", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC)
-        L.mount_setattr(fd, "", L.AT_EMPTY_PATH,
-                        attr_set=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV)
-    except OSError as e:
-        raise Error(f"cannot protect the runtime's binary from the container (CAP_SYS_PTRACE without a "
-                    f"user namespace): read-only bind of /proc/self/exe: {why(e)}") from None
+        fd = _read_only_view(L)
+    except OSError:
+        try:  # no mount API here (an older kernel, no CAP_SYS_ADMIN): a sealed copy, as runc's
+            fd = _sealed_copy()
+        except OSError as e:
+            raise Error(f"cannot protect the runtime's binary from the container (CAP_SYS_PTRACE without a "
+                        f"user namespace): {why(e)}") from None
     if release is not None:
         release()
     sys.stdout.flush()
@@ -116,3 +118,39 @@ def ensure(needed, release=None):
         L.execveat(fd, sys.orig_argv, env)
     except OSError as e:
         raise Error(f"cannot protect the runtime's binary from the container: re-executing it: {why(e)}") from None
+
+
+def _read_only_view(L):
+    """A detached read-only bind mount of our binary (an O_PATH fd of it)."""
+    fd = L.open_tree(L.AT_FDCWD, "/proc/self/exe", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC)
+    try:
+        L.mount_setattr(fd, "", L.AT_EMPTY_PATH,
+                        attr_set=L.MOUNT_ATTR_RDONLY | L.MOUNT_ATTR_NOSUID | L.MOUNT_ATTR_NODEV)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _sealed_copy():
+    """A copy of our binary in a memfd sealed against writes and resizing."""
+    import fcntl
+    src = os.open("/proc/self/exe", os.O_RDONLY | os.O_CLOEXEC)
+    fd = -1
+    try:
+        fd = os.memfd_create("pyrunc", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size, off = os.fstat(src).st_size, 0
+        while off < size:
+            n = os.sendfile(fd, src, off, size - off)
+            if n <= 0:
+                raise OSError(5, "short copy of /proc/self/exe")  # EIO
+            off += n
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+                    | fcntl.F_SEAL_WRITE)
+    except OSError:
+        if fd >= 0:
+            os.close(fd)
+        raise
+    finally:
+        os.close(src)
+    return fd

@@ -112,3 +112,23 @@ def test_weakened_peer_mark_flagged(tmp_path):
         assert peer_exec_exposed(weak, tmp_path)
     finally:
         weak.cleanup()
+
+
+def test_sealed_copy_without_the_mount_api(tmp_path):
+    """Where the read-only bind cannot be made (an older kernel, no CAP_SYS_ADMIN), the binary is
+    a sealed memfd copy instead, as runc's."""
+    weak = weakened(tmp_path, {"selfexe.py": [
+        ('    fd = L.open_tree(L.AT_FDCWD, "/proc/self/exe", L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC)\n',
+         '    raise OSError(38, "open_tree: no such syscall (test)")\n')]}, name="nomountapi")
+    try:
+        cid = weak.new_id("seal")
+        weak("create", "-b", weak.bundle(_cfg(["sleep", "100"])), cid, check=True)
+        try:
+            exe = f"/proc/{weak.state(cid)['pid']}/exe"
+            assert os.readlink(exe).startswith("/memfd:pyrunc"), os.readlink(exe)
+            with pytest.raises(OSError):
+                open(exe, "r+b")  # sealed (ETXTBSY while it runs, EPERM after)
+        finally:
+            weak("delete", "--force", cid, timeout=30)
+    finally:
+        weak.cleanup()
