@@ -14,7 +14,8 @@ CAP_SYS_PTRACE in a bounding set of the container (the init's, the exec's, any r
 or a pid namespace joined by path (other containers' processes share it) — create, run and exec
 first execute the interpreter again through a detached, read-only bind mount of it (open_tree +
 mount_setattr, nothing mounted anywhere, no copy): /proc/PID/exe then names a file on a read-only
-mount that no one can remount (it is in no namespace). The cost is one more interpreter start
+mount that no one can remount (it is in no namespace). Where that mount cannot be made (no mount
+API, no CAP_SYS_ADMIN), through a sealed memfd copy instead, as runc does. The cost is one more interpreter start
 (~10 ms), paid by those containers only: no engine's default config grants CAP_SYS_PTRACE.
 Without a user namespace a process that holds CAP_SYS_ADMIN as well can do worse anyway.
 
