@@ -156,19 +156,7 @@ def _protect_binary(c, proc):
     CAP_SYS_PTRACE, first run from a read-only view of our binary (runtime/selfexe.py). The lock
     goes with the re-execution; the new command takes it again."""
     from . import selfexe
-    config = c.data.get("config") or {}
-    no_userns, pid_joined = selfexe.shares_view(config.get("linux"))
-    if not no_userns or not selfexe.host_root() or selfexe.protected():
-        return
-    needed = (pid_joined or c.data.get("ptrace_peer") or selfexe.may_ptrace(proc)
-              or selfexe.may_ptrace(config.get("process")))
-    if not needed and c.data.get("cgroup"):
-        from . import cgroups
-        try:
-            needed = selfexe.any_may_ptrace(cgroups.load_manager(c.data["cgroup"]).pids())  # earlier execs
-        except OSError:
-            needed = True
-    selfexe.ensure(needed, release=c.unlock)
+    selfexe.ensure(selfexe.needed_by_exec(c.data, proc), release=c.unlock)
 
 
 def _exec(c, proc, o, preserved, paused=False):

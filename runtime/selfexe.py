@@ -74,6 +74,26 @@ def needed_by_config(cfg):
     return no_userns and (pid_joined or may_ptrace(cfg.get("process"))) and host_root()
 
 
+def needed_by_exec(data, proc):
+    """For exec: whether the container whose saved state is DATA may reach our binary while its
+    new process PROC is ours: its own or the init's capabilities, a pid namespace joined by path
+    or marked by a peer that joined it (container._mark_ptrace_peer), or any process running in
+    its cgroup (an earlier exec may have been given the capability)."""
+    config = data.get("config") or {}
+    no_userns, pid_joined = shares_view(config.get("linux"))
+    if not no_userns or not host_root() or protected():
+        return False
+    if pid_joined or data.get("ptrace_peer") or may_ptrace(proc) or may_ptrace(config.get("process")):
+        return True
+    if not data.get("cgroup"):
+        return False
+    from . import cgroups
+    try:
+        return any_may_ptrace(cgroups.load_manager(data["cgroup"]).pids())
+    except OSError:
+        return True
+
+
 def any_may_ptrace(pids):
     """Whether a process of PIDS has CAP_SYS_PTRACE in its bounding set (it can get it back)."""
     for pid in pids:

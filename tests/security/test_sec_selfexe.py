@@ -107,7 +107,7 @@ def test_weakened_selfexe_flagged(tmp_path):
 
 
 def test_weakened_peer_mark_flagged(tmp_path):
-    weak = weakened(tmp_path, {"exec.py": [('or c.data.get("ptrace_peer")', "")]}, name="nopeer")
+    weak = weakened(tmp_path, {"selfexe.py": [('or data.get("ptrace_peer") ', "")]}, name="nopeer")
     try:
         assert peer_exec_exposed(weak, tmp_path)
     finally:
