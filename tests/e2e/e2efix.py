@@ -21,6 +21,11 @@ import uuid
 
 import pytest
 
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if TESTS not in sys.path:  # the benchmarks import this module outside pytest
+    sys.path.insert(0, TESTS)
+import conftest  # noqa: E402  tests/conftest.py: the helpers every test file shares
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYRUNC = os.path.join(REPO, ".venv", "bin", "pyrunc")
 ROOTFS = os.path.join(REPO, "bundles", "busybox", "rootfs")
@@ -54,14 +59,8 @@ def sh(cmd, timeout=60, check=True, env=None, input=None):
 
 
 def wait_for(pred, timeout=20.0, what="condition"):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """conftest.wait_for, polling every 50 ms (the engines' state changes take that long)."""
+    return conftest.wait_for(pred, timeout, what, interval=0.05)
 
 
 def mounts_under(path):
@@ -96,13 +95,9 @@ def cgroup_roots():
 def remove_cgroup_tree(rel):
     """rmdir REL (relative to each hierarchy root) and everything below it, leaves first; only used
     for parents the tests created (named after the session)."""
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if tests_dir not in sys.path:  # the benchmarks import this module outside pytest
-        sys.path.insert(0, tests_dir)
-    from conftest import rmdir_tree  # tests/conftest.py
     deadline = time.monotonic() + 10
     for root in cgroup_roots():
-        rmdir_tree(os.path.join(root, rel.strip("/")), deadline)
+        conftest.rmdir_tree(os.path.join(root, rel.strip("/")), deadline)
 
 
 def have(binary):
